@@ -1,0 +1,63 @@
+//! `subpt-bench`: the command line. A thin layer over `subpt_trainer` and the launcher library.
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+mod commands;
+
+#[derive(Parser)]
+#[command(name = "subpt-bench", version, about = "Prompt-tuning benchmarks on CLIP: CoOp, SubPT, NFL, CoCoOp")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the architecture inferred from a weights file and its parameter count.
+    Inspect {
+        #[arg(long)]
+        weights: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Encode texts and images with CLIP; writes L2-normalised features as safetensors.
+    Encode(commands::EncodeArgs),
+    /// Print CLIP token ids (77-long, zero-padded) of each text as JSON.
+    Tokenize {
+        #[arg(long = "text", required = true)]
+        texts: Vec<String>,
+        /// Cut over-long texts to the context length instead of failing.
+        #[arg(long)]
+        truncate: bool,
+        #[arg(long, default_value_t = subpt_trainer::clip::tokenizer::CONTEXT_LENGTH)]
+        context_length: usize,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SUBPT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Inspect { weights, json } => commands::inspect(&weights, json),
+        Command::Encode(args) => commands::encode(&args),
+        Command::Tokenize {
+            texts,
+            truncate,
+            context_length,
+        } => commands::tokenize(&texts, context_length, truncate),
+    }
+}

@@ -1,0 +1,3 @@
+//! CLIP as OpenAI defines it, in tch.
+pub mod tokenizer;
+pub mod torch_archive;

@@ -1,0 +1,1 @@
+//! Datasets in CoOp's layout and Dassl's sampling rules.

@@ -1,0 +1,6 @@
+//! subpt-trainer: everything one benchmark cell needs.
+//!
+//! `clip` is OpenAI's CLIP re-expressed in tch (tokenizer, towers, weight loaders); `data` reads
+//! CoOp-layout datasets and draws Dassl-identical few-shot subsets.
+pub mod clip;
+pub mod data;
