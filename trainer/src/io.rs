@@ -2,14 +2,18 @@
 //! half-written result and a killed process leaves the previous version intact.
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A temporary path in the same directory (rename is atomic only within one filesystem).
+/// A temporary path in the same directory (rename is atomic only within one filesystem),
+/// unique per process and call so concurrent writers of one target never share it.
 pub fn temp_path_for(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
 /// Writes `bytes` to `path` atomically, creating parent directories.
