@@ -6,4 +6,6 @@ pub mod cache;
 pub mod clip;
 pub mod data;
 pub mod device;
+pub mod engine;
 pub mod io;
+pub mod methods;

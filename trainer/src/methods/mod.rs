@@ -1,0 +1,2 @@
+//! The paper's methods: subspace projection (SubPT) so far.
+pub mod subspace;
