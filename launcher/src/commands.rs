@@ -162,8 +162,17 @@ fn print_scores(texts: &[String], img: &Tensor, txt: &Tensor, scale: f64) {
     }
 }
 
-fn preprocess_images(_images: &[PathBuf], _resolution: i64) -> Result<Tensor> {
-    bail!("--image is not available yet; pass preprocessed --pixels")
+/// CLIP's test transform (bicubic shorter-side resize, centre crop, normalise) at the model's
+/// input resolution.
+fn preprocess_images(images: &[PathBuf], resolution: i64) -> Result<Tensor> {
+    use subpt_trainer::data::{image::load_rgb, transforms::TestTransform};
+    let t = TestTransform::new(resolution as usize)?;
+    let mut data = Vec::new();
+    for p in images {
+        data.extend(t.apply(&load_rgb(p)?));
+    }
+    let n = images.len() as i64;
+    Ok(Tensor::from_slice(&data).view([n, 3, resolution, resolution]))
 }
 
 #[derive(clap::Subcommand)]
