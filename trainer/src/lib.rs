@@ -4,3 +4,4 @@
 //! CoOp-layout datasets and draws Dassl-identical few-shot subsets.
 pub mod clip;
 pub mod data;
+pub mod pickle;
