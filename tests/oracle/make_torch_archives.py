@@ -14,9 +14,15 @@ import json
 import os
 import zipfile
 
+import warnings
+
 import torch
 import torch.nn as nn
 from safetensors.torch import save_file
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # clip-anytorch imports the deprecated pkg_resources
+    from clip.model import CLIP
 
 
 def flatten(obj, prefix=""):
@@ -163,6 +169,18 @@ def main():
     traced = torch.jit.trace(make_net(4), torch.randn(1, 2, 5, 5))
     torch.jit.save(traced, p("trace.pt"))
     write_expected(out, "trace", list(traced.state_dict().items()))
+
+    # OpenAI's CLIP architectures (clip-anytorch), tiny, traced and cast to fp16 like the
+    # released archives.
+    for name, args in [("clip_rn", (64, 64, (1, 1, 1, 1), 8, None, 8, 50, 16, 2, 1)),
+                       ("clip_vit", (16, 32, 1, 64, 16, 8, 50, 16, 2, 1))]:
+        torch.manual_seed(5)
+        model = CLIP(*args).eval()
+        res = model.visual.input_resolution
+        image, text = torch.randn(1, 3, res, res), torch.randint(0, 50, (1, 8))
+        traced = torch.jit.trace(model, (image, text)).half()
+        torch.jit.save(traced, p(f"{name}.pt"))
+        write_expected(out, name, list(traced.state_dict().items()))
 
     # Big-endian archive: float32 storages stored byte-swapped, flagged by the byteorder record.
     big = {"a": torch.randn(2, 3), "b": torch.randn(5)[1:]}

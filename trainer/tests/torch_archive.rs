@@ -13,7 +13,10 @@ fn archives() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("torch_archive_oracle");
         let _ = std::fs::remove_dir_all(&dir);
-        pyoracle::run("make_torch_archives.py", &["--out".as_ref(), dir.as_os_str()]);
+        pyoracle::run(
+            "make_torch_archives.py",
+            &["--out".as_ref(), dir.as_os_str()],
+        );
         dir
     })
 }
@@ -47,7 +50,11 @@ fn check_case(name: &str) {
     let expected = SafeTensors::deserialize(&raw).expect("safetensors");
     for (key, t) in &got {
         let want = expected.tensor(key).expect("expected tensor");
-        assert_eq!(safetensors_dtype(t.dtype), want.dtype(), "{name}: dtype of {key}");
+        assert_eq!(
+            safetensors_dtype(t.dtype),
+            want.dtype(),
+            "{name}: dtype of {key}"
+        );
         assert_eq!(t.shape, want.shape(), "{name}: shape of {key}");
         assert!(t.data == want.data(), "{name}: bytes of {key} differ");
     }
@@ -84,6 +91,16 @@ fn traced_module_gives_state_dict_with_buffers() {
 }
 
 #[test]
+fn traced_clip_resnet_archive() {
+    check_case("clip_rn");
+}
+
+#[test]
+fn traced_clip_vit_archive() {
+    check_case("clip_vit");
+}
+
+#[test]
 fn big_endian_archive_is_swapped() {
     check_case("big");
 }
@@ -92,7 +109,10 @@ fn error_of(file: &str) -> String {
     let path = archives().join("corrupt").join(file);
     let err = read_tensors(&path).expect_err("a damaged file must not load");
     let msg = err.to_string();
-    assert!(msg.contains(&path.display().to_string()), "message must name the file: {msg}");
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "message must name the file: {msg}"
+    );
     msg
 }
 

@@ -140,8 +140,8 @@ fn read_zip(file: std::fs::File) -> Result<Vec<(String, RawTensor)>, String> {
         Ok(buf)
     };
     let root = pickle::read(&entry("data.pkl")?).map_err(|e| format!("{prefix}data.pkl: {e}"))?;
-    let big_endian = names.contains(&format!("{prefix}byteorder"))
-        && entry("byteorder")?.trim_ascii() == b"big";
+    let big_endian =
+        names.contains(&format!("{prefix}byteorder")) && entry("byteorder")?.trim_ascii() == b"big";
     let mut found = Vec::new();
     if walk::is_script_object(&root) {
         let mut classes = walk::Classes::new();
@@ -189,7 +189,8 @@ fn assemble<'a>(
     }
     let mut out: Vec<Option<RawTensor>> = vec![None; found.len()];
     for (key, idx) in users {
-        let mut bytes = load(&key)?;
+        let mut bytes =
+            load(&key).map_err(|e| format!("{e} (needed by tensor '{}')", found[idx[0]].0))?;
         let need = idx
             .iter()
             .map(|&i| found[i].1.storage.byte_offset + found[i].1.storage.nbytes)
@@ -208,7 +209,8 @@ fn assemble<'a>(
             let whole = t.is_contiguous() && t.offset == 0 && s.byte_offset == 0;
             let mut data = if n + 1 == idx.len() && whole {
                 // The last user of a storage that it covers from the start takes the bytes.
-                t.check_bounds().map_err(|e| format!("tensor '{name}': {e}"))?;
+                t.check_bounds()
+                    .map_err(|e| format!("tensor '{name}': {e}"))?;
                 let len = t.numel().unwrap_or(0) * t.dtype.size();
                 let mut v = std::mem::take(&mut bytes).into_owned();
                 v.truncate(len);

@@ -25,6 +25,7 @@
 //! let bytes = pickle::write(&Value::List(vec![datum.clone()])).unwrap();
 //! assert_eq!(pickle::read(&bytes).unwrap(), Value::List(vec![datum]));
 //! ```
+mod arena;
 mod reader;
 mod text;
 mod value;

@@ -3,34 +3,11 @@
 //! Values live in an arena while the opcodes run, because pickles mutate containers after
 //! memoising them (`EMPTY_DICT`, `BINPUT`, ..., `SETITEMS`) and a later `BINGET` must see the
 //! filled container. The arena is turned into an owned [`Value`] tree once `STOP` is reached.
+use super::arena::{to_value, Id, Node};
 use super::text;
-use super::value::{Constructor, Object, Value};
+use super::value::{Constructor, Value};
 use super::PickleError;
 use std::collections::HashMap;
-
-/// Nesting deeper than this is refused rather than risking the thread's stack.
-const MAX_DEPTH: usize = 1000;
-
-type Id = usize;
-
-enum Node {
-    Leaf(Value),
-    List(Vec<Id>),
-    Tuple(Vec<Id>),
-    Dict(Vec<(Id, Id)>),
-    Set(Vec<Id>),
-    FrozenSet(Vec<Id>),
-    Object {
-        class: Id,
-        constructor: Constructor,
-        args: Vec<Id>,
-        kwargs: Vec<(Id, Id)>,
-        state: Option<Id>,
-        list_items: Vec<Id>,
-        dict_items: Vec<(Id, Id)>,
-    },
-    PersistentId(Id),
-}
 
 struct Machine<'a> {
     data: &'a [u8],
@@ -97,7 +74,9 @@ impl<'a> Machine<'a> {
     fn len_u64(&mut self) -> Result<usize, PickleError> {
         let n = u64::from_le_bytes(self.le()?);
         // Anything beyond the input cannot be satisfied; `take` reports it as truncation.
-        Ok(usize::try_from(n).unwrap_or(usize::MAX).min(self.data.len() + 1))
+        Ok(usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .min(self.data.len() + 1))
     }
 
     fn line(&mut self) -> Result<&'a [u8], PickleError> {
@@ -220,7 +199,7 @@ impl<'a> Machine<'a> {
     }
 
     fn set_items(&mut self, target: Id, items: Vec<Id>) -> Result<(), PickleError> {
-        if items.len() % 2 != 0 {
+        if items.len() % 2 == 1 {
             return self.err("SETITEMS with an odd number of items");
         }
         let pairs: Vec<(Id, Id)> = items.chunks(2).map(|p| (p[0], p[1])).collect();
@@ -510,8 +489,12 @@ impl<'a> Machine<'a> {
                         _ => return self.err("BUILD on something that is not an object"),
                     }
                 }
-                0x82..=0x84 => return self.err("extension registry codes (EXT*) are not supported"),
-                0x97 | 0x98 => return self.err("out-of-band buffers (protocol 5) are not supported"),
+                0x82..=0x84 => {
+                    return self.err("extension registry codes (EXT*) are not supported")
+                }
+                0x97 | 0x98 => {
+                    return self.err("out-of-band buffers (protocol 5) are not supported")
+                }
                 _ => return self.err(format!("unknown opcode 0x{op:02x}")),
             }
         }
@@ -520,7 +503,9 @@ impl<'a> Machine<'a> {
     /// A second `BUILD` of the same object updates its `__dict__` the way Python's does.
     fn merge_state(&mut self, target: Id, new_state: Id) -> Id {
         let old = match &self.nodes[target] {
-            Node::Object { state: Some(old), .. } => *old,
+            Node::Object {
+                state: Some(old), ..
+            } => *old,
             _ => return new_state,
         };
         match (&self.nodes[old], &self.nodes[new_state]) {
@@ -536,13 +521,7 @@ impl<'a> Machine<'a> {
     }
 
     fn finish(&self, root: Id) -> Result<Value, PickleError> {
-        let mut conv = Converter {
-            nodes: &self.nodes,
-            open: vec![false; self.nodes.len()],
-            // Shared sub-trees are copied; this bounds the blow-up a hostile pickle could cause.
-            budget: self.nodes.len().saturating_mul(64).saturating_add(1 << 20),
-        };
-        conv.value(root, 0).map_err(|msg| PickleError::Malformed {
+        to_value(&self.nodes, root).map_err(|msg| PickleError::Malformed {
             offset: self.pos,
             msg,
         })
@@ -581,68 +560,4 @@ fn int_from_le(b: &[u8]) -> Value {
         return Value::BigInt(b.to_vec());
     }
     Value::Int(v)
-}
-
-struct Converter<'n> {
-    nodes: &'n [Node],
-    open: Vec<bool>,
-    budget: usize,
-}
-
-impl Converter<'_> {
-    fn value(&mut self, id: Id, depth: usize) -> Result<Value, String> {
-        if depth > MAX_DEPTH {
-            return Err(format!("nesting deeper than {MAX_DEPTH}"));
-        }
-        if self.budget == 0 {
-            return Err("too many shared references (value tree too large)".into());
-        }
-        self.budget -= 1;
-        if self.open[id] {
-            return Err("self-referencing structure cannot be represented as a tree".into());
-        }
-        self.open[id] = true;
-        let d = depth + 1;
-        let v = match &self.nodes[id] {
-            Node::Leaf(v) => v.clone(),
-            Node::List(items) => Value::List(self.seq(items, d)?),
-            Node::Tuple(items) => Value::Tuple(self.seq(items, d)?),
-            Node::Set(items) => Value::Set(self.seq(items, d)?),
-            Node::FrozenSet(items) => Value::FrozenSet(self.seq(items, d)?),
-            Node::Dict(items) => Value::Dict(self.pairs(items, d)?),
-            Node::PersistentId(p) => Value::PersistentId(Box::new(self.value(*p, d)?)),
-            Node::Object {
-                class,
-                constructor,
-                args,
-                kwargs,
-                state,
-                list_items,
-                dict_items,
-            } => Value::Object(Box::new(Object {
-                class: self.value(*class, d)?,
-                constructor: *constructor,
-                args: self.seq(args, d)?,
-                kwargs: self.pairs(kwargs, d)?,
-                state: match state {
-                    Some(s) => Some(self.value(*s, d)?),
-                    None => None,
-                },
-                list_items: self.seq(list_items, d)?,
-                dict_items: self.pairs(dict_items, d)?,
-            })),
-        };
-        self.open[id] = false;
-        Ok(v)
-    }
-
-    fn seq(&mut self, ids: &[Id], depth: usize) -> Result<Vec<Value>, String> {
-        ids.iter().map(|&i| self.value(i, depth)).collect()
-    }
-
-    fn pairs(&mut self, ids: &[(Id, Id)], depth: usize) -> Result<Vec<(Value, Value)>, String> {
-        ids.iter()
-            .map(|&(k, v)| Ok((self.value(k, depth)?, self.value(v, depth)?)))
-            .collect()
-    }
 }

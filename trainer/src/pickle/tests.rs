@@ -32,7 +32,10 @@ fn errors_say_what_and_where() {
     assert!(malformed(&[0x80, 2, b'a', b'.']).contains("underflow"));
     assert!(malformed(&[0x80, 2, b'h', 3, b'.']).contains("memo key 3"));
     let msg = malformed(&[0x80, 2, b'N', 0xff, b'.']);
-    assert!(msg.contains("opcode 0xff") && msg.contains("byte 3"), "{msg}");
+    assert!(
+        msg.contains("opcode 0xff") && msg.contains("byte 3"),
+        "{msg}"
+    );
     assert!(malformed(&[0x80, 9, b'N', b'.']).contains("protocol 9"));
     assert!(matches!(
         read(&[0x80, 2, b'N', b'.', b'N']),
@@ -60,7 +63,10 @@ fn long_integers_keep_their_value() {
     assert_eq!(long1(&[]), Value::Int(0));
     assert_eq!(long1(&[0xff]), Value::Int(-1));
     assert_eq!(long1(&i64::MIN.to_le_bytes()), Value::Int(i64::MIN));
-    assert_eq!(long1(&[0, 0, 0, 0, 0, 0, 0, 0x80, 0]), Value::BigInt(vec![0, 0, 0, 0, 0, 0, 0, 0x80, 0]));
+    assert_eq!(
+        long1(&[0, 0, 0, 0, 0, 0, 0, 0x80, 0]),
+        Value::BigInt(vec![0, 0, 0, 0, 0, 0, 0, 0x80, 0])
+    );
     assert_eq!(long1(&[0xff; 9]), Value::Int(-1));
 }
 

@@ -50,7 +50,8 @@ fn int(s: &str) -> Result<Value, String> {
             let mut b = v.to_le_bytes().to_vec();
             let fill = if v < 0 { 0xff } else { 0 };
             // Keep the shortest form whose top bit still carries the sign.
-            while b.len() > 1 && b[b.len() - 1] == fill && (b[b.len() - 2] & 0x80) == (fill & 0x80) {
+            while b.len() > 1 && b[b.len() - 1] == fill && (b[b.len() - 2] & 0x80) == (fill & 0x80)
+            {
                 b.pop();
             }
             Value::BigInt(b)

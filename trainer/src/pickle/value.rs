@@ -23,7 +23,10 @@ pub enum Value {
     Set(Vec<Value>),
     FrozenSet(Vec<Value>),
     /// A reference to a module-level name (a class or function), e.g. `collections.OrderedDict`.
-    Global { module: String, name: String },
+    Global {
+        module: String,
+        name: String,
+    },
     Object(Box<Object>),
     /// What the pickler's `persistent_id` returned; torch uses it for tensor storages.
     PersistentId(Box<Value>),

@@ -76,7 +76,9 @@ impl Writer {
 
     fn global(&mut self, module: &str, name: &str) -> Result<(), PickleError> {
         if module.contains('\n') || name.contains('\n') {
-            return unwritable(format!("global name {module:?}.{name:?} contains a newline"));
+            return unwritable(format!(
+                "global name {module:?}.{name:?} contains a newline"
+            ));
         }
         let key = MemoKey::Global(module.to_string(), name.to_string());
         if self.memo_get(&key) {
@@ -122,7 +124,13 @@ impl Writer {
     }
 
     /// `class(*args)`: `REDUCE` over a tuple of already-written values.
-    fn call(&mut self, module: &str, name: &str, args: &[Value], depth: usize) -> Result<(), PickleError> {
+    fn call(
+        &mut self,
+        module: &str,
+        name: &str,
+        args: &[Value],
+        depth: usize,
+    ) -> Result<(), PickleError> {
         self.global(module, name)?;
         self.tuple(args, depth)?;
         self.out.push(b'R');
@@ -221,7 +229,12 @@ impl Writer {
             Value::Bytes(b) => {
                 // Protocol 2 has no bytes opcode: Python 3 writes `_codecs.encode(latin1, 'latin1')`.
                 let latin1: String = b.iter().map(|&c| char::from(c)).collect();
-                self.call("_codecs", "encode", &[Value::String(latin1), Value::str("latin1")], d)?;
+                self.call(
+                    "_codecs",
+                    "encode",
+                    &[Value::String(latin1), Value::str("latin1")],
+                    d,
+                )?;
             }
             Value::List(items) => {
                 self.out.push(b']');

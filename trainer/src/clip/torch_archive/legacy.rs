@@ -26,7 +26,11 @@ pub fn read(data: &[u8]) -> Result<Vec<(String, RawTensor)>, String> {
     }
     match next("protocol version")? {
         Value::Int(PROTOCOL_VERSION) => {}
-        v => return Err(format!("unsupported legacy torch.save protocol version {v:?}")),
+        v => {
+            return Err(format!(
+                "unsupported legacy torch.save protocol version {v:?}"
+            ))
+        }
     }
     next("system info")?;
     let root = next("payload")?;
@@ -39,10 +43,10 @@ pub fn read(data: &[u8]) -> Result<Vec<(String, RawTensor)>, String> {
     let mut found = Vec::new();
     walk::saved(&root, "", &mut found)?;
     // Element sizes are not in the stream; they come from the tensors' storage types.
-    let mut elem: HashMap<&str, usize> = HashMap::new();
-    for (_, t) in &found {
-        elem.insert(t.storage.key.as_str(), t.dtype.size());
-    }
+    let elem: HashMap<&str, usize> = found
+        .iter()
+        .map(|(_, t)| (t.storage.key.as_str(), t.storage.unit))
+        .collect();
     let mut records: HashMap<String, &[u8]> = HashMap::new();
     for key in &keys {
         let truncated = || format!("legacy torch.save stream: storage {key} is truncated");
@@ -58,7 +62,13 @@ pub fn read(data: &[u8]) -> Result<Vec<(String, RawTensor)>, String> {
         let start = pos + 8;
         let body = data
             .get(start..start.saturating_add(nbytes))
-            .ok_or_else(truncated)?;
+            .ok_or_else(|| {
+                format!(
+                    "{}: needs {nbytes} bytes, has {}",
+                    truncated(),
+                    data.len().saturating_sub(start)
+                )
+            })?;
         records.insert(key.clone(), body);
         pos = start + nbytes;
     }

@@ -10,6 +10,8 @@ pub struct StorageRef {
     /// Start of this storage inside the record (legacy storage views), in bytes.
     pub byte_offset: usize,
     pub nbytes: usize,
+    /// Bytes per element of the storage's own type (1 for untyped storages).
+    pub unit: usize,
 }
 
 /// A tensor described by the pickle, not yet read.
@@ -27,7 +29,8 @@ pub struct TensorRef {
 pub fn parse(v: &Value) -> Option<Result<TensorRef, String>> {
     let o = v.as_object()?;
     let (module, name) = o.class_name()?;
-    let is_rebuild = matches!(module, "torch._utils" | "torch._tensor") && name.starts_with("_rebuild");
+    let is_rebuild =
+        matches!(module, "torch._utils" | "torch._tensor") && name.starts_with("_rebuild");
     if !is_rebuild {
         return None;
     }
@@ -53,18 +56,21 @@ fn rebuild(o: &Object, module: &str, name: &str) -> Result<TensorRef, String> {
             view(arg(0)?, arg(1)?, arg(2)?, arg(3)?, dtype)
         }
         // A Parameter (or a tensor moved from another device) wraps an ordinary tensor.
-        "_rebuild_parameter" | "_rebuild_parameter_with_state" | "_rebuild_device_tensor_from_cpu_tensor" => {
-            match parse(arg(0)?) {
-                Some(t) => t,
-                None => Err(format!("{name} does not wrap a tensor")),
-            }
-        }
+        "_rebuild_parameter"
+        | "_rebuild_parameter_with_state"
+        | "_rebuild_device_tensor_from_cpu_tensor" => match parse(arg(0)?) {
+            Some(t) => t,
+            None => Err(format!("{name} does not wrap a tensor")),
+        },
         // Tensor subclasses: `func(*args)` builds the tensor, the rest only changes its type.
         "_rebuild_from_type" | "_rebuild_from_type_v2" => {
             let inner_args = arg(2)?
                 .as_seq()
                 .ok_or_else(|| format!("{name} arguments are not a tuple"))?;
-            let inner = Value::Object(Box::new(Object::reduce(arg(0)?.clone(), inner_args.to_vec())));
+            let inner = Value::Object(Box::new(Object::reduce(
+                arg(0)?.clone(),
+                inner_args.to_vec(),
+            )));
             match parse(&inner) {
                 Some(t) => t,
                 None => Err(format!("{name} does not build a tensor")),
@@ -161,7 +167,10 @@ fn view(
     dtype: Option<DType>,
 ) -> Result<TensorRef, String> {
     let Value::PersistentId(pid) = storage else {
-        return Err(format!("tensor storage is a {}, not a storage reference", storage.kind()));
+        return Err(format!(
+            "tensor storage is a {}, not a storage reference",
+            storage.kind()
+        ));
     };
     let fields = match pid.as_seq() {
         Some(f) if f.len() >= 5 && f[0].as_str() == Some("storage") => f,
@@ -181,6 +190,7 @@ fn view(
         nbytes: numel
             .checked_mul(unit)
             .ok_or("storage size overflows".to_string())?,
+        unit,
     };
     // Old torch.save files could pickle a slice of a storage: (view_key, offset, size).
     if let Some(meta) = fields.get(5).filter(|m| **m != Value::None) {
@@ -190,9 +200,12 @@ fn view(
             .ok_or_else(|| format!("unrecognised storage view {meta:?}"))?;
         let start = usize_of(&m[1], "storage view offset")?;
         let len = usize_of(&m[2], "storage view size")?;
-        let end = start.checked_add(len).filter(|&e| e <= numel).ok_or_else(|| {
-            format!("storage view {start}+{len} lies outside its storage of {numel} elements")
-        })?;
+        let end = start
+            .checked_add(len)
+            .filter(|&e| e <= numel)
+            .ok_or_else(|| {
+                format!("storage view {start}+{len} lies outside its storage of {numel} elements")
+            })?;
         storage.byte_offset = start * unit;
         storage.nbytes = (end - start) * unit;
     }
@@ -203,7 +216,9 @@ fn view(
     let shape = usizes_of(size, "tensor size")?;
     let strides = usizes_of(stride, "tensor stride")?;
     if shape.len() != strides.len() {
-        return Err(format!("tensor size {shape:?} and stride {strides:?} differ in rank"));
+        return Err(format!(
+            "tensor size {shape:?} and stride {strides:?} differ in rank"
+        ));
     }
     Ok(TensorRef {
         storage,
@@ -216,6 +231,9 @@ fn view(
 
 impl TensorRef {
     pub fn numel(&self) -> Option<usize> {
+        if self.shape.contains(&0) {
+            return Some(0);
+        }
         self.shape.iter().try_fold(1usize, |a, &s| a.checked_mul(s))
     }
 
@@ -235,14 +253,18 @@ impl TensorRef {
     pub fn check_bounds(&self) -> Result<(), String> {
         let es = self.dtype.size();
         let storage_elems = self.storage.nbytes / es;
-        if self.numel() == Some(0) {
-            return Ok(());
+        match self.numel() {
+            Some(0) => return Ok(()),
+            None => return Err(format!("tensor size {:?} overflows", self.shape)),
+            Some(_) => {}
         }
         let last = self
             .shape
             .iter()
             .zip(&self.strides)
-            .try_fold(self.offset, |acc, (&n, &s)| acc.checked_add((n - 1).checked_mul(s)?));
+            .try_fold(self.offset, |acc, (&n, &s)| {
+                acc.checked_add((n - 1).checked_mul(s)?)
+            });
         match last {
             Some(last) if last < storage_elems => Ok(()),
             _ => Err(format!(
@@ -268,7 +290,12 @@ impl TensorRef {
         let (inner, inner_stride) = (self.shape[nd - 1], self.strides[nd - 1]);
         let mut idx = vec![0usize; nd - 1];
         loop {
-            let base = self.offset + idx.iter().zip(&self.strides).map(|(i, s)| i * s).sum::<usize>();
+            let base = self.offset
+                + idx
+                    .iter()
+                    .zip(&self.strides)
+                    .map(|(i, s)| i * s)
+                    .sum::<usize>();
             if inner_stride == 1 {
                 out.extend_from_slice(&storage[base * es..(base + inner) * es]);
             } else {

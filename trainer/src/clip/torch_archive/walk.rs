@@ -105,7 +105,11 @@ pub fn saved(v: &Value, prefix: &str, out: &mut Found) -> Result<(), String> {
                 Value::Int(i) => i.to_string(),
                 Value::Bool(b) => if *b { "True" } else { "False" }.to_string(),
                 _ => {
-                    let at = if prefix.is_empty() { "the top level" } else { prefix };
+                    let at = if prefix.is_empty() {
+                        "the top level"
+                    } else {
+                        prefix
+                    };
                     return Err(format!("a dict at {at} has a {} key", k.kind()));
                 }
             };
@@ -125,7 +129,12 @@ pub fn saved(v: &Value, prefix: &str, out: &mut Found) -> Result<(), String> {
 
 /// A whole `nn.Module` passed to `torch.save`: its `__dict__` holds the registries.
 fn pickled_module(state: &Value, prefix: &str, out: &mut Found) -> Result<(), String> {
-    let entries = |name: &str| state.get(name).and_then(Value::as_dict_items).unwrap_or(&[]);
+    let entries = |name: &str| {
+        state
+            .get(name)
+            .and_then(Value::as_dict_items)
+            .unwrap_or(&[])
+    };
     let skipped: Vec<&str> = match state.get("_non_persistent_buffers_set") {
         Some(Value::Set(s)) => s.iter().filter_map(Value::as_str).collect(),
         Some(Value::Object(o)) => o
@@ -146,7 +155,8 @@ fn pickled_module(state: &Value, prefix: &str, out: &mut Found) -> Result<(), St
         }
     }
     for (k, v) in entries("_modules") {
-        if let (Some(name), Some(sub)) = (k.as_str(), v.as_object().and_then(|o| o.state.as_ref())) {
+        if let (Some(name), Some(sub)) = (k.as_str(), v.as_object().and_then(|o| o.state.as_ref()))
+        {
             pickled_module(sub, &join(prefix, name), out)?;
         }
     }
@@ -169,7 +179,12 @@ pub fn script(v: &Value, prefix: &str, classes: &Classes, out: &mut Found) -> Re
     if matches!(info, Some(i) if !i.is_module) {
         return Ok(());
     }
-    let attr = |name: &str| state.iter().find(|(k, _)| k.as_str() == Some(name)).map(|(_, v)| v);
+    let attr = |name: &str| {
+        state
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(name))
+            .map(|(_, v)| v)
+    };
     match info {
         Some(info) => {
             for p in &info.parameters {
@@ -212,4 +227,27 @@ pub fn script(v: &Value, prefix: &str, classes: &Classes, out: &mut Found) -> Re
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_definitions_from_archive_code() {
+        let src = "class Block(Module):\n  __parameters__ = [\"gain\", ]\n  __buffers__ = [\"counter\", \"b\", ]\n  gain : Tensor\n  def forward(self: __torch__.m.Block) -> Tensor:\n    return self.gain\nclass Old(Module):\n  __parameters__ = []\n  x : Tensor\ndef helper(x: Tensor) -> Tensor:\n  __buffers__ = [\"not_a_class_field\", ]\nclass Plain(object):\n  y : int\n";
+        let mut classes = Classes::new();
+        parse_code("__torch__.m", src, &mut classes);
+        let block = &classes["__torch__.m.Block"];
+        assert!(block.is_module);
+        assert_eq!(block.parameters, ["gain"]);
+        assert_eq!(
+            block.buffers.as_deref(),
+            Some(&["counter".to_string(), "b".to_string()][..])
+        );
+        let old = &classes["__torch__.m.Old"];
+        assert!(old.is_module && old.parameters.is_empty() && old.buffers.is_none());
+        assert!(!classes["__torch__.m.Plain"].is_module);
+        assert_eq!(classes.len(), 3);
+    }
 }
