@@ -8,12 +8,22 @@
 //! - `verify`, `fashion_mnist`, `fixtures`: dataset checks, the embedded dataset, tiny test data.
 pub mod catalog;
 pub mod error;
+pub mod fashion_mnist;
+pub mod fewshot;
+pub mod fewshot_cache;
+pub mod fixtures;
 pub mod python_random;
 pub mod readers;
 pub mod splits;
+pub mod subsample;
+pub mod verify;
 
 pub use catalog::{DatasetInfo, DatasetName, SplitSource, DATASETS};
 pub use error::DataError;
+pub use fewshot::{draw_fewshot, FewshotSubset};
+pub use fewshot_cache::{load_or_draw_fewshot, CacheMode, FewshotSource};
 pub use python_random::PyRandom;
 pub use readers::{read_dataset, read_dataset_lists};
 pub use splits::{DatasetSplits, Item, Split};
+pub use subsample::{subsample_classes, SubsampleClasses};
+pub use verify::{verify, VerifyReport};
