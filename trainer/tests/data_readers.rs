@@ -27,7 +27,11 @@ fn every_layout_reads_back_what_the_fixture_wrote() {
         assert_eq!(got, expected, "{d}");
         let info = d.info();
         for it in got.train.iter().chain(&got.val).chain(&got.test) {
-            assert!(it.impath.is_absolute() && it.impath.is_file(), "{d}: {:?}", it.impath);
+            assert!(
+                it.impath.is_absolute() && it.impath.is_file(),
+                "{d}: {:?}",
+                it.impath
+            );
             assert_eq!(it.impath, info.image_root(dir.path()).join(&it.relpath));
             assert_eq!(got.classnames[it.label], it.classname, "{d}");
         }
@@ -35,8 +39,9 @@ fn every_layout_reads_back_what_the_fixture_wrote() {
             assert!(got.train.is_empty() && got.val.is_empty(), "{d}");
         } else {
             // Per-class counts are the fixture's, independent of list order.
-            let want: BTreeMap<usize, usize> =
-                (0..opts.classes).map(|c| (c, opts.train[c % opts.train.len()])).collect();
+            let want: BTreeMap<usize, usize> = (0..opts.classes)
+                .map(|c| (c, opts.train[c % opts.train.len()]))
+                .collect();
             assert_eq!(per_class(&got.train), want, "{d}");
             assert_eq!(got.num_classes(), opts.classes, "{d}");
         }
@@ -48,7 +53,10 @@ fn folder_layouts_follow_dassl_label_rules() {
     let (dir, _) = fixture(DatasetName::ImageNet);
     let s = read_dataset(DatasetName::ImageNet, dir.path()).unwrap();
     assert_eq!(s.val, s.test, "ImageNet's val is its test split");
-    assert_eq!(s.classnames[..3], ["tench", "goldfish", "great white shark"]);
+    assert_eq!(
+        s.classnames[..3],
+        ["tench", "goldfish", "great white shark"]
+    );
     assert!(s.train[0].relpath.starts_with("train/n01440764/"));
     let rel: Vec<&str> = s.train.iter().map(|i| i.relpath.as_str()).collect();
     let mut sorted = rel.clone();
@@ -59,13 +67,20 @@ fn folder_layouts_follow_dassl_label_rules() {
     for d in [DatasetName::ImageNetA, DatasetName::ImageNetR] {
         let (dir, _) = fixture(d);
         let s = read_dataset(d, dir.path()).unwrap();
-        assert_eq!(s.classnames[..3], ["tench", "great white shark", "hammerhead shark"], "{d}");
+        assert_eq!(
+            s.classnames[..3],
+            ["tench", "great white shark", "hammerhead shark"],
+            "{d}"
+        );
         assert!(s.test.iter().all(|i| !i.relpath.contains("README")));
     }
     // V2: folder `i` is line `i` of classnames.txt.
     let (dir, _) = fixture(DatasetName::ImageNetV2);
     let s = read_dataset(DatasetName::ImageNetV2, dir.path()).unwrap();
-    assert!(s.test.iter().all(|i| i.relpath.starts_with(&format!("{}/", i.label))));
+    assert!(s
+        .test
+        .iter()
+        .all(|i| i.relpath.starts_with(&format!("{}/", i.label))));
 
     // Aircraft: label = line index in variants.txt; relpath = <id>.jpg.
     let (dir, _) = fixture(DatasetName::FgvcAircraft);
@@ -73,7 +88,10 @@ fn folder_layouts_follow_dassl_label_rules() {
     let variants = std::fs::read_to_string(dir.path().join("fgvc_aircraft/variants.txt")).unwrap();
     let lines: Vec<&str> = variants.lines().collect();
     assert_eq!(s.classnames, lines);
-    assert!(s.test.iter().all(|i| lines[i.label] == i.classname && i.relpath.ends_with(".jpg")));
+    assert!(s
+        .test
+        .iter()
+        .all(|i| lines[i.label] == i.classname && i.relpath.ends_with(".jpg")));
 
     // Cars: paths relative to the dataset dir.
     let (dir, _) = fixture(DatasetName::StanfordCars);
@@ -91,11 +109,16 @@ fn read_err(d: DatasetName, root: &Path) -> DataError {
 
 fn assert_names(e: &DataError, path: &Path) {
     let msg = e.to_string();
-    assert!(msg.contains(&path.display().to_string()), "{msg:?} should name {}", path.display());
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "{msg:?} should name {}",
+        path.display()
+    );
 }
 
 fn edit_json(path: &Path, f: impl FnOnce(&mut serde_json::Value)) {
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     f(&mut v);
     std::fs::write(path, v.to_string()).unwrap();
 }
@@ -146,12 +169,17 @@ fn malformed_json_names_file_split_and_entry() {
     });
     let e = read_err(DatasetName::EuroSat, dir.path());
     match &e {
-        DataError::MalformedEntry { split, index, .. } => assert_eq!((split.as_str(), *index), ("val", 1)),
+        DataError::MalformedEntry { split, index, .. } => {
+            assert_eq!((split.as_str(), *index), ("val", 1))
+        }
         other => panic!("{other}"),
     }
     assert_names(&e, &split);
 
-    for (key, bad) in [("test", serde_json::json!(null)), ("train", serde_json::json!([["a.jpg", -1, "x"]]))] {
+    for (key, bad) in [
+        ("test", serde_json::json!(null)),
+        ("train", serde_json::json!([["a.jpg", -1, "x"]])),
+    ] {
         let (dir, _) = fixture(DatasetName::EuroSat);
         edit_json(&split_path(&dir, DatasetName::EuroSat), |v| {
             if bad.is_null() {
@@ -161,7 +189,13 @@ fn malformed_json_names_file_split_and_entry() {
             }
         });
         let e = read_err(DatasetName::EuroSat, dir.path());
-        assert!(matches!(e, DataError::MalformedJson { .. } | DataError::MalformedEntry { .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                DataError::MalformedJson { .. } | DataError::MalformedEntry { .. }
+            ),
+            "{e}"
+        );
     }
 }
 
@@ -175,7 +209,11 @@ fn split_path(dir: &tempfile::TempDir, d: DatasetName) -> PathBuf {
 
 #[test]
 fn missing_image_is_reported_with_its_path() {
-    for d in [DatasetName::OxfordPets, DatasetName::StanfordCars, DatasetName::FgvcAircraft] {
+    for d in [
+        DatasetName::OxfordPets,
+        DatasetName::StanfordCars,
+        DatasetName::FgvcAircraft,
+    ] {
         let (dir, expected) = fixture(d);
         let victim = &expected.test[2].impath;
         std::fs::remove_file(victim).unwrap();
@@ -189,7 +227,9 @@ fn missing_image_is_reported_with_its_path() {
 fn classname_disagreement_and_label_range() {
     let (dir, _) = fixture(DatasetName::Food101);
     let split = split_path(&dir, DatasetName::Food101);
-    edit_json(&split, |v| v["test"][0][2] = serde_json::json!("not the same name"));
+    edit_json(&split, |v| {
+        v["test"][0][2] = serde_json::json!("not the same name")
+    });
     let e = read_err(DatasetName::Food101, dir.path());
     assert!(matches!(e, DataError::ClassnameConflict { .. }), "{e}");
     assert_names(&e, &split);
@@ -199,8 +239,17 @@ fn classname_disagreement_and_label_range() {
     edit_json(&split, |v| v["test"][3][1] = serde_json::json!(77));
     let e = read_err(DatasetName::Food101, dir.path());
     match &e {
-        DataError::LabelOutOfRange { split, index, label, num_classes, .. } => {
-            assert_eq!((split.as_str(), *index, *label, *num_classes), ("test", 3, 77, 5))
+        DataError::LabelOutOfRange {
+            split,
+            index,
+            label,
+            num_classes,
+            ..
+        } => {
+            assert_eq!(
+                (split.as_str(), *index, *label, *num_classes),
+                ("test", 3, 77, 5)
+            )
         }
         other => panic!("{other}"),
     }
@@ -212,7 +261,10 @@ fn classname_disagreement_and_label_range() {
         let train = v["train"].as_array_mut().unwrap();
         train.retain(|e| e[1] != 1);
     });
-    assert!(matches!(read_err(DatasetName::Food101, dir.path()), DataError::MissingClass { label: 1, .. }));
+    assert!(matches!(
+        read_err(DatasetName::Food101, dir.path()),
+        DataError::MissingClass { label: 1, .. }
+    ));
 }
 
 #[test]
@@ -223,12 +275,17 @@ fn text_list_errors() {
     text.push_str("1234567 Boeing 999\n");
     std::fs::write(&test_txt, text).unwrap();
     let e = read_err(DatasetName::FgvcAircraft, dir.path());
-    assert!(matches!(e, DataError::UnknownClass { ref name, .. } if name == "Boeing 999"), "{e}");
+    assert!(
+        matches!(e, DataError::UnknownClass { ref name, .. } if name == "Boeing 999"),
+        "{e}"
+    );
     assert_names(&e, &test_txt);
 
     let (dir, _) = fixture(DatasetName::FgvcAircraft);
     let variants = dir.path().join("fgvc_aircraft/variants.txt");
-    let text = std::fs::read_to_string(&variants).unwrap().replacen('\n', "\n\n", 1);
+    let text = std::fs::read_to_string(&variants)
+        .unwrap()
+        .replacen('\n', "\n\n", 1);
     std::fs::write(&variants, text).unwrap();
     let e = read_err(DatasetName::FgvcAircraft, dir.path());
     assert!(matches!(e, DataError::MalformedLine { line: 2, .. }), "{e}");
@@ -237,16 +294,24 @@ fn text_list_errors() {
     let stray = dir.path().join("imagenet/images/train/n00000001");
     std::fs::create_dir_all(&stray).unwrap();
     let e = read_err(DatasetName::ImageNet, dir.path());
-    assert!(matches!(e, DataError::UnknownClass { ref name, .. } if name == "n00000001"), "{e}");
+    assert!(
+        matches!(e, DataError::UnknownClass { ref name, .. } if name == "n00000001"),
+        "{e}"
+    );
     assert_names(&e, &stray);
 
     let (dir, _) = fixture(DatasetName::ImageNet);
     std::fs::remove_dir_all(dir.path().join("imagenet/images/val/n01443537")).unwrap();
     let e = read_err(DatasetName::ImageNet, dir.path());
-    assert!(matches!(e, DataError::FolderMismatch { ref detail, .. } if detail.contains("n01443537")), "{e}");
+    assert!(
+        matches!(e, DataError::FolderMismatch { ref detail, .. } if detail.contains("n01443537")),
+        "{e}"
+    );
 
     let (dir, _) = fixture(DatasetName::ImageNetV2);
-    let gone = dir.path().join("imagenetv2/imagenetv2-matched-frequency-format-val/3");
+    let gone = dir
+        .path()
+        .join("imagenetv2/imagenetv2-matched-frequency-format-val/3");
     std::fs::remove_dir_all(&gone).unwrap();
     let e = read_err(DatasetName::ImageNetV2, dir.path());
     assert!(matches!(e, DataError::MissingDir { .. }), "{e}");

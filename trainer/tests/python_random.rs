@@ -32,7 +32,16 @@ fn ops() -> Vec<Value> {
         ops.push(json!({"op": "random"}));
     }
     ops.push(json!({"op": "uniform", "a": -2.5, "b": 7.25}));
-    for n in [1u64, 2, 3, 7, 1 << 31, (1 << 32) + 1, (1 << 33) + 5, u64::MAX] {
+    for n in [
+        1u64,
+        2,
+        3,
+        7,
+        1 << 31,
+        (1 << 32) + 1,
+        (1 << 33) + 5,
+        u64::MAX,
+    ] {
         ops.push(json!({"op": "randbelow", "n": n.to_string()}));
     }
     // Pool branch (n <= setsize) and set-rejection branch around each setsize boundary:
@@ -82,7 +91,11 @@ fn hex_of_words(words: &[u32]) -> String {
         s.push_str(&format!("{w:08x}"));
     }
     let t = s.trim_start_matches('0');
-    if t.is_empty() { "0".into() } else { t.into() }
+    if t.is_empty() {
+        "0".into()
+    } else {
+        t.into()
+    }
 }
 
 fn apply(r: &mut PyRandom, op: &Value) -> Value {

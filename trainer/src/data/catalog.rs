@@ -195,7 +195,10 @@ mod tests {
             assert_eq!(d.config_name.parse::<DatasetName>().unwrap(), d.name);
         }
         let err = "cifar10".parse::<DatasetName>().unwrap_err().to_string();
-        assert!(err.contains("cifar10") && err.contains("imagenet_sketch"), "{err}");
+        assert!(
+            err.contains("cifar10") && err.contains("imagenet_sketch"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -132,7 +132,12 @@ fn read_set(dir: &Path, prefix: &str) -> Result<IdxSet> {
     if ldims[0] != idims[0] {
         return Err(DataError::MalformedIdx {
             path: ipath,
-            detail: format!("{} images but {} labels in {}", idims[0], ldims[0], lpath.display()),
+            detail: format!(
+                "{} images but {} labels in {}",
+                idims[0],
+                ldims[0],
+                lpath.display()
+            ),
         });
     }
     if let Some(i) = labels.iter().position(|&l| l as usize >= CLASSNAMES.len()) {
@@ -206,7 +211,8 @@ pub fn convert(source: &Path, root: &Path, opts: &FashionMnistOptions) -> Result
             .map(|it| json!([it.relpath, it.label, it.classname]))
             .collect()
     };
-    let doc = json!({"train": entries(&lists[0]), "val": entries(&lists[1]), "test": entries(&lists[2])});
+    let doc =
+        json!({"train": entries(&lists[0]), "val": entries(&lists[1]), "test": entries(&lists[2])});
     write_atomic(&split_file, doc.to_string().as_bytes())?;
     let [train, val, test] = lists;
     DatasetSplits::from_lists(train, val, test, &split_file)

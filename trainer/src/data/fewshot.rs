@@ -116,10 +116,11 @@ pub fn subset_to_json(subset: &FewshotSubset) -> Value {
 
 /// Writes `subset_to_json` to `path` atomically (what `prepare fewshot --out` writes).
 pub fn write_subset_json(subset: &FewshotSubset, path: &Path) -> Result<()> {
-    let text = serde_json::to_string(&subset_to_json(subset)).map_err(|e| DataError::WriteJson {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    })?;
+    let text =
+        serde_json::to_string(&subset_to_json(subset)).map_err(|e| DataError::WriteJson {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
     write_atomic(path, text.as_bytes())
 }
 

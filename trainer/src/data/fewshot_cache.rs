@@ -7,8 +7,8 @@
 
 use super::catalog::DatasetName;
 use super::error::{DataError, Result};
-use super::fewshot::{draw_fewshot, read_subset_json, write_atomic, write_subset_json};
 use super::fewshot::FewshotSubset;
+use super::fewshot::{draw_fewshot, read_subset_json, write_atomic, write_subset_json};
 use super::splits::{DatasetSplits, Item};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -59,10 +59,18 @@ pub enum FewshotSource {
 }
 
 /// `(pickle path, json path)` of the cache entry for `(shots, seed)`.
-pub fn cache_paths(dataset: DatasetName, root: &Path, shots: usize, seed: u64) -> (PathBuf, PathBuf) {
+pub fn cache_paths(
+    dataset: DatasetName,
+    root: &Path,
+    shots: usize,
+    seed: u64,
+) -> (PathBuf, PathBuf) {
     let dir = dataset.info().split_fewshot_dir(root);
     let stem = format!("shot_{shots}-seed_{seed}");
-    (dir.join(format!("{stem}.pkl")), dir.join(format!("{stem}.json")))
+    (
+        dir.join(format!("{stem}.pkl")),
+        dir.join(format!("{stem}.json")),
+    )
 }
 
 /// The subset a Dassl run with `NUM_SHOTS = shots` and `SEED = seed` uses: Dassl's pickle if
@@ -78,7 +86,10 @@ pub fn load_or_draw_fewshot(
     codec: Option<&dyn DatumPickleCodec>,
 ) -> Result<(FewshotSubset, FewshotSource)> {
     if shots == 0 {
-        return Ok((draw_fewshot(dataset, splits, shots, seed)?, FewshotSource::Drawn));
+        return Ok((
+            draw_fewshot(dataset, splits, shots, seed)?,
+            FewshotSource::Drawn,
+        ));
     }
     let (pkl, json) = cache_paths(dataset, root, shots, seed);
     if mode != CacheMode::Off {
@@ -128,7 +139,11 @@ pub fn read_pickle(
 }
 
 /// Writes a subset as Dassl's pickle (absolute paths of this machine, domain 0).
-pub fn write_pickle(path: &Path, codec: &dyn DatumPickleCodec, subset: &FewshotSubset) -> Result<()> {
+pub fn write_pickle(
+    path: &Path,
+    codec: &dyn DatumPickleCodec,
+    subset: &FewshotSubset,
+) -> Result<()> {
     let to_datums = |items: &[Item]| -> Vec<PickledDatum> {
         items
             .iter()

@@ -70,7 +70,13 @@ fn real_names(dataset: DatasetName) -> &'static [&'static str] {
     use DatasetName::*;
     match dataset {
         Caltech101 => &["accordion", "airplane", "anchor", "ant", "barrel", "face"],
-        OxfordPets => &["abyssinian", "american_bulldog", "basset_hound", "beagle", "bengal"],
+        OxfordPets => &[
+            "abyssinian",
+            "american_bulldog",
+            "basset_hound",
+            "beagle",
+            "bengal",
+        ],
         StanfordCars => &[
             "2000 AM General Hummer SUV",
             "2012 Acura RL Sedan",
@@ -78,13 +84,54 @@ fn real_names(dataset: DatasetName) -> &'static [&'static str] {
             "2007 Acura TL Type-S",
             "2012 Acura TSX Sedan",
         ],
-        OxfordFlowers => &["pink primrose", "hard-leaved pocket orchid", "canterbury bells", "sweet pea"],
-        Food101 => &["apple_pie", "baby_back_ribs", "baklava", "beef_carpaccio", "beet_salad"],
-        FgvcAircraft => &["707-320", "727-200", "737-200", "A300B4", "F-16A/B", "Falcon 900"],
-        Sun397 => &["abbey", "airplane_cabin", "outdoor apartment_building", "alley", "indoor apse"],
-        Dtd => &["banded", "blotchy", "braided", "bubbly", "bumpy", "chequered"],
-        EuroSat => &["Annual Crop Land", "Forest", "Herbaceous Vegetation Land", "Highway or Road"],
-        Ucf101 => &["Apply_Eye_Makeup", "Apply_Lipstick", "Archery", "Baby_Crawling"],
+        OxfordFlowers => &[
+            "pink primrose",
+            "hard-leaved pocket orchid",
+            "canterbury bells",
+            "sweet pea",
+        ],
+        Food101 => &[
+            "apple_pie",
+            "baby_back_ribs",
+            "baklava",
+            "beef_carpaccio",
+            "beet_salad",
+        ],
+        FgvcAircraft => &[
+            "707-320",
+            "727-200",
+            "737-200",
+            "A300B4",
+            "F-16A/B",
+            "Falcon 900",
+        ],
+        Sun397 => &[
+            "abbey",
+            "airplane_cabin",
+            "outdoor apartment_building",
+            "alley",
+            "indoor apse",
+        ],
+        Dtd => &[
+            "banded",
+            "blotchy",
+            "braided",
+            "bubbly",
+            "bumpy",
+            "chequered",
+        ],
+        EuroSat => &[
+            "Annual Crop Land",
+            "Forest",
+            "Herbaceous Vegetation Land",
+            "Highway or Road",
+        ],
+        Ucf101 => &[
+            "Apply_Eye_Makeup",
+            "Apply_Lipstick",
+            "Archery",
+            "Baby_Crawling",
+        ],
         FashionMnist => &super::fashion_mnist::CLASSNAMES,
         ImageNet | ImageNetV2 | ImageNetSketch | ImageNetA | ImageNetR => &[],
     }
@@ -100,7 +147,13 @@ fn classname(dataset: DatasetName, class: usize) -> String {
 /// A folder-safe form of a class name.
 pub(crate) fn folder_of(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -116,7 +169,11 @@ pub fn write_image(path: &Path, class: usize, index: usize, width: u32, height: 
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
     }
-    let base = [(class * 53 + 20) % 256, (index * 29 + 90) % 256, ((class + index) * 71) % 256];
+    let base = [
+        (class * 53 + 20) % 256,
+        (index * 29 + 90) % 256,
+        ((class + index) * 71) % 256,
+    ];
     let img = RgbImage::from_fn(width, height, |x, y| {
         let ramp = (x * 7 + y * 3) as usize;
         Rgb(base.map(|b| ((b + ramp) % 256) as u8))
@@ -127,10 +184,11 @@ pub fn write_image(path: &Path, class: usize, index: usize, width: u32, height: 
     } else {
         ImageFormat::Jpeg
     };
-    img.save_with_format(path, format).map_err(|source| DataError::Image {
-        path: path.to_path_buf(),
-        source,
-    })
+    img.save_with_format(path, format)
+        .map_err(|source| DataError::Image {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
@@ -142,7 +200,11 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
 
 /// Writes the fixture of `dataset` under `root` (i.e. into `root/<dataset dir>`) and returns
 /// the splits its reader must produce.
-pub fn write_fixture(dataset: DatasetName, root: &Path, opts: &FixtureOptions) -> Result<DatasetSplits> {
+pub fn write_fixture(
+    dataset: DatasetName,
+    root: &Path,
+    opts: &FixtureOptions,
+) -> Result<DatasetSplits> {
     let info = dataset.info();
     let dir = info.dataset_dir(root);
     let image_root = info.image_root(root);
@@ -154,7 +216,11 @@ pub fn write_fixture(dataset: DatasetName, root: &Path, opts: &FixtureOptions) -
     };
     match info.split {
         SplitSource::SplitJson(file) => {
-            let ext = if dataset == DatasetName::FashionMnist { "png" } else { "jpg" };
+            let ext = if dataset == DatasetName::FashionMnist {
+                "png"
+            } else {
+                "jpg"
+            };
             let mut lists: Vec<Vec<Item>> = Vec::new();
             for (si, split) in Split::ALL.into_iter().enumerate() {
                 let mut items = Vec::new();
@@ -168,7 +234,9 @@ pub fn write_fixture(dataset: DatasetName, root: &Path, opts: &FixtureOptions) -
                 lists.push(items);
             }
             let entries = |v: &[Item]| -> Value {
-                v.iter().map(|it| json!([it.relpath, it.label, it.classname])).collect()
+                v.iter()
+                    .map(|it| json!([it.relpath, it.label, it.classname]))
+                    .collect()
             };
             let doc = json!({"train": entries(&lists[0]), "val": entries(&lists[1]), "test": entries(&lists[2])});
             write_text(&dir.join(file), &doc.to_string())?;
@@ -195,7 +263,10 @@ pub fn write_fixture(dataset: DatasetName, root: &Path, opts: &FixtureOptions) -
                     .iter()
                     .map(|it| format!("{} {}\n", it.relpath.trim_end_matches(".jpg"), it.classname))
                     .collect();
-                write_text(&dir.join(format!("images_variant_{}.txt", split.key())), &lines)?;
+                write_text(
+                    &dir.join(format!("images_variant_{}.txt", split.key())),
+                    &lines,
+                )?;
                 lists.push(items);
             }
             let test = lists.pop().unwrap_or_default();
@@ -236,8 +307,15 @@ fn relpath_for(dataset: DatasetName, split: Split, class: usize, i: usize, ext: 
             format!("{folder}_{}_{i}.{ext}", split.key())
         }
         DatasetName::StanfordCars => {
-            let sub = if split == Split::Test { "cars_test" } else { "cars_train" };
-            format!("{sub}/{:05}.{ext}", class * 1000 + i + 1 + (split as usize) * 100)
+            let sub = if split == Split::Test {
+                "cars_test"
+            } else {
+                "cars_train"
+            };
+            format!(
+                "{sub}/{:05}.{ext}",
+                class * 1000 + i + 1 + (split as usize) * 100
+            )
         }
         _ => format!("{folder}/{}_{i:04}.{ext}", split.key()),
     }
@@ -257,10 +335,17 @@ fn write_variant(
     opts: &FixtureOptions,
 ) -> Result<DatasetSplits> {
     let subset = matches!(dataset, DatasetName::ImageNetA | DatasetName::ImageNetR);
-    let listed = if subset { opts.classes + 2 } else { opts.classes };
+    let listed = if subset {
+        opts.classes + 2
+    } else {
+        opts.classes
+    };
     // -A / -R: listed classes 1 and 3 have no folder, so labels differ from list positions.
     let present: Vec<usize> = if subset {
-        (0..listed).filter(|c| *c != 1 && *c != 3).take(opts.classes).collect()
+        (0..listed)
+            .filter(|c| *c != 1 && *c != 3)
+            .take(opts.classes)
+            .collect()
     } else {
         (0..opts.classes).collect()
     };
@@ -271,10 +356,19 @@ fn write_variant(
     let mut test = Vec::new();
     for (label, &c) in present.iter().enumerate() {
         let (w, name) = wnid(c);
-        let folder = if dataset == DatasetName::ImageNetV2 { c.to_string() } else { w };
-        std::fs::create_dir_all(image_root.join(&folder)).map_err(|e| DataError::io(image_root, e))?;
+        let folder = if dataset == DatasetName::ImageNetV2 {
+            c.to_string()
+        } else {
+            w
+        };
+        std::fs::create_dir_all(image_root.join(&folder))
+            .map_err(|e| DataError::io(image_root, e))?;
         for i in 0..opts.count(Split::Test, label) {
-            let ext = if dataset == DatasetName::ImageNetV2 { "jpeg" } else { "JPEG" };
+            let ext = if dataset == DatasetName::ImageNetV2 {
+                "jpeg"
+            } else {
+                "JPEG"
+            };
             let it = Item::new(image_root, &format!("{folder}/{i:04}.{ext}"), label, &name);
             write_image(&it.impath, c, i, opts.width, opts.height)?;
             test.push(it);
@@ -285,7 +379,10 @@ fn write_variant(
 }
 
 /// Writes the fixture of every dataset under `root`.
-pub fn write_all_fixtures(root: &Path, opts: &FixtureOptions) -> Result<Vec<(DatasetName, DatasetSplits)>> {
+pub fn write_all_fixtures(
+    root: &Path,
+    opts: &FixtureOptions,
+) -> Result<Vec<(DatasetName, DatasetSplits)>> {
     DatasetName::ALL
         .iter()
         .map(|&d| Ok((d, write_fixture(d, root, opts)?)))

@@ -168,24 +168,40 @@ mod tests {
     #[test]
     fn classnames_follow_labels_not_list_order() {
         let train = vec![it(2, "c"), it(0, "a"), it(1, "b"), it(0, "a")];
-        assert_eq!(classnames_from(&train, Path::new("s")).unwrap(), ["a", "b", "c"]);
+        assert_eq!(
+            classnames_from(&train, Path::new("s")).unwrap(),
+            ["a", "b", "c"]
+        );
     }
 
     #[test]
     fn gaps_conflicts_and_out_of_range_are_errors() {
         let src = Path::new("split.json");
         let gap = classnames_from(&[it(0, "a"), it(2, "c")], src).unwrap_err();
-        assert!(matches!(gap, DataError::MissingClass { label: 1, .. }), "{gap}");
+        assert!(
+            matches!(gap, DataError::MissingClass { label: 1, .. }),
+            "{gap}"
+        );
         let conflict = classnames_from(&[it(0, "a"), it(0, "b")], src).unwrap_err();
         assert!(conflict.to_string().contains("split.json"), "{conflict}");
         let train = vec![it(0, "a"), it(1, "b")];
-        let err = DatasetSplits::from_lists(train.clone(), vec![], vec![it(1, "a")], src)
-            .unwrap_err();
-        assert!(matches!(err, DataError::ClassnameConflict { label: 1, .. }), "{err}");
+        let err =
+            DatasetSplits::from_lists(train.clone(), vec![], vec![it(1, "a")], src).unwrap_err();
+        assert!(
+            matches!(err, DataError::ClassnameConflict { label: 1, .. }),
+            "{err}"
+        );
         let err = DatasetSplits::from_lists(train, vec![it(0, "a"), it(2, "c")], vec![], src)
             .unwrap_err();
         assert!(
-            matches!(err, DataError::LabelOutOfRange { index: 1, label: 2, .. }),
+            matches!(
+                err,
+                DataError::LabelOutOfRange {
+                    index: 1,
+                    label: 2,
+                    ..
+                }
+            ),
             "{err}"
         );
     }

@@ -54,15 +54,27 @@ impl VerifyReport {
 impl std::fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "{} under {}", self.dataset, self.root.display())?;
-        for (name, c) in [("train", &self.train), ("val", &self.val), ("test", &self.test)] {
-            writeln!(f, "  {name:5} {:>8} images, {:>5} classes", c.items, c.classes)?;
+        for (name, c) in [
+            ("train", &self.train),
+            ("val", &self.val),
+            ("test", &self.test),
+        ] {
+            writeln!(
+                f,
+                "  {name:5} {:>8} images, {:>5} classes",
+                c.items, c.classes
+            )?;
         }
         writeln!(
             f,
             "  classes {} (expected {}){}",
             self.class_count,
             self.expected_class_count,
-            if self.class_count == self.expected_class_count { "" } else { "  MISMATCH" }
+            if self.class_count == self.expected_class_count {
+                ""
+            } else {
+                "  MISMATCH"
+            }
         )?;
         writeln!(
             f,
@@ -89,7 +101,10 @@ fn check_image(path: &Path, full: bool) -> std::result::Result<(), String> {
     if full {
         reader.decode().map(|_| ()).map_err(|e| e.to_string())
     } else {
-        reader.into_dimensions().map(|_| ()).map_err(|e| e.to_string())
+        reader
+            .into_dimensions()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 

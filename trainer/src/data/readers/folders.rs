@@ -95,7 +95,14 @@ fn items_of_folders(
             let files = list_sorted(&base.join(folder), false)?;
             Ok(files
                 .iter()
-                .map(|f| Item::new(image_root, &format!("{prefix}{folder}/{f}"), label, classname))
+                .map(|f| {
+                    Item::new(
+                        image_root,
+                        &format!("{prefix}{folder}/{f}"),
+                        label,
+                        classname,
+                    )
+                })
                 .collect())
         })
         .collect::<Result<_>>()?;

@@ -91,7 +91,9 @@ fn parse_entry(e: &Value) -> std::result::Result<SplitEntry, String> {
         .as_str()
         .ok_or_else(|| format!("relpath is not a string: {}", parts[0]))?;
     if relpath.is_empty() || relpath.starts_with('/') {
-        return Err(format!("relpath {relpath:?} must be a non-empty relative path"));
+        return Err(format!(
+            "relpath {relpath:?} must be a non-empty relative path"
+        ));
     }
     let label = parts[1]
         .as_u64()
