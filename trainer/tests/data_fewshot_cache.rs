@@ -6,8 +6,8 @@ use subpt_trainer::data::fewshot::{
     draw_fewshot, read_subset_json, subset_to_json, write_subset_json,
 };
 use subpt_trainer::data::fewshot_cache::{
-    cache_paths, load_or_draw_fewshot, read_pickle, write_pickle, CacheMode, DatumPickleCodec,
-    FewshotSource, PickledDatum, PickledFewshot,
+    cache_paths, load_or_draw_fewshot, prepare_fewshot, read_pickle, write_pickle, CacheMode,
+    DatumPickleCodec, FewshotSource, PickledDatum, PickledFewshot,
 };
 use subpt_trainer::data::fixtures::{write_fixture, FixtureOptions};
 use subpt_trainer::data::{read_dataset, DataError, DatasetName};
@@ -103,6 +103,17 @@ fn export_format_and_imagenet_train_only() {
         sub.val.as_ref().unwrap().len()
     );
     assert_eq!(read_subset_json(&out, &splits).unwrap(), sub);
+    let prepared = dir.path().join("prepared.json");
+    let (p, src) = prepare_fewshot(d, dir.path(), 4, 1, &prepared, None).unwrap();
+    assert_eq!((p, src), (sub.clone(), FewshotSource::Drawn));
+    assert_eq!(
+        std::fs::read(&prepared).unwrap(),
+        std::fs::read(&out).unwrap()
+    );
+    assert!(
+        !d.info().split_fewshot_dir(dir.path()).exists(),
+        "prepare leaves the dataset alone"
+    );
     // The subset replaces train and val only.
     let applied = sub.apply(&splits);
     assert_eq!(

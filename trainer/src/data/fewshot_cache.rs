@@ -194,3 +194,21 @@ fn resolve(path: &Path, key: &str, datums: &[PickledDatum], full: &[Item]) -> Re
         })
         .collect()
 }
+
+/// `prepare fewshot`: reads the dataset, takes the `(shots, seed)` subset (Dassl's pickle or our
+/// JSON cache when present, else a draw; the dataset directory is not written) and writes it
+/// to `out` as `{"train": [[relpath, label, classname], ...], "val": [...]}`.
+pub fn prepare_fewshot(
+    dataset: DatasetName,
+    root: &Path,
+    shots: usize,
+    seed: u64,
+    out: &Path,
+    codec: Option<&dyn DatumPickleCodec>,
+) -> Result<(FewshotSubset, FewshotSource)> {
+    let splits = super::readers::read_dataset(dataset, root)?;
+    let (subset, source) =
+        load_or_draw_fewshot(dataset, root, &splits, shots, seed, CacheMode::Read, codec)?;
+    super::fewshot::write_subset_json(&subset, out)?;
+    Ok((subset, source))
+}
