@@ -6,7 +6,11 @@ use std::path::PathBuf;
 mod commands;
 
 #[derive(Parser)]
-#[command(name = "subpt-bench", version, about = "Prompt-tuning benchmarks on CLIP: CoOp, SubPT, NFL, CoCoOp")]
+#[command(
+    name = "subpt-bench",
+    version,
+    about = "Prompt-tuning benchmarks on CLIP: CoOp, SubPT, NFL, CoCoOp"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,6 +28,9 @@ enum Command {
     },
     /// Encode texts and images with CLIP; writes L2-normalised features as safetensors.
     Encode(commands::EncodeArgs),
+    /// Prepare inputs: datasets, few-shot subsets, small generated models.
+    #[command(subcommand)]
+    Prepare(commands::PrepareCommand),
     /// Print CLIP token ids (77-long, zero-padded) of each text as JSON.
     Tokenize {
         #[arg(long = "text", required = true)]
@@ -54,6 +61,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Inspect { weights, json } => commands::inspect(&weights, json),
         Command::Encode(args) => commands::encode(&args),
+        Command::Prepare(p) => commands::prepare(p),
         Command::Tokenize {
             texts,
             truncate,

@@ -2,5 +2,10 @@
 //!
 //! `clip` is OpenAI's CLIP re-expressed in tch (tokenizer, towers, weight loaders); `data` reads
 //! CoOp-layout datasets and draws Dassl-identical few-shot subsets.
+pub mod cache;
 pub mod clip;
 pub mod data;
+pub mod device;
+pub mod engine;
+pub mod io;
+pub mod methods;

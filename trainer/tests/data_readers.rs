@@ -324,3 +324,25 @@ fn text_list_errors() {
     assert!(matches!(e, DataError::MalformedLine { line: 1, .. }), "{e}");
     assert_names(&e, &names);
 }
+
+#[test]
+fn dataset_lists_feed_the_batch_loader() {
+    use subpt_trainer::data::loader::Prefetch;
+    use subpt_trainer::data::transforms::TestTransform;
+    let (dir, _) = fixture(DatasetName::OxfordFlowers);
+    let s = read_dataset(DatasetName::OxfordFlowers, dir.path()).unwrap();
+    let want: Vec<i64> = s.test.iter().map(|i| i.label as i64).collect();
+    let batches = Prefetch::test(
+        std::sync::Arc::new(s.test),
+        4,
+        TestTransform::new(8).unwrap(),
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    for b in batches {
+        let b = b.unwrap();
+        assert_eq!(b.images.size()[1..], [3, 8, 8]);
+        got.extend(Vec::<i64>::try_from(&b.labels).unwrap());
+    }
+    assert_eq!(got, want);
+}

@@ -10,7 +10,11 @@ pub const CONTEXT_LENGTH: usize = 77;
 #[derive(Debug, thiserror::Error)]
 pub enum TokenizerError {
     #[error("text {text:?} is {len} tokens long, more than the context length {max} (ask for truncation to cut it)")]
-    TooLong { text: String, len: usize, max: usize },
+    TooLong {
+        text: String,
+        len: usize,
+        max: usize,
+    },
     #[error("bad vocabulary: {0}")]
     Vocab(String),
 }

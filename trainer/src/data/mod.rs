@@ -6,16 +6,20 @@
 //! - `fewshot`, `fewshot_cache`: K-shot sampling and Dassl's `split_fewshot/` cache.
 //! - `subsample`: base / new class halves with relabelling.
 //! - `verify`, `fashion_mnist`, `fixtures`: dataset checks, the embedded dataset, tiny test data.
+//! - `image`, `transforms`, `loader`: decoding, Dassl's transforms, batches.
 pub mod catalog;
 pub mod error;
 pub mod fashion_mnist;
 pub mod fewshot;
 pub mod fewshot_cache;
 pub mod fixtures;
+pub mod image;
+pub mod loader;
 pub mod python_random;
 pub mod readers;
 pub mod splits;
 pub mod subsample;
+pub mod transforms;
 pub mod verify;
 
 pub use catalog::{DatasetInfo, DatasetName, SplitSource, DATASETS};

@@ -157,6 +157,31 @@ fn check_against(items: &[Item], split: Split, classnames: &[String], source: &P
     Ok(())
 }
 
+// Dataset lists feed the batch loader directly.
+impl super::loader::ImageItems for [Item] {
+    fn len(&self) -> usize {
+        <[Item]>::len(self)
+    }
+    fn path(&self, index: usize) -> &Path {
+        &self[index].impath
+    }
+    fn label(&self, index: usize) -> i64 {
+        self[index].label as i64
+    }
+}
+
+impl super::loader::ImageItems for Vec<Item> {
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+    fn path(&self, index: usize) -> &Path {
+        &self[index].impath
+    }
+    fn label(&self, index: usize) -> i64 {
+        self[index].label as i64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

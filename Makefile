@@ -1,0 +1,51 @@
+# subpt-bench: `make test` and `make demo` provision everything they need (Debian, as root or
+# with sudo), idempotently: system packages, a project-local Python venv with the pinned torch
+# that tch links against, and the cargo build.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+STAMP_SYS := $(CURDIR)/target/.system-ready
+STAMP_VENV := $(VENV)/.ready
+export LIBTORCH = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/torch))
+export SUBPT_PYTHON := $(PY)
+export OMPI_ALLOW_RUN_AS_ROOT := 1
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
+CARGO_TARGET_DIR ?= $(CURDIR)/target
+export CARGO_TARGET_DIR
+BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/subpt-bench
+BIN := $(CARGO_TARGET_DIR)/release/subpt-bench
+
+.PHONY: all build test demo lint system venv rust-test oracle-test clean-demo
+
+all: build
+
+system: $(STAMP_SYS)
+$(STAMP_SYS): scripts/setup-system.sh
+	bash scripts/setup-system.sh
+	@mkdir -p $(dir $@) && touch $@
+
+venv: $(STAMP_VENV)
+$(STAMP_VENV): scripts/requirements-oracle.txt scripts/setup-venv.sh | $(STAMP_SYS)
+	PYTHON=$(PYTHON) bash scripts/setup-venv.sh $(VENV) scripts/requirements-oracle.txt
+	@touch $@
+
+build: $(STAMP_VENV)
+	cargo build --release -p subpt-bench
+
+test: $(STAMP_VENV)
+	cargo build -p subpt-bench
+	$(MAKE) rust-test oracle-test
+
+rust-test: $(STAMP_VENV)
+	cargo test --workspace
+
+oracle-test: $(STAMP_VENV)
+	SUBPT_BENCH_BIN=$(BIN_DEBUG) $(PY) -m pytest -q tests/oracle
+
+lint: $(STAMP_VENV)
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+demo: build
+	bash scripts/demo.sh $(BIN) $(CURDIR)/results/demo

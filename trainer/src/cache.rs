@@ -1,0 +1,328 @@
+//! Frozen-feature cache. The frozen encoders dominate evaluation cost, so anything they compute
+//! (image features of a split, zero-shot text features of a class list) is stored once per key
+//! and shared by every cell and every rank of a grid.
+//!
+//! An entry is `<hash>.safetensors` plus `<hash>.json` (the full key, written last, so it marks
+//! the entry complete). The hash covers the whole key, so changing any part of it (weights
+//! digest, dataset, split, item list, transform, precision) misses and recomputes. Writers use
+//! a temporary file and a rename: concurrent ranks computing the same entry both succeed and
+//! readers never see a partial file.
+use crate::io::{with_atomic_path, write_atomic};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use tch::Tensor;
+
+/// Bumped when the stored layout or the meaning of keys changes.
+const CACHE_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("feature cache {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("feature cache {path}: {msg}")]
+    Write { path: String, msg: String },
+}
+
+impl From<std::io::Error> for CacheError {
+    fn from(source: std::io::Error) -> Self {
+        CacheError::Io {
+            path: "(rename)".into(),
+            source,
+        }
+    }
+}
+
+/// What a cache lookup did, for logs and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Hit,
+    Miss,
+}
+
+pub struct FeatureCache {
+    dir: PathBuf,
+}
+
+/// Hex SHA-256 of any serialisable value (its canonical JSON).
+pub fn digest_json<T: Serialize>(value: &T) -> String {
+    let json = serde_json::to_vec(value).expect("cache keys serialise");
+    hex(&Sha256::digest(&json))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hex SHA-256 of a file's content, remembered per (path, size, mtime) in `memo_dir` so a
+/// 600 MB checkpoint is hashed once, not once per cell.
+pub fn file_digest(path: &Path, memo_dir: Option<&Path>) -> std::io::Result<String> {
+    let meta = std::fs::metadata(path)?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let canonical = std::fs::canonicalize(path)?;
+    let memo = memo_dir.map(|d| {
+        d.join("digests").join(digest_json(&(
+            canonical.to_string_lossy(),
+            meta.len(),
+            mtime,
+        )))
+    });
+    if let Some(m) = &memo {
+        if let Ok(s) = std::fs::read_to_string(m) {
+            if s.len() == 64 {
+                return Ok(s);
+            }
+        }
+    }
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let d = hex(&h.finalize());
+    if let Some(m) = &memo {
+        // A failed memo write only costs a re-hash next time.
+        let _ = write_atomic(m, d.as_bytes());
+    }
+    Ok(d)
+}
+
+impl FeatureCache {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        FeatureCache { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn paths<K: Serialize>(&self, kind: &str, key: &K) -> (PathBuf, PathBuf, serde_json::Value) {
+        let manifest = serde_json::json!({ "version": CACHE_VERSION, "kind": kind, "key": key });
+        let h = digest_json(&manifest);
+        let stem = format!("{kind}-{}", &h[..24]);
+        (
+            self.dir.join(format!("{stem}.safetensors")),
+            self.dir.join(format!("{stem}.json")),
+            manifest,
+        )
+    }
+
+    /// The stored tensors for `key`, if a complete entry with exactly this key exists.
+    pub fn lookup<K: Serialize>(&self, kind: &str, key: &K) -> Option<Vec<(String, Tensor)>> {
+        let (data, meta, manifest) = self.paths(kind, key);
+        let stored: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&meta).ok()?).ok()?;
+        if stored.get("manifest") != Some(&manifest) {
+            return None;
+        }
+        match Tensor::read_safetensors(&data) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(path = %data.display(), error = %e, "unreadable cache entry; recomputing");
+                None
+            }
+        }
+    }
+
+    /// Returns the cached tensors for `key`, computing and storing them on a miss.
+    pub fn get_or_compute<K, E>(
+        &self,
+        kind: &str,
+        key: &K,
+        compute: impl FnOnce() -> Result<Vec<(String, Tensor)>, E>,
+    ) -> Result<(Vec<(String, Tensor)>, Outcome), E>
+    where
+        K: Serialize,
+        E: From<CacheError>,
+    {
+        if let Some(t) = self.lookup(kind, key) {
+            return Ok((t, Outcome::Hit));
+        }
+        let tensors = compute()?;
+        self.store(kind, key, &tensors)?;
+        Ok((tensors, Outcome::Miss))
+    }
+
+    /// Writes an entry: data first, then the manifest that marks it complete.
+    pub fn store<K: Serialize>(
+        &self,
+        kind: &str,
+        key: &K,
+        tensors: &[(String, Tensor)],
+    ) -> Result<(), CacheError> {
+        let (data, meta, manifest) = self.paths(kind, key);
+        let io = |p: &Path| {
+            let path = p.display().to_string();
+            move |source| CacheError::Io { path, source }
+        };
+        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        let cpu: Vec<(String, Tensor)> = tensors
+            .iter()
+            .map(|(k, t)| (k.clone(), t.to_device(tch::Device::Cpu).contiguous()))
+            .collect();
+        with_atomic_path(&data, |tmp| {
+            Tensor::write_safetensors(&cpu, tmp).map_err(|e| CacheError::Write {
+                path: data.display().to_string(),
+                msg: e.to_string(),
+            })
+        })?;
+        let shapes: serde_json::Map<String, serde_json::Value> = cpu
+            .iter()
+            .map(|(k, t)| (k.clone(), serde_json::json!(t.size())))
+            .collect();
+        let body = serde_json::json!({ "manifest": manifest, "shapes": shapes });
+        write_atomic(
+            &meta,
+            serde_json::to_string_pretty(&body).unwrap().as_bytes(),
+        )
+        .map_err(io(&meta))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[derive(Serialize, Clone)]
+    struct Key {
+        weights: String,
+        split: String,
+    }
+
+    fn compute(calls: &Cell<u32>, v: f64) -> Result<Vec<(String, Tensor)>, CacheError> {
+        calls.set(calls.get() + 1);
+        Ok(vec![("features".into(), Tensor::from_slice(&[v, v + 1.0]))])
+    }
+
+    #[test]
+    fn miss_then_hit_then_miss_on_changed_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FeatureCache::new(dir.path());
+        let calls = Cell::new(0);
+        let k = Key {
+            weights: "abc".into(),
+            split: "test".into(),
+        };
+        let (_, o) = cache
+            .get_or_compute("img", &k, || compute(&calls, 1.0))
+            .unwrap();
+        assert_eq!(o, Outcome::Miss);
+        let (t, o) = cache
+            .get_or_compute("img", &k, || compute(&calls, 9.0))
+            .unwrap();
+        assert_eq!(o, Outcome::Hit);
+        assert_eq!(calls.get(), 1);
+        assert_eq!(
+            t[0].1.double_value(&[1]),
+            2.0,
+            "hit must return the stored values"
+        );
+        let k2 = Key {
+            weights: "abd".into(),
+            ..k.clone()
+        };
+        let (t, o) = cache
+            .get_or_compute("img", &k2, || compute(&calls, 5.0))
+            .unwrap();
+        assert_eq!((o, calls.get()), (Outcome::Miss, 2));
+        assert_eq!(t[0].1.double_value(&[0]), 5.0);
+        // A different kind with the same key is a different entry.
+        let (_, o) = cache
+            .get_or_compute("txt", &k, || compute(&calls, 0.0))
+            .unwrap();
+        assert_eq!(o, Outcome::Miss);
+    }
+
+    #[test]
+    fn corrupt_or_incomplete_entries_are_recomputed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FeatureCache::new(dir.path());
+        let calls = Cell::new(0);
+        let k = Key {
+            weights: "w".into(),
+            split: "s".into(),
+        };
+        cache
+            .get_or_compute("img", &k, || compute(&calls, 1.0))
+            .unwrap();
+        let (data, meta, _) = cache.paths("img", &k);
+        std::fs::write(&data, b"garbage").unwrap();
+        let (_, o) = cache
+            .get_or_compute("img", &k, || compute(&calls, 1.0))
+            .unwrap();
+        assert_eq!(o, Outcome::Miss);
+        // Data without its manifest (a writer killed in between) is not an entry.
+        std::fs::remove_file(&meta).unwrap();
+        let (_, o) = cache
+            .get_or_compute("img", &k, || compute(&calls, 1.0))
+            .unwrap();
+        assert_eq!(o, Outcome::Miss);
+        assert_eq!(calls.get(), 3);
+    }
+
+    #[test]
+    fn concurrent_writers_leave_one_valid_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = Key {
+            weights: "w".into(),
+            split: "s".into(),
+        };
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    let cache = FeatureCache::new(dir.path());
+                    let t = vec![(
+                        "features".to_string(),
+                        Tensor::ones([64, 8], tch::kind::FLOAT_CPU),
+                    )];
+                    cache.store("img", &k, &t).unwrap();
+                });
+            }
+        });
+        let cache = FeatureCache::new(dir.path());
+        let t = cache.lookup("img", &k).expect("entry present");
+        assert_eq!(t[0].1.size(), vec![64, 8]);
+        let leftovers = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".tmp")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+    }
+
+    #[test]
+    fn file_digest_matches_sha256_and_is_memoised() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("w.bin");
+        std::fs::write(&f, b"abc").unwrap();
+        let d = file_digest(&f, Some(dir.path())).unwrap();
+        assert_eq!(
+            d,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(file_digest(&f, Some(dir.path())).unwrap(), d);
+        std::fs::write(&f, b"abcd").unwrap();
+        assert_ne!(file_digest(&f, Some(dir.path())).unwrap(), d);
+    }
+}

@@ -1,0 +1,243 @@
+//! Building blocks shared by the text and image towers: a checked parameter source, fp32
+//! LayerNorm, multi-head attention and the pre-LN residual transformer.
+use super::config::Activation;
+use super::ClipError;
+use std::collections::BTreeMap;
+use tch::{Device, Kind, Tensor};
+
+/// Hands out tensors by key, checking shapes and casting to the tower's compute dtype.
+/// Keys that are never taken are reported by [`Params::unused`].
+pub struct Params {
+    tensors: BTreeMap<String, Tensor>,
+    kind: Kind,
+    device: Device,
+    parameters: i64,
+}
+
+impl Params {
+    pub fn new(tensors: BTreeMap<String, Tensor>, kind: Kind, device: Device) -> Self {
+        Params {
+            tensors,
+            kind,
+            device,
+            parameters: 0,
+        }
+    }
+
+    fn take(&mut self, key: &str, shape: &[i64], kind: Kind) -> Result<Tensor, ClipError> {
+        let t = self.take_buffer(key, shape, kind)?;
+        self.parameters += t.numel() as i64;
+        Ok(t)
+    }
+
+    fn take_buffer(&mut self, key: &str, shape: &[i64], kind: Kind) -> Result<Tensor, ClipError> {
+        let t = self
+            .tensors
+            .remove(key)
+            .ok_or_else(|| ClipError::MissingKey(key.to_string()))?;
+        if t.size() != shape {
+            return Err(ClipError::Shape {
+                key: key.to_string(),
+                expected: shape.to_vec(),
+                found: t.size(),
+            });
+        }
+        Ok(t.to_device(self.device).to_kind(kind).detach())
+    }
+
+    /// A weight in the compute dtype (fp32/fp16/bf16).
+    pub fn get(&mut self, key: &str, shape: &[i64]) -> Result<Tensor, ClipError> {
+        self.take(key, shape, self.kind)
+    }
+
+    /// A weight kept in fp32 whatever the precision (LayerNorm, BatchNorm, logit scale).
+    pub fn get_f32(&mut self, key: &str, shape: &[i64]) -> Result<Tensor, ClipError> {
+        self.take(key, shape, Kind::Float)
+    }
+
+    /// A non-parameter state tensor kept in fp32 (BatchNorm running statistics).
+    pub fn buffer_f32(&mut self, key: &str, shape: &[i64]) -> Result<Tensor, ClipError> {
+        self.take_buffer(key, shape, Kind::Float)
+    }
+
+    /// Elements of every parameter taken so far (buffers excluded, as `model.parameters()`).
+    pub fn parameter_count(&self) -> i64 {
+        self.parameters
+    }
+
+    /// Drops a key the model does not use (e.g. BatchNorm's `num_batches_tracked`).
+    pub fn discard(&mut self, key: &str) {
+        self.tensors.remove(key);
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Keys never taken, for a warning: extra heads or buffers in a checkpoint are not errors.
+    pub fn unused(&self) -> Vec<String> {
+        self.tensors.keys().cloned().collect()
+    }
+}
+
+/// LayerNorm computed in fp32 and cast back, as CLIP's `LayerNorm` subclass does.
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl LayerNorm {
+    pub fn load(p: &mut Params, prefix: &str, width: i64) -> Result<Self, ClipError> {
+        Ok(LayerNorm {
+            weight: p.get_f32(&format!("{prefix}.weight"), &[width])?,
+            bias: p.get_f32(&format!("{prefix}.bias"), &[width])?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let kind = x.kind();
+        let width = *self.weight.size().last().expect("1-d weight");
+        x.to_kind(Kind::Float)
+            .layer_norm([width], Some(&self.weight), Some(&self.bias), 1e-5, true)
+            .to_kind(kind)
+    }
+}
+
+/// Linear layer with PyTorch's [out, in] weight convention.
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn load(p: &mut Params, prefix: &str, inp: i64, out: i64) -> Result<Self, ClipError> {
+        Ok(Linear {
+            weight: p.get(&format!("{prefix}.weight"), &[out, inp])?,
+            bias: Some(p.get(&format!("{prefix}.bias"), &[out])?),
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.linear(&self.weight, self.bias.as_ref())
+    }
+}
+
+/// `nn.MultiheadAttention` with a packed q/k/v input projection (rows ordered q, k, v).
+pub struct MultiHeadAttention {
+    in_proj: Linear,
+    out_proj: Linear,
+    heads: i64,
+}
+
+impl MultiHeadAttention {
+    pub fn load(p: &mut Params, prefix: &str, width: i64, heads: i64) -> Result<Self, ClipError> {
+        Ok(MultiHeadAttention {
+            in_proj: Linear {
+                weight: p.get(&format!("{prefix}.in_proj_weight"), &[3 * width, width])?,
+                bias: Some(p.get(&format!("{prefix}.in_proj_bias"), &[3 * width])?),
+            },
+            out_proj: Linear::load(p, &format!("{prefix}.out_proj"), width, width)?,
+            heads,
+        })
+    }
+
+    /// Self-attention over `x` [N, L, D]; `causal` masks strictly-future positions.
+    pub fn forward(&self, x: &Tensor, causal: bool) -> Tensor {
+        let (n, l, d) = x.size3().expect("[N, L, D] input");
+        let qkv = self
+            .in_proj
+            .forward(x)
+            .view([n, l, 3, self.heads, d / self.heads])
+            .permute([2, 0, 3, 1, 4]);
+        let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
+        let o = Tensor::scaled_dot_product_attention(
+            &q,
+            &k,
+            &v,
+            None::<Tensor>,
+            0.0,
+            causal,
+            None,
+            false,
+        );
+        self.out_proj.forward(&o.transpose(1, 2).reshape([n, l, d]))
+    }
+}
+
+/// Pre-LN residual block: `x += attn(ln_1(x))`, `x += mlp(ln_2(x))`.
+pub struct ResidualBlock {
+    ln_1: LayerNorm,
+    attn: MultiHeadAttention,
+    ln_2: LayerNorm,
+    c_fc: Linear,
+    c_proj: Linear,
+    activation: Activation,
+}
+
+impl ResidualBlock {
+    pub fn load(
+        p: &mut Params,
+        prefix: &str,
+        width: i64,
+        heads: i64,
+        activation: Activation,
+    ) -> Result<Self, ClipError> {
+        Ok(ResidualBlock {
+            ln_1: LayerNorm::load(p, &format!("{prefix}.ln_1"), width)?,
+            attn: MultiHeadAttention::load(p, &format!("{prefix}.attn"), width, heads)?,
+            ln_2: LayerNorm::load(p, &format!("{prefix}.ln_2"), width)?,
+            c_fc: Linear::load(p, &format!("{prefix}.mlp.c_fc"), width, 4 * width)?,
+            c_proj: Linear::load(p, &format!("{prefix}.mlp.c_proj"), 4 * width, width)?,
+            activation,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, causal: bool) -> Tensor {
+        let x = x + self.attn.forward(&self.ln_1.forward(x), causal);
+        let h = self.c_fc.forward(&self.ln_2.forward(&x));
+        let h = match self.activation {
+            Activation::QuickGelu => &h * (&h * 1.702).sigmoid(),
+            Activation::Gelu => h.gelu("none"),
+        };
+        x + self.c_proj.forward(&h)
+    }
+}
+
+/// A stack of residual blocks (`<prefix>.resblocks.<i>`).
+pub struct Transformer {
+    pub blocks: Vec<ResidualBlock>,
+}
+
+impl Transformer {
+    pub fn load(
+        p: &mut Params,
+        prefix: &str,
+        width: i64,
+        layers: i64,
+        heads: i64,
+        activation: Activation,
+    ) -> Result<Self, ClipError> {
+        let blocks = (0..layers)
+            .map(|i| {
+                ResidualBlock::load(
+                    p,
+                    &format!("{prefix}.resblocks.{i}"),
+                    width,
+                    heads,
+                    activation,
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Transformer { blocks })
+    }
+
+    pub fn forward(&self, x: &Tensor, causal: bool) -> Tensor {
+        self.blocks
+            .iter()
+            .fold(x.shallow_clone(), |x, b| b.forward(&x, causal))
+    }
+}

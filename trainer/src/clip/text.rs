@@ -1,0 +1,79 @@
+//! CLIP's text tower with an entry point for prompt embeddings: the prompt learner builds token
+//! embeddings itself (learned context + frozen class tokens) and still needs the EOT position.
+use super::config::{Activation, TextConfig};
+use super::layers::{LayerNorm, Params, Transformer};
+use super::ClipError;
+use tch::{Kind, Tensor};
+
+pub struct TextTower {
+    pub config: TextConfig,
+    token_embedding: Tensor,
+    positional_embedding: Tensor,
+    pub transformer: Transformer,
+    ln_final: LayerNorm,
+    text_projection: Tensor,
+}
+
+impl TextTower {
+    pub fn load(
+        p: &mut Params,
+        config: &TextConfig,
+        embed_dim: i64,
+        activation: Activation,
+    ) -> Result<Self, ClipError> {
+        let w = config.width;
+        Ok(TextTower {
+            token_embedding: p.get("token_embedding.weight", &[config.vocab_size, w])?,
+            positional_embedding: p.get("positional_embedding", &[config.context_length, w])?,
+            transformer: Transformer::load(
+                p,
+                "transformer",
+                w,
+                config.layers,
+                config.heads,
+                activation,
+            )?,
+            ln_final: LayerNorm::load(p, "ln_final", w)?,
+            text_projection: p.get("text_projection", &[w, embed_dim])?,
+            config: config.clone(),
+        })
+    }
+
+    /// Token embeddings [N, L, W] of ids [N, L] (frozen: no graph is kept).
+    pub fn embed_tokens(&self, ids: &Tensor) -> Tensor {
+        tch::no_grad(|| Tensor::embedding(&self.token_embedding, ids, -1, false, false))
+    }
+
+    /// Features [N, embed] of prompts given as embeddings [N, L, W]; `ids` [N, L] are the token
+    /// ids whose argmax (the EOT, CLIP's largest id) selects the pooled position.
+    pub fn encode_embeddings(&self, embeddings: &Tensor, ids: &Tensor) -> Tensor {
+        let l = embeddings.size()[1];
+        let x = embeddings.to_kind(self.token_embedding.kind())
+            + self.positional_embedding.narrow(0, 0, l);
+        let x = self.transformer.forward(&x, true);
+        let eot = ids.argmax(-1, false);
+        self.pool(&x, &eot)
+    }
+
+    /// `ln_final` at the pooled positions, then the projection. LayerNorm is per token, so
+    /// normalising only the selected rows gives the same result as normalising all of them.
+    pub fn pool(&self, hidden: &Tensor, positions: &Tensor) -> Tensor {
+        let n = hidden.size()[0];
+        let rows = Tensor::arange(n, (Kind::Int64, hidden.device()));
+        let picked = hidden.index(&[Some(rows), Some(positions.to_device(hidden.device()))]);
+        self.ln_final.forward(&picked).matmul(&self.text_projection)
+    }
+
+    /// Features [N, embed] of token ids [N, context_length].
+    pub fn encode(&self, ids: &Tensor) -> Tensor {
+        self.encode_embeddings(&self.embed_tokens(ids), ids)
+    }
+
+    pub fn width(&self) -> i64 {
+        self.config.width
+    }
+
+    pub fn dtype(&self) -> Kind {
+        self.token_embedding.kind()
+    }
+}

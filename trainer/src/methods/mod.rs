@@ -1,0 +1,3 @@
+//! The paper's methods: subspace projection (SubPT) so far.
+pub mod prompt_learner;
+pub mod subspace;

@@ -1,0 +1,222 @@
+//! CoOp's prompt learner: learnable context vectors placed around frozen class-name token
+//! embeddings, encoded by CLIP's text tower. Only the context is trainable.
+use crate::clip::tokenizer::Tokenizer;
+use crate::clip::{Clip, ClipError};
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+/// Where the class name sits relative to the context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassTokenPosition {
+    #[default]
+    End,
+    Middle,
+    Front,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptConfig {
+    /// Number of context vectors (ignored with a word initialisation: its word count is used).
+    pub n_ctx: usize,
+    /// Initial context words (e.g. "a photo of a"); `None` draws N(0, 0.02^2).
+    pub ctx_init: Option<String>,
+    /// One context per class (CSC) instead of one shared context.
+    pub class_specific: bool,
+    pub position: ClassTokenPosition,
+}
+
+impl Default for PromptConfig {
+    fn default() -> Self {
+        PromptConfig {
+            n_ctx: 16,
+            ctx_init: None,
+            class_specific: false,
+            position: ClassTokenPosition::End,
+        }
+    }
+}
+
+impl PromptConfig {
+    /// Context length actually used: a word initialisation fixes it to its word count, as CoOp
+    /// does (`len(ctx_init.split(" "))`).
+    pub fn effective_n_ctx(&self) -> usize {
+        match &self.ctx_init {
+            Some(words) => words.split(' ').count(),
+            None => self.n_ctx,
+        }
+    }
+}
+
+/// Frozen token embeddings of one class list around the context slots.
+pub struct PromptSet {
+    /// SOT embedding per class [n_cls, 1, W].
+    prefix: Tensor,
+    /// Embeddings after the context slots [n_cls, L - 1 - n_ctx, W] (name, ".", EOT, padding).
+    suffix: Tensor,
+    /// Token ids of the full prompts [n_cls, L]; their argmax is the EOT position.
+    pub ids: Tensor,
+    /// BPE length of each class name (for middle/front positions).
+    name_lens: Vec<i64>,
+    n_ctx: i64,
+}
+
+/// `classname.replace("_", " ")`, the name as prompts show it.
+pub fn prompt_name(classname: &str) -> String {
+    classname.replace('_', " ")
+}
+
+impl PromptSet {
+    /// Tokenizes `"<context words> <name>."` for each class and keeps the frozen parts.
+    pub fn new(
+        clip: &Clip,
+        tok: &Tokenizer,
+        classnames: &[String],
+        ctx_words: &str,
+        n_ctx: usize,
+    ) -> Result<Self, ClipError> {
+        let names: Vec<String> = classnames.iter().map(|c| prompt_name(c)).collect();
+        let texts: Vec<String> = names.iter().map(|n| format!("{ctx_words} {n}.")).collect();
+        let ids = clip.tokenize(tok, &texts, false)?.to_device(clip.device);
+        let emb = clip.text.embed_tokens(&ids);
+        let l = ids.size()[1];
+        let n = n_ctx as i64;
+        Ok(PromptSet {
+            prefix: emb.narrow(1, 0, 1),
+            suffix: emb.narrow(1, 1 + n, l - 1 - n),
+            ids,
+            name_lens: names.iter().map(|n| tok.encode(n).len() as i64).collect(),
+            n_ctx: n,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.name_lens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.name_lens.is_empty()
+    }
+
+    /// Prompt embeddings [n_cls, L, W] with `ctx` ([n_ctx, W] shared or [n_cls, n_ctx, W]).
+    pub fn assemble(&self, ctx: &Tensor, position: ClassTokenPosition) -> Tensor {
+        let n_cls = self.len() as i64;
+        let ctx = ctx.to_kind(self.prefix.kind());
+        let ctx = if ctx.dim() == 2 {
+            ctx.unsqueeze(0).expand([n_cls, -1, -1], false)
+        } else {
+            ctx
+        };
+        match position {
+            ClassTokenPosition::End => Tensor::cat(&[&self.prefix, &ctx, &self.suffix], 1),
+            ClassTokenPosition::Middle | ClassTokenPosition::Front => {
+                let half = self.n_ctx / 2;
+                let rows: Vec<Tensor> = (0..n_cls)
+                    .map(|i| {
+                        let nl = self.name_lens[i as usize];
+                        let pre = self.prefix.narrow(0, i, 1);
+                        let suf = self.suffix.narrow(0, i, 1);
+                        let class = suf.narrow(1, 0, nl);
+                        let rest = suf.narrow(1, nl, suf.size()[1] - nl);
+                        let c = ctx.narrow(0, i, 1);
+                        if position == ClassTokenPosition::Middle {
+                            let c1 = c.narrow(1, 0, half);
+                            let c2 = c.narrow(1, half, self.n_ctx - half);
+                            Tensor::cat(&[pre, c1, class, c2, rest], 1)
+                        } else {
+                            Tensor::cat(&[pre, class, c, rest], 1)
+                        }
+                    })
+                    .collect();
+                Tensor::cat(&rows, 0)
+            }
+        }
+    }
+}
+
+/// The trainable context plus the class prompts it is read with.
+pub struct PromptLearner {
+    pub config: PromptConfig,
+    /// Trainable context, fp32 ([n_ctx, W], or [n_cls, n_ctx, W] with CSC).
+    pub ctx: Tensor,
+    pub classes: PromptSet,
+    /// The context placeholder text ("X X ... X" or the init words).
+    pub ctx_words: String,
+}
+
+impl PromptLearner {
+    /// Builds the prompts for `classnames` and initialises the context (seeded by the caller
+    /// through `tch::manual_seed` for random init).
+    pub fn new(
+        clip: &Clip,
+        tok: &Tokenizer,
+        classnames: &[String],
+        config: PromptConfig,
+    ) -> Result<Self, ClipError> {
+        let n_ctx = config.effective_n_ctx();
+        let width = clip.text.width();
+        let n_cls = classnames.len() as i64;
+        let (ctx, ctx_words) = match &config.ctx_init {
+            Some(words) => {
+                let ids = clip.tokenize(tok, &[words.as_str()], false)?;
+                let emb = clip.text.embed_tokens(&ids.to_device(clip.device));
+                let v = emb.get(0).narrow(0, 1, n_ctx as i64).to_kind(Kind::Float);
+                let v = if config.class_specific {
+                    v.unsqueeze(0).repeat([n_cls, 1, 1])
+                } else {
+                    v
+                };
+                (v, words.clone())
+            }
+            None => {
+                let shape: Vec<i64> = if config.class_specific {
+                    vec![n_cls, n_ctx as i64, width]
+                } else {
+                    vec![n_ctx as i64, width]
+                };
+                let v = Tensor::randn(&shape, (Kind::Float, clip.device)) * 0.02;
+                (v, vec!["X"; n_ctx].join(" "))
+            }
+        };
+        let classes = PromptSet::new(clip, tok, classnames, &ctx_words, n_ctx)?;
+        Ok(PromptLearner {
+            config,
+            ctx: ctx.detach().set_requires_grad(true),
+            classes,
+            ctx_words,
+        })
+    }
+
+    /// Replaces the context (e.g. a restart point or a loaded checkpoint), keeping it trainable.
+    pub fn set_context(&mut self, ctx: &Tensor) -> Result<(), ClipError> {
+        if ctx.size() != self.ctx.size() {
+            return Err(ClipError::Shape {
+                key: "ctx".into(),
+                expected: self.ctx.size(),
+                found: ctx.size(),
+            });
+        }
+        self.ctx = ctx
+            .to_kind(Kind::Float)
+            .to_device(self.ctx.device())
+            .detach()
+            .set_requires_grad(true);
+        Ok(())
+    }
+
+    /// Unnormalised text features [n_cls, embed] of the class prompts (differentiable in ctx).
+    pub fn class_features(&self, clip: &Clip) -> Tensor {
+        let prompts = self.classes.assemble(&self.ctx, self.config.position);
+        clip.text
+            .encode_embeddings(&prompts, &self.classes.ids)
+            .to_kind(Kind::Float)
+    }
+
+    /// Features of another name list read with the same (shared, end-position) context: NFL.
+    pub fn extra_features(&self, clip: &Clip, set: &PromptSet) -> Tensor {
+        let prompts = set.assemble(&self.ctx, ClassTokenPosition::End);
+        clip.text
+            .encode_embeddings(&prompts, &set.ids)
+            .to_kind(Kind::Float)
+    }
+}
