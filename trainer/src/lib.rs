@@ -9,3 +9,4 @@ pub mod device;
 pub mod engine;
 pub mod io;
 pub mod methods;
+pub mod pickle;
