@@ -12,6 +12,7 @@ pub mod error;
 pub mod fashion_mnist;
 pub mod fewshot;
 pub mod fewshot_cache;
+pub mod fewshot_pickle;
 pub mod fixtures;
 pub mod image;
 pub mod loader;
