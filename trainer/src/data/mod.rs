@@ -1,4 +1,34 @@
 //! Datasets in CoOp's layout and Dassl's sampling rules.
+//!
+//! - `catalog`: the dataset table (directories, split sources, class counts, templates).
+//! - `readers`: every layout into `DatasetSplits` (`train`/`val`/`test` lists of `Item`s).
+//! - `python_random`: CPython's `random.Random`, so `fewshot` draws Dassl's exact subsets.
+//! - `fewshot`, `fewshot_cache`: K-shot sampling and Dassl's `split_fewshot/` cache.
+//! - `subsample`: base / new class halves with relabelling.
+//! - `verify`, `fashion_mnist`, `fixtures`: dataset checks, the embedded dataset, tiny test data.
+//! - `image`, `transforms`, `loader`: decoding, Dassl's transforms, batches.
+pub mod catalog;
+pub mod error;
+pub mod fashion_mnist;
+pub mod fewshot;
+pub mod fewshot_cache;
+pub mod fewshot_pickle;
+pub mod fixtures;
 pub mod image;
 pub mod loader;
+pub mod python_random;
+pub mod readers;
+pub mod splits;
+pub mod subsample;
 pub mod transforms;
+pub mod verify;
+
+pub use catalog::{DatasetInfo, DatasetName, SplitSource, DATASETS};
+pub use error::DataError;
+pub use fewshot::{draw_fewshot, FewshotSubset};
+pub use fewshot_cache::{load_or_draw_fewshot, CacheMode, FewshotSource};
+pub use python_random::PyRandom;
+pub use readers::{read_dataset, read_dataset_lists};
+pub use splits::{DatasetSplits, Item, Split};
+pub use subsample::{subsample_classes, SubsampleClasses};
+pub use verify::{verify, VerifyReport};

@@ -1,0 +1,216 @@
+//! The datasets we know: one row of metadata each (spec §3.1 and §4.1).
+
+use super::error::DataError;
+use std::path::{Path, PathBuf};
+
+/// How a dataset's split lists are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitSource {
+    /// CoOp's `split_zhou_*.json` (or our `split_fashion_mnist.json`) in the dataset dir.
+    SplitJson(&'static str),
+    /// ImageNet: `classnames.txt` + `images/{train,val}/<wnid>/`, labels in sorted-wnid order.
+    ImageNetFolders,
+    /// FGVCAircraft: `variants.txt` + `images_variant_{train,val,test}.txt`.
+    AircraftTxt,
+    /// ImageNetV2: folder `<i>` holds class `i` (line `i` of `classnames.txt`).
+    IndexFolders,
+    /// ImageNet-Sketch / -A / -R: sorted `<wnid>` folders, names from `classnames.txt`.
+    WnidFolders,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DatasetName {
+    ImageNet,
+    Caltech101,
+    OxfordPets,
+    StanfordCars,
+    OxfordFlowers,
+    Food101,
+    FgvcAircraft,
+    Sun397,
+    Dtd,
+    EuroSat,
+    Ucf101,
+    ImageNetV2,
+    ImageNetSketch,
+    ImageNetA,
+    ImageNetR,
+    FashionMnist,
+}
+
+/// Metadata of one dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatasetInfo {
+    pub name: DatasetName,
+    /// Lower-case CLI name (`caltech101`).
+    pub id: &'static str,
+    /// Dassl/CoOp config name (`Caltech101`).
+    pub config_name: &'static str,
+    /// Directory under the data root.
+    pub dir: &'static str,
+    /// Directory under `dir` that split relpaths are relative to ("" = `dir` itself).
+    pub image_dir: &'static str,
+    pub split: SplitSource,
+    /// Class count of the real dataset (fixtures have fewer).
+    pub num_classes: usize,
+    /// Zero-shot prompt template (`{}` = class name with `_` turned into spaces).
+    pub template: &'static str,
+    /// Only a test split (domain-generalisation targets).
+    pub test_only: bool,
+}
+
+const PHOTO: &str = "a photo of a {}.";
+
+macro_rules! row {
+    ($name:ident, $id:literal, $cfg:literal, $dir:literal, $img:literal, $split:expr, $n:literal, $tpl:expr, $test_only:literal) => {
+        DatasetInfo {
+            name: DatasetName::$name,
+            id: $id,
+            config_name: $cfg,
+            dir: $dir,
+            image_dir: $img,
+            split: $split,
+            num_classes: $n,
+            template: $tpl,
+            test_only: $test_only,
+        }
+    };
+}
+
+use SplitSource::*;
+
+/// All datasets, in `DatasetName` order.
+#[rustfmt::skip]
+pub const DATASETS: [DatasetInfo; 16] = [
+    row!(ImageNet, "imagenet", "ImageNet", "imagenet", "images", ImageNetFolders, 1000, PHOTO, false),
+    row!(Caltech101, "caltech101", "Caltech101", "caltech-101", "101_ObjectCategories", SplitJson("split_zhou_Caltech101.json"), 100, PHOTO, false),
+    row!(OxfordPets, "oxford_pets", "OxfordPets", "oxford_pets", "images", SplitJson("split_zhou_OxfordPets.json"), 37, "a photo of a {}, a type of pet.", false),
+    row!(StanfordCars, "stanford_cars", "StanfordCars", "stanford_cars", "", SplitJson("split_zhou_StanfordCars.json"), 196, PHOTO, false),
+    row!(OxfordFlowers, "oxford_flowers", "OxfordFlowers", "oxford_flowers", "jpg", SplitJson("split_zhou_OxfordFlowers.json"), 102, "a photo of a {}, a type of flower.", false),
+    row!(Food101, "food101", "Food101", "food-101", "images", SplitJson("split_zhou_Food101.json"), 101, "a photo of {}, a type of food.", false),
+    row!(FgvcAircraft, "fgvc_aircraft", "FGVCAircraft", "fgvc_aircraft", "images", AircraftTxt, 100, "a photo of a {}, a type of aircraft.", false),
+    row!(Sun397, "sun397", "SUN397", "sun397", "SUN397", SplitJson("split_zhou_SUN397.json"), 397, PHOTO, false),
+    row!(Dtd, "dtd", "DescribableTextures", "dtd", "images", SplitJson("split_zhou_DescribableTextures.json"), 47, "{} texture.", false),
+    row!(EuroSat, "eurosat", "EuroSAT", "eurosat", "2750", SplitJson("split_zhou_EuroSAT.json"), 10, "a centered satellite photo of {}.", false),
+    row!(Ucf101, "ucf101", "UCF101", "ucf101", "UCF-101-midframes", SplitJson("split_zhou_UCF101.json"), 101, "a photo of a person doing {}.", false),
+    row!(ImageNetV2, "imagenetv2", "ImageNetV2", "imagenetv2", "imagenetv2-matched-frequency-format-val", IndexFolders, 1000, PHOTO, true),
+    row!(ImageNetSketch, "imagenet_sketch", "ImageNetSketch", "imagenet-sketch", "images", WnidFolders, 1000, PHOTO, true),
+    row!(ImageNetA, "imagenet_a", "ImageNetA", "imagenet-adversarial", "imagenet-a", WnidFolders, 200, PHOTO, true),
+    row!(ImageNetR, "imagenet_r", "ImageNetR", "imagenet-rendition", "imagenet-r", WnidFolders, 200, PHOTO, true),
+    // Embedded demo dataset converted from Debian's idx files (see `fashion_mnist`).
+    row!(FashionMnist, "fashion_mnist", "FashionMNIST", "fashion_mnist", "images", SplitJson("split_fashion_mnist.json"), 10, PHOTO, false),
+];
+
+impl DatasetName {
+    pub const ALL: [DatasetName; 16] = {
+        let mut out = [DatasetName::ImageNet; 16];
+        let mut i = 0;
+        while i < 16 {
+            out[i] = DATASETS[i].name;
+            i += 1;
+        }
+        out
+    };
+
+    /// The 11 few-shot / base-to-new datasets of CoOp.
+    pub const COOP_11: [DatasetName; 11] = [
+        DatasetName::ImageNet,
+        DatasetName::Caltech101,
+        DatasetName::OxfordPets,
+        DatasetName::StanfordCars,
+        DatasetName::OxfordFlowers,
+        DatasetName::Food101,
+        DatasetName::FgvcAircraft,
+        DatasetName::Sun397,
+        DatasetName::Dtd,
+        DatasetName::EuroSat,
+        DatasetName::Ucf101,
+    ];
+
+    pub fn info(self) -> &'static DatasetInfo {
+        &DATASETS[self as usize]
+    }
+
+    pub fn id(self) -> &'static str {
+        self.info().id
+    }
+}
+
+impl std::fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl std::str::FromStr for DatasetName {
+    type Err = DataError;
+    /// Accepts the lower-case ids; the Dassl config names are accepted too.
+    fn from_str(s: &str) -> Result<Self, DataError> {
+        DATASETS
+            .iter()
+            .find(|d| d.id == s || d.config_name == s)
+            .map(|d| d.name)
+            .ok_or_else(|| DataError::UnknownDataset {
+                name: s.to_string(),
+                known: DATASETS.iter().map(|d| d.id).collect::<Vec<_>>().join(", "),
+            })
+    }
+}
+
+impl DatasetInfo {
+    pub fn dataset_dir(&self, root: &Path) -> PathBuf {
+        root.join(self.dir)
+    }
+
+    /// The directory `Item::relpath` is relative to.
+    pub fn image_root(&self, root: &Path) -> PathBuf {
+        let d = self.dataset_dir(root);
+        if self.image_dir.is_empty() {
+            d
+        } else {
+            d.join(self.image_dir)
+        }
+    }
+
+    /// Dassl's few-shot cache directory (`<dataset dir>/split_fewshot`).
+    pub fn split_fewshot_dir(&self, root: &Path) -> PathBuf {
+        self.dataset_dir(root).join("split_fewshot")
+    }
+
+    /// The zero-shot prompt for a class name (`_` become spaces first, as CoOp does).
+    pub fn prompt(&self, classname: &str) -> String {
+        self.template.replace("{}", &classname.replace('_', " "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_indexed_by_name_and_ids_parse_back() {
+        for (i, d) in DATASETS.iter().enumerate() {
+            assert_eq!(d.name as usize, i);
+            assert_eq!(d.id.parse::<DatasetName>().unwrap(), d.name);
+            assert_eq!(d.config_name.parse::<DatasetName>().unwrap(), d.name);
+        }
+        let err = "cifar10".parse::<DatasetName>().unwrap_err().to_string();
+        assert!(
+            err.contains("cifar10") && err.contains("imagenet_sketch"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn prompts_follow_the_zero_shot_templates() {
+        assert_eq!(
+            DatasetName::Ucf101.info().prompt("Apply_Eye_Makeup"),
+            "a photo of a person doing Apply Eye Makeup."
+        );
+        assert_eq!(DatasetName::Dtd.info().prompt("banded"), "banded texture.");
+        assert_eq!(
+            DatasetName::ImageNetR.info().prompt("goldfish"),
+            "a photo of a goldfish."
+        );
+    }
+}
