@@ -175,46 +175,6 @@ fn preprocess_images(images: &[PathBuf], resolution: i64) -> Result<Tensor> {
     Ok(Tensor::from_slice(&data).view([n, 3, resolution, resolution]))
 }
 
-#[derive(clap::Subcommand)]
-pub enum PrepareCommand {
-    /// Write a randomly initialised small CLIP (OpenAI layout, safetensors) for demos and tests.
-    /// It is not a pretrained model: its features carry no meaning.
-    TinyClip {
-        /// Image tower: vit (32px input) or resnet (64px input).
-        #[arg(long, default_value = "vit")]
-        vision: String,
-        #[arg(long, default_value_t = 0)]
-        seed: i64,
-        #[arg(long)]
-        out: PathBuf,
-    },
-}
-
-pub fn prepare(cmd: PrepareCommand) -> Result<()> {
-    use subpt_trainer::clip::random_init::{generate, Spec};
-    match cmd {
-        PrepareCommand::TinyClip { vision, seed, out } => {
-            let spec = match vision.as_str() {
-                "vit" => Spec::tiny_vit(),
-                "resnet" => Spec::tiny_resnet(),
-                other => bail!("--vision {other}: expected vit or resnet"),
-            };
-            let tensors = generate(&spec, seed);
-            let named: Vec<(&str, &Tensor)> =
-                tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
-            subpt_trainer::io::with_atomic_path(&out, |tmp| -> Result<()> {
-                Tensor::write_safetensors(&named, tmp)?;
-                Ok(())
-            })?;
-            eprintln!(
-                "wrote a random-init tiny CLIP ({vision}) to {}",
-                out.display()
-            );
-            Ok(())
-        }
-    }
-}
-
 pub fn tokenize(texts: &[String], context_length: usize, truncate: bool) -> Result<()> {
     let tok = Tokenizer::new();
     let ids = texts

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 mod commands;
+mod prepare;
 
 #[derive(Parser)]
 #[command(
@@ -30,7 +31,7 @@ enum Command {
     Encode(commands::EncodeArgs),
     /// Prepare inputs: datasets, few-shot subsets, small generated models.
     #[command(subcommand)]
-    Prepare(commands::PrepareCommand),
+    Prepare(prepare::PrepareCommand),
     /// Print CLIP token ids (77-long, zero-padded) of each text as JSON.
     Tokenize {
         #[arg(long = "text", required = true)]
@@ -61,7 +62,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Inspect { weights, json } => commands::inspect(&weights, json),
         Command::Encode(args) => commands::encode(&args),
-        Command::Prepare(p) => commands::prepare(p),
+        Command::Prepare(p) => prepare::run(p),
         Command::Tokenize {
             texts,
             truncate,

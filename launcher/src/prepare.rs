@@ -1,0 +1,172 @@
+//! `subpt-bench prepare ...`: datasets, few-shot subsets and small generated models.
+use anyhow::{bail, Result};
+use std::path::PathBuf;
+use subpt_trainer::data::fashion_mnist::{self, FashionMnistOptions};
+use subpt_trainer::data::fewshot_cache::{self, CacheMode, FewshotSource};
+use subpt_trainer::data::fewshot_pickle::DasslPickle;
+use subpt_trainer::data::{read_dataset, verify, DatasetName};
+use tch::Tensor;
+
+#[derive(clap::Subcommand)]
+pub enum PrepareCommand {
+    /// Draw (or read from Dassl's split_fewshot cache) the few-shot subset of a seed, exactly as
+    /// Dassl draws it, and write it as [[relpath, label, classname], ...] per split.
+    Fewshot {
+        #[arg(long)]
+        dataset: DatasetName,
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        shots: usize,
+        #[arg(long)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+        /// Also store the draw in <dataset>/split_fewshot/ as Dassl's .pkl (and JSON), so Dassl
+        /// and later runs reuse the same subset.
+        #[arg(long)]
+        write_cache: bool,
+    },
+    /// Check a dataset folder: counts per split, class count, missing or unreadable images.
+    Verify {
+        #[arg(long)]
+        dataset: DatasetName,
+        #[arg(long)]
+        root: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert Debian's dataset-fashion-mnist idx files into a CoOp-layout dataset
+    /// (<out>/fashion_mnist/images/..., split_fashion_mnist.json).
+    FashionMnist {
+        #[arg(long)]
+        out: PathBuf,
+        /// Folder with the idx files (default: where Debian installs them).
+        #[arg(long)]
+        source: Option<PathBuf>,
+        /// Keep at most this many images per class in each split (small demos and tests).
+        #[arg(long)]
+        per_class: Option<usize>,
+        /// Images per class moved from the train file into val.
+        #[arg(long, default_value_t = 1000)]
+        val_per_class: usize,
+    },
+    /// Write a randomly initialised small CLIP (OpenAI layout, safetensors) for demos and tests.
+    /// It is not a pretrained model: its features carry no meaning.
+    TinyClip {
+        /// Image tower: vit (32px input) or resnet (64px input).
+        #[arg(long, default_value = "vit")]
+        vision: String,
+        #[arg(long, default_value_t = 0)]
+        seed: i64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+pub fn run(cmd: PrepareCommand) -> Result<()> {
+    match cmd {
+        PrepareCommand::Fewshot {
+            dataset,
+            root,
+            shots,
+            seed,
+            out,
+            write_cache,
+        } => {
+            let codec = DasslPickle;
+            let (subset, source) = if write_cache {
+                let splits = read_dataset(dataset, &root)?;
+                let r = fewshot_cache::load_or_draw_fewshot(
+                    dataset,
+                    &root,
+                    &splits,
+                    shots,
+                    seed,
+                    CacheMode::ReadWrite,
+                    Some(&codec),
+                )?;
+                subpt_trainer::data::fewshot::write_subset_json(&r.0, &out)?;
+                r
+            } else {
+                fewshot_cache::prepare_fewshot(dataset, &root, shots, seed, &out, Some(&codec))?
+            };
+            let from = match source {
+                FewshotSource::DasslPickle(p) => format!("Dassl cache {}", p.display()),
+                FewshotSource::Json(p) => format!("cache {}", p.display()),
+                FewshotSource::Drawn => format!("drawn with seed {seed}"),
+            };
+            eprintln!(
+                "{dataset} {shots}-shot: {} train, {} val items ({from}) -> {}",
+                subset.train.len(),
+                subset.val.as_ref().map_or(0, |v| v.len()),
+                out.display()
+            );
+            Ok(())
+        }
+        PrepareCommand::Verify {
+            dataset,
+            root,
+            json,
+        } => {
+            let report = verify(dataset, &root)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            if !report.ok() {
+                bail!(
+                    "{dataset} under {} has problems (see above)",
+                    root.display()
+                );
+            }
+            Ok(())
+        }
+        PrepareCommand::FashionMnist {
+            out,
+            source,
+            per_class,
+            val_per_class,
+        } => {
+            let Some(source) = source.or_else(fashion_mnist::find_source) else {
+                bail!("no Fashion-MNIST idx files found: install Debian's dataset-fashion-mnist or pass --source");
+            };
+            let opts = FashionMnistOptions {
+                val_per_class,
+                max_per_class: per_class,
+            };
+            let splits = fashion_mnist::convert(&source, &out, &opts)?;
+            eprintln!(
+                "fashion_mnist: {} train / {} val / {} test images, {} classes under {}",
+                splits.train.len(),
+                splits.val.len(),
+                splits.test.len(),
+                splits.classnames.len(),
+                out.display()
+            );
+            Ok(())
+        }
+        PrepareCommand::TinyClip { vision, seed, out } => {
+            use subpt_trainer::clip::random_init::{generate, Spec};
+            let spec = match vision.as_str() {
+                "vit" => Spec::tiny_vit(),
+                "resnet" => Spec::tiny_resnet(),
+                other => bail!("--vision {other}: expected vit or resnet"),
+            };
+            let tensors = generate(&spec, seed);
+            let named: Vec<(&str, &Tensor)> =
+                tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+            subpt_trainer::io::with_atomic_path(&out, |tmp| -> Result<()> {
+                Tensor::write_safetensors(&named, tmp)?;
+                Ok(())
+            })?;
+            eprintln!(
+                "wrote a random-init tiny CLIP ({vision}) to {}",
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
