@@ -104,7 +104,7 @@ fn coop_and_nfl_steps_match_pytorch_autograd() {
         })).collect::<Vec<_>>(),
     });
     std::fs::write(d.join("case.json"), case.to_string()).unwrap();
-    common::run_oracle("coop_step_oracle.py", &[d.to_str().unwrap()]);
+    common::run("coop_step_oracle.py", &[d.to_str().unwrap()]);
     let want = common::load(&d.join("expected.safetensors"));
 
     let image_features = tch::no_grad(|| clip.encode_image(&pixels));
@@ -116,7 +116,7 @@ fn coop_and_nfl_steps_match_pytorch_autograd() {
                 targets: targets.shallow_clone(),
                 lambda: 0.7,
             };
-            loss = loss + nfl.loss(&clip, l);
+            loss += nfl.loss(&clip, l);
         }
         let g = Tensor::run_backward(&[&loss], &[&l.ctx], false, false).remove(0);
         let lw = &want[&format!("{}.loss", v.name)];

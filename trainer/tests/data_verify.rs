@@ -1,6 +1,6 @@
 //! `verify` on fixtures (counts, missing and unreadable files) and the Fashion-MNIST conversion
 //! (synthetic idx files, and the Debian files against a numpy reading of them).
-mod data_support;
+mod common;
 
 use flate2::{write::GzEncoder, Compression};
 use std::io::Write;
@@ -201,7 +201,7 @@ fn fashion_mnist_from_debian_matches_numpy() {
     };
     let s: DatasetSplits = fashion_mnist::convert(&source, root.path(), &opts).unwrap();
     let params = serde_json::json!({"source": source, "val_per_class": 2, "cap": 3});
-    let expected = data_support::run_oracle("fashion_mnist_oracle.py", &params);
+    let expected = common::run_json("fashion_mnist_oracle.py", &params);
     for (name, items) in [("train", &s.train), ("val", &s.val), ("test", &s.test)] {
         let exp = expected[name].as_array().unwrap();
         assert_eq!(items.len(), exp.len(), "{name}");

@@ -1,6 +1,6 @@
 //! Our few-shot draw against an independent Python implementation of Dassl's procedure on
 //! CPython's `random` (tests/oracle/fewshot_oracle.py), over layouts x K x seeds.
-mod data_support;
+mod common;
 
 use serde_json::{json, Value};
 use std::path::Path;
@@ -102,7 +102,7 @@ fn fewshot_draws_match_the_python_oracle() {
         }
     }
     assert!(cases.len() >= 50);
-    let expected = data_support::run_oracle("fewshot_oracle.py", &json!(cases));
+    let expected = common::run_json("fewshot_oracle.py", &json!(cases));
     for (i, (name, k, seed, sub)) in ours.iter().enumerate() {
         assert_eq!(
             rels(&sub.train),

@@ -1,6 +1,6 @@
 //! Dassl's few-shot pickle: files pickled by CPython with Dassl's object layout are read, and
 //! ours load in CPython as `Datum` objects (tests/oracle/dassl_pickle_oracle.py).
-mod data_support;
+mod common;
 
 use serde_json::{json, Value};
 use subpt_trainer::data::fewshot::{draw_fewshot, FewshotSubset};
@@ -40,7 +40,7 @@ fn cpython_written_caches_are_used() {
         // Dassl drew these on another machine; a different seed makes the cache observable.
         let theirs: FewshotSubset = draw_fewshot(d, &splits, 2, 9).unwrap();
         let here = dir.path().display().to_string();
-        data_support::run_oracle(
+        common::run_json(
             "dassl_pickle_oracle.py",
             &json!({
                 "mode": "write", "out": pkl,
@@ -79,7 +79,7 @@ fn our_caches_load_in_cpython_as_datums() {
     )
     .unwrap();
     let (pkl, _) = cache_paths(d, dir.path(), 4, 3);
-    let loaded = data_support::run_oracle(
+    let loaded = common::run_json(
         "dassl_pickle_oracle.py",
         &json!({"mode": "read", "path": pkl}),
     );

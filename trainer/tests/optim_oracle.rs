@@ -14,7 +14,7 @@ fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
 #[test]
 fn sgd_schedule_and_projection_match_torch() {
     let dir = tempfile::tempdir().unwrap();
-    common::run_oracle("optim_oracle.py", &[dir.path().to_str().unwrap()]);
+    common::run("optim_oracle.py", &[dir.path().to_str().unwrap()]);
     for i in 0..4 {
         let c = common::load(&dir.path().join(format!("sgd_{i}.safetensors")));
         let lrs = Vec::<f64>::try_from(&c["lrs"]).unwrap();
@@ -47,7 +47,7 @@ fn sgd_schedule_and_projection_match_torch() {
 #[test]
 fn pca_matches_scikit_learn_up_to_sign() {
     let dir = tempfile::tempdir().unwrap();
-    common::run_oracle("optim_oracle.py", &[dir.path().to_str().unwrap()]);
+    common::run("optim_oracle.py", &[dir.path().to_str().unwrap()]);
     for i in 0..3 {
         let c = common::load(&dir.path().join(format!("pca_{i}.safetensors")));
         let traj = &c["traj"];

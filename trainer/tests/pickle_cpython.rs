@@ -2,7 +2,7 @@
 //! what CPython writes at every protocol, write it back, and CPython must load the same values;
 //! a Dassl-style few-shot cache is read field by field and a Datum list we build must load in
 //! Python as real Datum instances.
-mod pyoracle;
+mod common;
 
 use std::path::Path;
 use subpt_trainer::pickle::{self, Constructor, Object, Value};
@@ -41,7 +41,7 @@ fn datum_of(r: &serde_json::Value) -> Value {
 fn cpython_pickles_read_write_and_load_back() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path();
-    pyoracle::run(
+    common::run(
         "pickle_roundtrip.py",
         &["make".as_ref(), "--out".as_ref(), dir.as_os_str()],
     );
@@ -108,7 +108,7 @@ fn cpython_pickles_read_write_and_load_back() {
         .flat_map(|s| records[*s].as_array().expect("array").iter().map(datum_of))
         .collect();
     pickle::write_file(&dir.join("datum_rust.pkl"), &Value::List(all)).expect("write");
-    pyoracle::run(
+    common::run(
         "pickle_roundtrip.py",
         &["check".as_ref(), "--dir".as_ref(), dir.as_os_str()],
     );

@@ -1,6 +1,6 @@
 //! `PyRandom` against CPython's `random.Random` (tests/oracle/random_oracle.py): every method, on
 //! shared streams, for small, zero, negative, word-boundary and multi-word seeds.
-mod data_support;
+mod common;
 
 use serde_json::{json, Value};
 use subpt_trainer::data::PyRandom;
@@ -129,7 +129,7 @@ fn streams_match_cpython() {
         .iter()
         .map(|s| json!({"seed": s.to_string(), "ops": ops}))
         .collect();
-    let expected = data_support::run_oracle("random_oracle.py", &json!(cases));
+    let expected = common::run_json("random_oracle.py", &json!(cases));
     for (ci, seed) in seeds().into_iter().enumerate() {
         let mut r = seeded(seed);
         for (oi, op) in ops.iter().enumerate() {

@@ -1,5 +1,5 @@
 //! `read_tensors` against checkpoints written by PyTorch itself (tests/oracle/make_torch_archives.py).
-mod pyoracle;
+mod common;
 
 use safetensors::{Dtype, SafeTensors};
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ fn archives() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("torch_archive_oracle");
         let _ = std::fs::remove_dir_all(&dir);
-        pyoracle::run(
+        common::run(
             "make_torch_archives.py",
             &["--out".as_ref(), dir.as_os_str()],
         );

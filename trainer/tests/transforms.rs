@@ -13,9 +13,9 @@
 //!   libjpeg-turbo use different IDCT rounding, chroma upsampling and YCbCr->RGB fixed-point
 //!   constants, so pixels differ by a few levels: max |diff| <= JPEG_MAX_DIFF and mean |diff| <=
 //!   JPEG_MEAN_DIFF per image; end-to-end float outputs of JPEGs get the matching float bound.
+mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use safetensors::{Dtype, SafeTensors};
@@ -32,27 +32,8 @@ const JPEG_MAX_DIFF: u8 = 12;
 const JPEG_MEAN_DIFF: f64 = 0.75;
 const FLOAT_TOL: f32 = 1e-6;
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("SUBPT_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    assert!(
-        venv.exists(),
-        "SUBPT_PYTHON is unset and {} does not exist: run `make test` to provision the oracle venv",
-        venv.display()
-    );
-    venv
-}
-
 fn run_oracle(out: &Path) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/oracle/image_oracle.py");
-    let status = Command::new(python())
-        .arg(&script)
-        .arg(out)
-        .status()
-        .expect("failed to start the python oracle");
-    assert!(status.success(), "image_oracle.py failed: {status}");
+    common::run("image_oracle.py", &[out]);
 }
 
 struct Expected<'a> {

@@ -1,42 +1,55 @@
-//! Running the Python oracles from Rust tests.
+//! Shared helpers of the integration tests: locating and running the Python oracles in
+//! `tests/oracle/` (the peers our numbers are checked against) and reading what they write.
 #![allow(dead_code)]
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The repository root (the workspace holding `tests/oracle`).
-pub fn repo_root() -> PathBuf {
+/// The workspace root (the folder holding `tests/oracle`).
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .unwrap()
+        .expect("trainer/ sits in the workspace")
         .to_path_buf()
 }
 
-/// The venv interpreter: `SUBPT_PYTHON`, else `<repo>/.venv/bin/python`.
+/// `$SUBPT_PYTHON`, else the workspace venv's python.
 pub fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("SUBPT_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let p = repo_root().join(".venv/bin/python");
+    let p = std::env::var_os("SUBPT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
     assert!(
         p.exists(),
-        "no Python oracle environment at {}: run `make test` (it creates the venv)",
+        "no Python for the oracle scripts at {} (set SUBPT_PYTHON, or run `make test` to create .venv)",
         p.display()
     );
     p
 }
 
-/// Runs `tests/oracle/<script>` with `args`, failing the test with its stderr on error.
-pub fn run_oracle(script: &str, args: &[&str]) {
+/// Runs `tests/oracle/<script> <args>` and returns its stdout; panics with its output on failure.
+pub fn run<S: AsRef<OsStr>>(script: &str, args: &[S]) -> Vec<u8> {
+    let path = workspace_root().join("tests/oracle").join(script);
     let out = Command::new(python())
-        .arg(repo_root().join("tests/oracle").join(script))
+        .arg(&path)
         .args(args)
         .output()
-        .expect("start python");
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
     assert!(
         out.status.success(),
-        "oracle {script} failed:\n{}",
+        "{script} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    out.stdout
+}
+
+/// Runs an oracle on a JSON input file and parses its JSON stdout.
+pub fn run_json(script: &str, input: &serde_json::Value) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let input_path = dir.path().join("input.json");
+    std::fs::write(&input_path, serde_json::to_vec(input).unwrap()).unwrap();
+    let stdout = run(script, &[&input_path]);
+    serde_json::from_slice(&stdout).expect("oracle output is JSON")
 }
 
 /// Reads a safetensors file into a name -> tensor map.
