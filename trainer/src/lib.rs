@@ -7,6 +7,7 @@ pub mod clip;
 pub mod data;
 pub mod device;
 pub mod engine;
+pub mod features;
 pub mod io;
 pub mod methods;
 pub mod pickle;
