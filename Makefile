@@ -7,7 +7,8 @@ VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 STAMP_SYS := $(CURDIR)/target/.system-ready
 STAMP_VENV := $(VENV)/.ready
-export LIBTORCH = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/torch))
+# Evaluated per recipe (not with $(wildcard), whose directory cache misses a venv created by this run).
+export LIBTORCH = $(shell ls -d $(VENV)/lib/python3*/site-packages/torch 2>/dev/null | head -1)
 export SUBPT_PYTHON := $(PY)
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1

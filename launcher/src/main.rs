@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 mod commands;
 mod prepare;
+mod train;
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +30,8 @@ enum Command {
     },
     /// Encode texts and images with CLIP; writes L2-normalised features as safetensors.
     Encode(commands::EncodeArgs),
+    /// Train and evaluate one cell (a method on a dataset, shot count and seed).
+    Train(Box<train::TrainArgs>),
     /// Prepare inputs: datasets, few-shot subsets, small generated models.
     #[command(subcommand)]
     Prepare(prepare::PrepareCommand),
@@ -51,6 +54,7 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
@@ -63,6 +67,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inspect { weights, json } => commands::inspect(&weights, json),
         Command::Encode(args) => commands::encode(&args),
         Command::Prepare(p) => prepare::run(p),
+        Command::Train(a) => train::train(&a),
         Command::Tokenize {
             texts,
             truncate,

@@ -1,3 +1,8 @@
-//! Optimisation: SGD with PyTorch's semantics and the CoOp learning-rate schedule.
+//! One cell from spec to result: SGD with PyTorch's semantics, the CoOp schedule, the training
+//! loop and test-split evaluation.
+pub mod eval;
 pub mod optim;
+pub mod run;
 pub mod schedule;
+pub mod spec;
+pub mod train;

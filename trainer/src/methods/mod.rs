@@ -3,3 +3,4 @@ pub mod coop;
 pub mod nfl;
 pub mod prompt_learner;
 pub mod subspace;
+pub mod zeroshot;

@@ -21,3 +21,53 @@ impl Nfl {
         (cos.neg() + 1.0).mean(Kind::Float) * self.lambda
     }
 }
+
+/// NFL's name lists shipped with the paper's code: `imagenet_100` (few-shot runs) or a
+/// dataset id (its novel-class names, for base-to-novel runs).
+pub fn name_list(list: &str) -> Option<Vec<String>> {
+    let text = match list {
+        "imagenet_100" => include_str!("../../../assets/classnames_nfl_imagenet_100.txt"),
+        "imagenet" => include_str!("../../../assets/classnames_nfl_imagenet.txt"),
+        "caltech101" => include_str!("../../../assets/classnames_nfl_caltech101.txt"),
+        "dtd" => include_str!("../../../assets/classnames_nfl_dtd.txt"),
+        "eurosat" => include_str!("../../../assets/classnames_nfl_eurosat.txt"),
+        "fgvc_aircraft" => include_str!("../../../assets/classnames_nfl_fgvc_aircraft.txt"),
+        "food101" => include_str!("../../../assets/classnames_nfl_food101.txt"),
+        "oxford_flowers" => include_str!("../../../assets/classnames_nfl_oxford_flowers.txt"),
+        "oxford_pets" => include_str!("../../../assets/classnames_nfl_oxford_pets.txt"),
+        "stanford_cars" => include_str!("../../../assets/classnames_nfl_stanford_cars.txt"),
+        "sun397" => include_str!("../../../assets/classnames_nfl_sun397.txt"),
+        "ucf101" => include_str!("../../../assets/classnames_nfl_ucf101.txt"),
+        _ => return None,
+    };
+    Some(
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shipped_lists_have_the_papers_sizes() {
+        for (name, n) in [
+            ("imagenet_100", 100),
+            ("imagenet", 500),
+            ("caltech101", 50),
+            ("dtd", 23),
+            ("eurosat", 5),
+            ("fgvc_aircraft", 50),
+            ("food101", 50),
+            ("oxford_flowers", 51),
+            ("oxford_pets", 18),
+            ("stanford_cars", 98),
+            ("sun397", 198),
+            ("ucf101", 50),
+        ] {
+            assert_eq!(super::name_list(name).unwrap().len(), n, "{name}");
+        }
+        assert!(super::name_list("nope").is_none());
+    }
+}

@@ -212,6 +212,15 @@ impl PromptLearner {
             .to_kind(Kind::Float)
     }
 
+    /// Features of another class list (e.g. the novel classes at test time) read with this
+    /// context and class position. Class-specific contexts need the training class list.
+    pub fn features_for(&self, clip: &Clip, set: &PromptSet) -> Tensor {
+        let prompts = set.assemble(&self.ctx, self.config.position);
+        clip.text
+            .encode_embeddings(&prompts, &set.ids)
+            .to_kind(Kind::Float)
+    }
+
     /// Features of another name list read with the same (shared, end-position) context: NFL.
     pub fn extra_features(&self, clip: &Clip, set: &PromptSet) -> Tensor {
         let prompts = set.assemble(&self.ctx, ClassTokenPosition::End);

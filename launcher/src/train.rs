@@ -1,0 +1,131 @@
+//! `subpt-bench train`: one cell from flags or a spec file; writes `result.json` atomically.
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use subpt_trainer::engine::run::run;
+use subpt_trainer::engine::spec::{Method, RunSpec};
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// A RunSpec as JSON (the `spec` of any result.json works); flags below override it.
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    #[arg(long)]
+    pub dataset: Option<String>,
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    #[arg(long)]
+    pub method: Option<Method>,
+    #[arg(long)]
+    pub shots: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Classes to train on: all, base or new.
+    #[arg(long)]
+    pub subsample: Option<String>,
+    /// Class subsets to test on (repeatable): all, base, new.
+    #[arg(long = "eval")]
+    pub eval: Vec<String>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Any other field as a JSON pointer assignment, e.g. `--set /subpt/rank=5`
+    /// or `--set /prompt/position="middle"` (repeatable).
+    #[arg(long = "set")]
+    pub overrides: Vec<String>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto", value_parser = subpt_trainer::device::parse_device)]
+    pub device: tch::Device,
+    /// Output directory (result.json, context.safetensors, trajectory.safetensors).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+fn resolve(a: &TrainArgs) -> Result<RunSpec> {
+    let mut v: serde_json::Value = match &a.spec {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{}: invalid JSON", p.display()))?;
+            // A result.json holds the spec under "spec".
+            v.get("spec").cloned().unwrap_or(v)
+        }
+        None => {
+            let (Some(dataset), Some(root), Some(method), Some(weights)) =
+                (&a.dataset, &a.root, a.method, &a.weights)
+            else {
+                bail!("give --spec FILE, or at least --dataset, --root, --method and --weights");
+            };
+            let spec = RunSpec::paper_defaults(
+                dataset,
+                root.clone(),
+                method,
+                a.shots.unwrap_or(16),
+                a.seed.unwrap_or(1),
+                weights.clone(),
+            );
+            serde_json::to_value(spec)?
+        }
+    };
+    let set = |v: &mut serde_json::Value, ptr: &str, x: serde_json::Value| -> Result<()> {
+        match v.pointer_mut(ptr) {
+            Some(slot) => *slot = x,
+            None => bail!("override {ptr}: no such field in the run spec"),
+        }
+        Ok(())
+    };
+    use serde_json::json;
+    if let Some(x) = &a.dataset {
+        set(&mut v, "/dataset", json!(x))?;
+    }
+    if let Some(x) = &a.root {
+        set(&mut v, "/root", json!(x))?;
+    }
+    if let Some(x) = a.method {
+        set(&mut v, "/method", json!(x))?;
+    }
+    if let Some(x) = a.shots {
+        set(&mut v, "/shots", json!(x))?;
+    }
+    if let Some(x) = a.seed {
+        set(&mut v, "/seed", json!(x))?;
+    }
+    if let Some(x) = &a.weights {
+        set(&mut v, "/weights", json!(x))?;
+    }
+    if let Some(x) = &a.subsample {
+        set(&mut v, "/subsample", json!(x))?;
+    }
+    if !a.eval.is_empty() {
+        set(&mut v, "/eval_subsets", json!(a.eval))?;
+    }
+    if let Some(x) = a.epochs {
+        set(&mut v, "/epochs", json!(x))?;
+    }
+    for o in &a.overrides {
+        let Some((ptr, val)) = o.split_once('=') else {
+            bail!("--set {o}: expected /json/pointer=VALUE");
+        };
+        let x = serde_json::from_str(val).unwrap_or_else(|_| json!(val));
+        set(&mut v, ptr, x)?;
+    }
+    serde_json::from_value(v).context("invalid run spec")
+}
+
+pub fn train(a: &TrainArgs) -> Result<()> {
+    let spec = resolve(a)?;
+    let result = run(&spec, &a.out, a.device)?;
+    let path = a.out.join("result.json");
+    subpt_trainer::io::write_atomic(&path, serde_json::to_string_pretty(&result)?.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    for (k, acc) in &result.accuracy {
+        println!(
+            "{} {} {}-shot seed {}: {k} accuracy {acc:.2}%",
+            spec.dataset, spec.method, spec.shots, spec.seed
+        );
+    }
+    if let Some(hm) = result.hm {
+        println!("harmonic mean {hm:.2}");
+    }
+    Ok(())
+}

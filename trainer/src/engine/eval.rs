@@ -1,0 +1,69 @@
+//! Test-split evaluation from cached frozen image features.
+use super::spec::RunSpec;
+use crate::cache::FeatureCache;
+use crate::clip::Clip;
+use crate::data::Item;
+use crate::features::{split_features, SplitKey};
+use crate::methods::coop::logits;
+use tch::{Kind, Tensor};
+
+/// A class subset's test items and class names (labels index `classnames`).
+pub struct EvalSet {
+    pub name: String,
+    pub classnames: Vec<String>,
+    pub items: Vec<Item>,
+}
+
+pub struct EvalResult {
+    /// Top-1 accuracy in percent.
+    pub accuracy: f64,
+    /// Per-class accuracy in percent, by label (`None` for classes without test items).
+    pub per_class: Vec<Option<f64>>,
+}
+
+/// Accuracy of `text_features` [n_cls, embed] as a classifier of `set`'s test images.
+pub fn evaluate(
+    clip: &Clip,
+    cache: &FeatureCache,
+    weights_digest: &str,
+    spec: &RunSpec,
+    set: &EvalSet,
+    text_features: &Tensor,
+) -> Result<EvalResult, crate::features::FeatureError> {
+    let key = SplitKey::new(
+        weights_digest,
+        clip,
+        &spec.dataset,
+        &format!("test-{}", set.name),
+        &set.items,
+    );
+    let (img, labels, _) = split_features(clip, &key, &set.items, cache, 100)?;
+    let pred = tch::no_grad(|| logits(clip, &img.to_device(clip.device), text_features))
+        .argmax(-1, false)
+        .to_device(tch::Device::Cpu);
+    Ok(score(&pred, &labels, set.classnames.len()))
+}
+
+/// Accuracy and per-class accuracy of predictions.
+pub fn score(pred: &Tensor, labels: &Tensor, n_classes: usize) -> EvalResult {
+    let pred = Vec::<i64>::try_from(pred.to_kind(Kind::Int64)).expect("1-d predictions");
+    let labels = Vec::<i64>::try_from(labels.to_kind(Kind::Int64)).expect("1-d labels");
+    let mut hit = vec![0usize; n_classes];
+    let mut total = vec![0usize; n_classes];
+    for (p, l) in pred.iter().zip(&labels) {
+        total[*l as usize] += 1;
+        if p == l {
+            hit[*l as usize] += 1;
+        }
+    }
+    let correct: usize = hit.iter().sum();
+    let n = labels.len().max(1);
+    EvalResult {
+        accuracy: 100.0 * correct as f64 / n as f64,
+        per_class: hit
+            .iter()
+            .zip(&total)
+            .map(|(&h, &t)| (t > 0).then(|| 100.0 * h as f64 / t as f64))
+            .collect(),
+    }
+}

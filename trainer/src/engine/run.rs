@@ -1,0 +1,342 @@
+//! `RunSpec -> RunResult`: one cell, from data to accuracy. The launcher calls [`run`]; so does
+//! `subpt-bench train`.
+use super::eval::{evaluate, EvalSet};
+use super::spec::{Method, RunSpec, SubptInit};
+use super::train::{train, TrainSetup};
+use crate::cache::{file_digest, FeatureCache};
+use crate::clip::tokenizer::Tokenizer;
+use crate::clip::{Clip, ClipError};
+use crate::data::fewshot_cache::{load_or_draw_fewshot, CacheMode};
+use crate::data::fewshot_pickle::DasslPickle;
+use crate::data::{read_dataset, subsample_classes, DataError, DatasetName, DatasetSplits};
+use crate::methods::nfl::{name_list, Nfl};
+use crate::methods::prompt_learner::{PromptLearner, PromptSet};
+use crate::methods::subspace::{Subspace, SubspaceSummary};
+use crate::methods::zeroshot::{cached_text_features, ensemble_templates};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+use tch::{Device, Tensor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("spec: {0}")]
+    Spec(String),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Clip(#[from] ClipError),
+    #[error(transparent)]
+    Features(#[from] crate::features::FeatureError),
+    #[error(transparent)]
+    Load(#[from] crate::data::loader::LoadError),
+    #[error(transparent)]
+    Transform(#[from] crate::data::transforms::TransformError),
+    #[error(transparent)]
+    Subspace(#[from] crate::methods::subspace::SubspaceError),
+    #[error("training diverged at epoch {epoch}, batch {batch}: {what} is not finite")]
+    NonFinite {
+        epoch: usize,
+        batch: usize,
+        what: &'static str,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CurvePoint {
+    /// 1-based epoch just finished.
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    /// Test accuracy per evaluated class subset (only on evaluation epochs).
+    pub test: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunResult {
+    pub spec: RunSpec,
+    pub spec_hash: String,
+    /// Test accuracy (%) per evaluated subset: `all`, `base`, `new`.
+    pub accuracy: BTreeMap<String, f64>,
+    /// Harmonic mean of base and new accuracy when both were evaluated.
+    pub hm: Option<f64>,
+    pub per_class_accuracy: BTreeMap<String, Vec<Option<f64>>>,
+    pub test_size: BTreeMap<String, usize>,
+    pub train_size: usize,
+    pub curves: Vec<CurvePoint>,
+    pub subspace: Option<SubspaceSummary>,
+    pub fewshot_source: String,
+    pub timings: BTreeMap<String, f64>,
+    pub versions: BTreeMap<String, String>,
+}
+
+/// Harmonic mean of two accuracies (0 when both are 0).
+pub fn harmonic_mean(base: f64, new: f64) -> f64 {
+    if base + new == 0.0 {
+        0.0
+    } else {
+        2.0 * base * new / (base + new)
+    }
+}
+
+fn subsample(splits: &DatasetSplits, which: &str) -> Result<DatasetSplits, RunError> {
+    let w = which
+        .parse()
+        .map_err(|e: String| RunError::Spec(format!("subsample: {e}")))?;
+    Ok(subsample_classes(splits, w))
+}
+
+/// Runs one cell. `out_dir` receives the learned context (and the trajectory for SubPT stages).
+pub fn run(spec: &RunSpec, out_dir: &Path, device: Device) -> Result<RunResult, RunError> {
+    let t_start = Instant::now();
+    let dataset: DatasetName = spec.dataset.parse()?;
+    let io = |p: &Path| {
+        let path = p.display().to_string();
+        move |source| RunError::Io { path, source }
+    };
+    std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
+    let full = read_dataset(dataset, &spec.root)?;
+    let (fewshot, source) = load_or_draw_fewshot(
+        dataset,
+        &spec.root,
+        &full,
+        spec.shots,
+        spec.seed,
+        CacheMode::Read,
+        Some(&DasslPickle),
+    )?;
+    let drawn = DatasetSplits {
+        train: fewshot.train,
+        val: fewshot.val.unwrap_or_default(),
+        test: full.test.clone(),
+        classnames: full.classnames.clone(),
+    };
+    let train_split = subsample(&drawn, &spec.subsample)?;
+    let cache = FeatureCache::new(&spec.cache_dir);
+    let digest = file_digest(&spec.weights, Some(&spec.cache_dir)).map_err(io(&spec.weights))?;
+    let clip = Clip::load(&spec.weights, spec.precision, device)?;
+    let tok = Tokenizer::new();
+    let mut eval_sets = Vec::new();
+    for s in &spec.eval_subsets {
+        let sub = subsample(&drawn, s)?;
+        eval_sets.push(EvalSet {
+            name: s.clone(),
+            classnames: sub.classnames,
+            items: sub.test,
+        });
+    }
+    let mut timings = BTreeMap::new();
+    let mut curves = Vec::new();
+    let mut subspace_summary = None;
+    let template = dataset.info().template;
+    let t_train = Instant::now();
+    let learner = match spec.method {
+        Method::Zsclip => None,
+        Method::Cocoop => {
+            return Err(RunError::Spec(
+                "cocoop cells are not available in this build".into(),
+            ))
+        }
+        _ => {
+            tch::manual_seed(spec.seed as i64);
+            let mut learner =
+                PromptLearner::new(&clip, &tok, &train_split.classnames, spec.prompt.clone())?;
+            let theta0 = learner.ctx.detach().copy();
+            let nfl = match &spec.nfl {
+                Some(n) if spec.method.uses_nfl() => Some(build_nfl(
+                    &clip, &tok, &cache, &digest, &learner, n, dataset,
+                )?),
+                _ => None,
+            };
+            let setup = TrainSetup {
+                spec,
+                clip: &clip,
+                items: &train_split.train,
+                nfl: nfl.as_ref(),
+                eval_sets: &eval_sets,
+                cache: &cache,
+                weights_digest: &digest,
+            };
+            let projector =
+                if let Some(sub) = spec.subpt.as_ref().filter(|_| spec.method.uses_subspace()) {
+                    let trajectory = match &sub.trajectory {
+                        Some(p) => load_trajectory(p, sub.early_epochs)?,
+                        None => {
+                            // The early stage of the source method, with the same seed and θ0.
+                            let early = train(
+                                &setup,
+                                &mut learner,
+                                sub.early_epochs,
+                                None,
+                                &mut Vec::new(),
+                            )?;
+                            learner.set_context(&theta0)?;
+                            early
+                        }
+                    };
+                    let s = Subspace::fit(&trajectory, sub.rank)?;
+                    subspace_summary = Some(s.summary(trajectory.len()));
+                    if sub.init == SubptInit::Epoch1 {
+                        learner.set_context(&trajectory[0])?;
+                    }
+                    Some(s.projector(clip.device))
+                } else {
+                    None
+                };
+            let trajectory = train(
+                &setup,
+                &mut learner,
+                spec.epochs,
+                projector.as_ref(),
+                &mut curves,
+            )?;
+            save_context(out_dir, &theta0, &trajectory)?;
+            Some(learner)
+        }
+    };
+    timings.insert("train_s".into(), t_train.elapsed().as_secs_f64());
+    let t_eval = Instant::now();
+    let mut accuracy = BTreeMap::new();
+    let mut per_class = BTreeMap::new();
+    let mut test_size = BTreeMap::new();
+    for set in &eval_sets {
+        let text = match &learner {
+            None => cached_text_features(
+                &cache,
+                &clip,
+                &digest,
+                &set.classnames,
+                &[template.to_string()],
+            )?,
+            Some(l) => {
+                let prompts = PromptSet::new(
+                    &clip,
+                    &tok,
+                    &set.classnames,
+                    &l.ctx_words,
+                    l.config.effective_n_ctx(),
+                )?;
+                tch::no_grad(|| l.features_for(&clip, &prompts))
+            }
+        };
+        let r = evaluate(&clip, &cache, &digest, spec, set, &text)?;
+        accuracy.insert(set.name.clone(), r.accuracy);
+        per_class.insert(set.name.clone(), r.per_class);
+        test_size.insert(set.name.clone(), set.items.len());
+    }
+    timings.insert("eval_s".into(), t_eval.elapsed().as_secs_f64());
+    timings.insert("total_s".into(), t_start.elapsed().as_secs_f64());
+    let hm = match (accuracy.get("base"), accuracy.get("new")) {
+        (Some(&b), Some(&n)) => Some(harmonic_mean(b, n)),
+        _ => None,
+    };
+    let mut versions = BTreeMap::new();
+    versions.insert("subpt-bench".into(), env!("CARGO_PKG_VERSION").to_string());
+    versions.insert("device".into(), format!("{device:?}"));
+    Ok(RunResult {
+        spec: spec.clone(),
+        spec_hash: spec.hash(),
+        accuracy,
+        hm,
+        per_class_accuracy: per_class,
+        test_size,
+        train_size: train_split.train.len(),
+        curves,
+        subspace: subspace_summary,
+        fewshot_source: format!("{source:?}"),
+        timings,
+        versions,
+    })
+}
+
+fn build_nfl(
+    clip: &Clip,
+    tok: &Tokenizer,
+    cache: &FeatureCache,
+    digest: &str,
+    learner: &PromptLearner,
+    n: &super::spec::NflSpec,
+    dataset: DatasetName,
+) -> Result<Nfl, RunError> {
+    let names = match name_list(&n.names) {
+        Some(v) => v,
+        None => std::fs::read_to_string(&n.names)
+            .map_err(|source| RunError::Io {
+                path: n.names.clone(),
+                source,
+            })?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect(),
+    };
+    // imagenet_100 are ImageNet names: the ImageNet rule (80 templates only) applies; a
+    // dataset's own novel names get its custom template too.
+    let own = (n.names != "imagenet_100" && dataset != DatasetName::ImageNet)
+        .then(|| dataset.info().template);
+    let targets = cached_text_features(cache, clip, digest, &names, &ensemble_templates(own))?;
+    Ok(Nfl {
+        prompts: PromptSet::new(
+            clip,
+            tok,
+            &names,
+            &learner.ctx_words,
+            learner.config.effective_n_ctx(),
+        )?,
+        targets,
+        lambda: n.lambda,
+    })
+}
+
+/// The trajectory file holds `ctx_<e>` for e = 1..E (context after epoch e) and `theta0`.
+fn save_context(out_dir: &Path, theta0: &Tensor, trajectory: &[Tensor]) -> Result<(), RunError> {
+    let mut named = vec![("theta0".to_string(), theta0.to_device(Device::Cpu))];
+    for (e, t) in trajectory.iter().enumerate() {
+        named.push((format!("ctx_{}", e + 1), t.to_device(Device::Cpu)));
+    }
+    let last = trajectory.last().unwrap_or(theta0).to_device(Device::Cpu);
+    let write = |name: &str, tensors: &[(String, Tensor)]| -> Result<(), RunError> {
+        let p = out_dir.join(name);
+        crate::io::with_atomic_path(&p, |tmp| {
+            Tensor::write_safetensors(tensors, tmp)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })
+        .map_err(|source| RunError::Io {
+            path: p.display().to_string(),
+            source,
+        })
+    };
+    write("trajectory.safetensors", &named)?;
+    write("context.safetensors", &[("ctx".to_string(), last)])
+}
+
+/// Reads ctx_1..ctx_n of a stage-A trajectory file.
+pub fn load_trajectory(path: &Path, n: usize) -> Result<Vec<Tensor>, RunError> {
+    let map: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
+        .map_err(|e| RunError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .into_iter()
+        .collect();
+    (1..=n)
+        .map(|e| {
+            map.get(&format!("ctx_{e}"))
+                .map(|t| t.shallow_clone())
+                .ok_or_else(|| {
+                    RunError::Spec(format!(
+                        "{}: no ctx_{e} (trajectory shorter than {n} epochs)",
+                        path.display()
+                    ))
+                })
+        })
+        .collect()
+}

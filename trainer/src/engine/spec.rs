@@ -1,0 +1,230 @@
+//! `RunSpec`: the whole truth of one benchmark cell. Everything that changes numbers is in it;
+//! its hash names the output directory and the result embeds it.
+use super::optim::SgdConfig;
+use crate::clip::Precision;
+use crate::methods::prompt_learner::PromptConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    Zsclip,
+    Coop,
+    CoopNfl,
+    CoopSub,
+    CoopSubNfl,
+    Cocoop,
+}
+
+impl Method {
+    pub fn uses_nfl(self) -> bool {
+        matches!(self, Method::CoopNfl | Method::CoopSubNfl)
+    }
+    pub fn uses_subspace(self) -> bool {
+        matches!(self, Method::CoopSub | Method::CoopSubNfl)
+    }
+    /// The method whose trajectory a SubPT method projects onto.
+    pub fn trajectory_source(self) -> Option<Method> {
+        match self {
+            Method::CoopSub => Some(Method::Coop),
+            Method::CoopSubNfl => Some(Method::CoopNfl),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+            format!("unknown method `{s}` (zsclip, coop, coop_nfl, coop_sub, coop_sub_nfl, cocoop)")
+        })
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = serde_json::to_value(self).expect("serialises");
+        f.write_str(v.as_str().expect("a string"))
+    }
+}
+
+/// Where SubPT restarts after computing its subspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum SubptInit {
+    /// The stage-A run's initial context (the released code's behaviour, made explicit).
+    #[default]
+    Theta0,
+    /// The context after epoch 1 (what the scripts intended with DIRECT_RESUME).
+    Epoch1,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubptSpec {
+    /// Subspace rank r (DIM).
+    pub rank: usize,
+    /// Early-stage length t_early (FINISH): the trajectory is ctx after epochs 1..t_early.
+    pub early_epochs: usize,
+    #[serde(default)]
+    pub init: SubptInit,
+    /// A stage-A trajectory file to reuse; without it the early stage is trained in-cell.
+    #[serde(default)]
+    pub trajectory: Option<PathBuf>,
+}
+
+impl SubptSpec {
+    /// The paper's (t_early, r) per shot count (spec §5); base-to-novel uses (30, 10).
+    pub fn defaults_for_shots(shots: usize) -> Self {
+        let (early_epochs, rank) = match shots {
+            1 => (10, 5),
+            2 => (20, 10),
+            4 => (30, 10),
+            8 => (40, 10),
+            _ => (50, 10),
+        };
+        SubptSpec {
+            rank,
+            early_epochs,
+            init: SubptInit::Theta0,
+            trajectory: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NflSpec {
+    /// `imagenet_100`, a dataset id (its novel names) or a path to a file of names.
+    pub names: String,
+    pub lambda: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    pub dataset: String,
+    pub root: PathBuf,
+    pub method: Method,
+    pub shots: usize,
+    pub seed: u64,
+    /// Classes trained on: all, base or new.
+    #[serde(default = "default_subsample")]
+    pub subsample: String,
+    /// Class subsets evaluated on the test split (base-to-novel: ["base", "new"]).
+    #[serde(default = "default_eval")]
+    pub eval_subsets: Vec<String>,
+    pub weights: PathBuf,
+    #[serde(default)]
+    pub precision: Precision,
+    #[serde(default)]
+    pub prompt: PromptConfig,
+    pub epochs: usize,
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    #[serde(default = "default_warmup_epochs")]
+    pub warmup_epochs: usize,
+    #[serde(default = "default_warmup_lr")]
+    pub warmup_lr: f64,
+    #[serde(default)]
+    pub sgd: SgdConfig,
+    #[serde(default)]
+    pub subpt: Option<SubptSpec>,
+    #[serde(default)]
+    pub nfl: Option<NflSpec>,
+    /// Evaluate every k epochs (0 = only at the end) to record accuracy curves.
+    #[serde(default)]
+    pub eval_every: usize,
+    /// Where frozen features are cached (shared by every cell).
+    #[serde(default = "default_cache")]
+    pub cache_dir: PathBuf,
+}
+
+fn default_subsample() -> String {
+    "all".into()
+}
+fn default_eval() -> Vec<String> {
+    vec!["all".into()]
+}
+fn default_batch() -> usize {
+    32
+}
+fn default_lr() -> f64 {
+    0.002
+}
+fn default_warmup_epochs() -> usize {
+    1
+}
+fn default_warmup_lr() -> f64 {
+    1e-5
+}
+fn default_cache() -> PathBuf {
+    PathBuf::from(".cache/subpt-bench")
+}
+
+impl RunSpec {
+    /// Stable id of the run: a digest of its canonical JSON (fields in declaration order).
+    pub fn hash(&self) -> String {
+        crate::cache::digest_json(self)[..16].to_string()
+    }
+
+    /// A spec with the paper's defaults for a method and shot count (spec §5).
+    pub fn paper_defaults(
+        dataset: &str,
+        root: PathBuf,
+        method: Method,
+        shots: usize,
+        seed: u64,
+        weights: PathBuf,
+    ) -> Self {
+        let epochs = if dataset == "imagenet" {
+            50
+        } else {
+            match shots {
+                1 => 50,
+                2 | 4 => 100,
+                _ => 200,
+            }
+        };
+        let mut prompt = PromptConfig::default();
+        let mut batch_size = default_batch();
+        let mut epochs = epochs;
+        if method == Method::Cocoop {
+            prompt.n_ctx = 4;
+            prompt.ctx_init = Some("a photo of a".into());
+            batch_size = 1;
+            epochs = 10;
+        }
+        RunSpec {
+            dataset: dataset.into(),
+            root,
+            method,
+            shots,
+            seed,
+            subsample: default_subsample(),
+            eval_subsets: default_eval(),
+            weights,
+            precision: Precision::Fp32,
+            prompt,
+            epochs,
+            batch_size,
+            lr: default_lr(),
+            warmup_epochs: default_warmup_epochs(),
+            warmup_lr: default_warmup_lr(),
+            sgd: SgdConfig::default(),
+            subpt: method
+                .uses_subspace()
+                .then(|| SubptSpec::defaults_for_shots(shots)),
+            nfl: method.uses_nfl().then(|| NflSpec {
+                names: "imagenet_100".into(),
+                lambda: 1.0,
+            }),
+            eval_every: 0,
+            cache_dir: default_cache(),
+        }
+    }
+}
