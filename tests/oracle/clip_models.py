@@ -13,6 +13,8 @@ Each model is written in the layouts a user may hand to `--weights` (see `Spec.f
                   tensors stored as strided views / slices of a larger storage. Full-size
                   models: the mixed fp16/fp32 dict `torch.jit.load(<openai>.pt).state_dict()`
                   gives, extras included.
+  torch_legacy    the same tiny dict in torch.save's pre-1.6 (non-zip) serialisation.
+  safetensors_bf16  every floating tensor stored as bfloat16, as many re-published checkpoints.
   safetensors     OpenAI keys, fp32 (also the "base" weights every reference starts from).
   open_clip       `open_clip.model.CLIP(quick_gelu=True)`'s own state dict, saved the way
                   open_clip publishes models (open_clip_model.safetensors + open_clip_config.json).
@@ -27,8 +29,8 @@ open_clip's and transformers' forward passes are checked against clip-anytorch's
 TorchScript / torch files are loaded back with `clip.load(path, jit=False)` and checked too.
 
 Cache: $SUBPT_ORACLE_CACHE (default <repo>/target/oracle-cache)/<key>/<model>/, where key hashes
-this file and the peer library versions; other keys' directories are removed when a new key is
-generated (full-size models take ~1.5 GB).
+this file, clip_layouts.py and the peer library versions; when a new key is generated, other
+keys' directories that no running process holds are removed (full-size models take ~1.5 GB).
 
 CLI: python tests/oracle/clip_models.py [MODEL ...]   generate (if needed), print manifest paths.
 """
@@ -37,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import fcntl
+import functools
 import hashlib
 import json
 import math
@@ -101,7 +104,8 @@ class Spec:
     def formats(self) -> list[str]:
         if self.full:
             return ["torch", "safetensors"]
-        fmts = ["torchscript", "torch", "safetensors", "open_clip", "open_clip_ckpt"]
+        fmts = ["torchscript", "torch", "torch_legacy", "safetensors", "safetensors_bf16",
+                "open_clip", "open_clip_ckpt"]
         return fmts + (["hf"] if self.is_vit else [])
 
     def clip_args(self):
@@ -127,7 +131,9 @@ SPECS = {s.name: s for s in [
 ARTIFACTS = {
     "torchscript": ("openai_jit.pt", "torchscript", ["openai"], "fp16"),
     "torch": ("openai_state_dict.pt", "torch", ["openai"], None),  # fp32 tiny, fp16 full
+    "torch_legacy": ("openai_state_dict_legacy.pt", "torch", ["openai"], "fp32"),
     "safetensors": ("openai.safetensors", "safetensors", ["openai"], "fp32"),
+    "safetensors_bf16": ("openai_bf16.safetensors", "safetensors", ["openai"], "bf16"),
     "open_clip": ("open_clip/open_clip_model.safetensors", "safetensors",
                   ["open_clip", "openai"], "fp32"),
     "open_clip_ckpt": ("open_clip_epoch_3.pt", "torch", ["open_clip"], "fp32"),
@@ -286,7 +292,7 @@ def _max_diff(a, b) -> float:
     return max((x - y).abs().max().item() for x, y in zip(a, b))
 
 
-def _check_close(what: str, got, ref, tol: float, checks: dict) -> None:
+def check_close(what: str, got, ref, tol: float, checks: dict) -> None:
     d = _max_diff(got, ref)
     checks[what] = d
     if not d <= tol:
@@ -320,157 +326,6 @@ def _strided_state_dict(sd: dict) -> dict:
     return out
 
 
-def _open_clip_cfg(spec: Spec) -> dict:
-    if spec.is_vit:
-        vision = {"layers": spec.vision_layers, "width": spec.vision_width,
-                  "patch_size": spec.vision_patch_size, "image_size": spec.image_resolution,
-                  "head_width": 64}
-    else:
-        vision = {"layers": list(spec.vision_layers), "width": spec.vision_width,
-                  "image_size": spec.image_resolution, "head_width": 64}
-    text = {"context_length": spec.context_length, "vocab_size": spec.vocab_size,
-            "width": spec.transformer_width, "heads": spec.transformer_width // 64,
-            "layers": spec.transformer_layers}
-    return {"embed_dim": spec.embed_dim, "quick_gelu": True, "vision_cfg": vision,
-            "text_cfg": text}
-
-
-def open_clip_model(spec: Spec, cast_dtype=None) -> nn.Module:
-    import open_clip
-
-    cfg = _open_clip_cfg(spec)
-    oc = open_clip.model.CLIP(cfg["embed_dim"], cfg["vision_cfg"], cfg["text_cfg"],
-                              quick_gelu=True, cast_dtype=cast_dtype).eval()
-    # open_clip.create_model sets these; its config writer reads them.
-    oc.visual.image_mean, oc.visual.image_std = CLIP_MEAN, CLIP_STD
-    return oc
-
-
-@torch.no_grad()
-def open_clip_features(oc, tokens, pixels):
-    return (F.normalize(oc.encode_text(tokens).float(), dim=-1),
-            F.normalize(oc.encode_image(pixels).float(), dim=-1))
-
-
-def _write_open_clip(spec, base, mdir, tokens, pixels, ref, checks):
-    import open_clip
-    from open_clip.push_to_hf_hub import save_config_for_hf
-
-    oc = open_clip_model(spec)
-    oc.load_state_dict(base, strict=True)
-    sd = oc.state_dict()
-    if set(sd) != set(base):
-        raise AssertionError(f"open_clip keys differ from OpenAI's: {sorted(set(sd) ^ set(base))}")
-    _check_close("open_clip_vs_clip", open_clip_features(oc, tokens, pixels), ref, 1e-5, checks)
-    d = mdir / "open_clip"
-    d.mkdir()
-    save_file({k: v.contiguous() for k, v in sd.items()}, str(d / "open_clip_model.safetensors"))
-    save_config_for_hf(oc, d / "open_clip_config.json", model_config=_open_clip_cfg(spec))
-
-    # A training checkpoint as open_clip's trainer writes it under DDP. AdamW with lr=0 fills
-    # the optimizer state without moving the weights.
-    opt = torch.optim.AdamW(oc.parameters(), lr=0.0, weight_decay=0.2)
-    with torch.enable_grad():
-        img, txt, scale = oc(pixels, tokens)[:3]
-        (scale * img @ txt.t()).logsumexp(-1).sum().backward()
-    opt.step()
-    ckpt = {"epoch": 3, "name": f"{spec.name}-oracle",
-            "state_dict": {"module." + k: v for k, v in oc.state_dict().items()},
-            "optimizer": opt.state_dict()}
-    path = mdir / ARTIFACTS["open_clip_ckpt"][0]
-    torch.save(ckpt, path)
-    fresh = open_clip_model(spec)
-    open_clip.factory.load_checkpoint(fresh, str(path))
-    _check_close("open_clip_ckpt_reload", open_clip_features(fresh, tokens, pixels), ref, 1e-6,
-                 checks)
-
-
-def openai_to_hf(sd: dict) -> dict:
-    """OpenAI CLIP (ViT) keys -> transformers CLIPModel keys."""
-    out = {}
-
-    def blocks(src: str, dst: str):
-        for k, v in sd.items():
-            m = re.fullmatch(re.escape(src) + r"\.(\d+)\.(.+)", k)
-            if not m:
-                continue
-            i, rest = m.groups()
-            p = f"{dst}.{i}."
-            if rest.startswith("attn.in_proj_"):
-                kind = rest.rsplit("_", 1)[1]  # weight | bias
-                for name, part in zip("qkv", v.chunk(3, dim=0)):
-                    out[f"{p}self_attn.{name}_proj.{kind}"] = part.clone()
-                continue
-            for a, b in (("ln_1.", "layer_norm1."), ("ln_2.", "layer_norm2."),
-                         ("attn.out_proj.", "self_attn.out_proj."), ("mlp.c_fc.", "mlp.fc1."),
-                         ("mlp.c_proj.", "mlp.fc2.")):
-                if rest.startswith(a):
-                    out[p + b + rest[len(a):]] = v
-                    break
-            else:
-                raise KeyError(k)
-
-    t, vm = "text_model.", "vision_model."
-    out[t + "embeddings.token_embedding.weight"] = sd["token_embedding.weight"]
-    out[t + "embeddings.position_embedding.weight"] = sd["positional_embedding"]
-    blocks("transformer.resblocks", t + "encoder.layers")
-    for s in ("weight", "bias"):
-        out[f"{t}final_layer_norm.{s}"] = sd[f"ln_final.{s}"]
-        out[f"{vm}pre_layrnorm.{s}"] = sd[f"visual.ln_pre.{s}"]
-        out[f"{vm}post_layernorm.{s}"] = sd[f"visual.ln_post.{s}"]
-    out["text_projection.weight"] = sd["text_projection"].t().contiguous()
-    out[vm + "embeddings.class_embedding"] = sd["visual.class_embedding"]
-    out[vm + "embeddings.patch_embedding.weight"] = sd["visual.conv1.weight"]
-    out[vm + "embeddings.position_embedding.weight"] = sd["visual.positional_embedding"]
-    blocks("visual.transformer.resblocks", vm + "encoder.layers")
-    out["visual_projection.weight"] = sd["visual.proj"].t().contiguous()
-    out["logit_scale"] = sd["logit_scale"]
-    return out
-
-
-def hf_model(spec: Spec):
-    from transformers import CLIPConfig, CLIPModel
-
-    tw, vw = spec.transformer_width, spec.vision_width
-    cfg = CLIPConfig(
-        text_config={"vocab_size": spec.vocab_size, "hidden_size": tw, "intermediate_size": 4 * tw,
-                     "num_hidden_layers": spec.transformer_layers, "num_attention_heads": tw // 64,
-                     "max_position_embeddings": spec.context_length, "hidden_act": "quick_gelu",
-                     "layer_norm_eps": 1e-5, "bos_token_id": 49406, "eos_token_id": 49407,
-                     "pad_token_id": 0, "projection_dim": spec.embed_dim},
-        vision_config={"hidden_size": vw, "intermediate_size": 4 * vw,
-                       "num_hidden_layers": spec.vision_layers, "num_attention_heads": vw // 64,
-                       "image_size": spec.image_resolution, "patch_size": spec.vision_patch_size,
-                       "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5,
-                       "projection_dim": spec.embed_dim},
-        projection_dim=spec.embed_dim)
-    return CLIPModel(cfg).eval()
-
-
-@torch.no_grad()
-def hf_features(hf, tokens, pixels):
-    def pooled(o):
-        return o if isinstance(o, torch.Tensor) else o.pooler_output
-
-    return (F.normalize(pooled(hf.get_text_features(input_ids=tokens)), dim=-1),
-            F.normalize(pooled(hf.get_image_features(pixel_values=pixels)), dim=-1))
-
-
-def _write_hf(spec, base, mdir, tokens, pixels, ref, checks):
-    from transformers import CLIPModel
-
-    hf = hf_model(spec)
-    res = hf.load_state_dict(openai_to_hf(base), strict=False)
-    if res.unexpected_keys or any("position_ids" not in k for k in res.missing_keys):
-        raise AssertionError(f"HF conversion: {res}")
-    _check_close("hf_vs_clip", hf_features(hf, tokens, pixels), ref, 1e-5, checks)
-    nparams = sum(p.numel() for p in hf.parameters())
-    hf.save_pretrained(str(mdir / "hf"))
-    back = CLIPModel.from_pretrained(str(mdir / "hf")).eval()
-    _check_close("hf_reload", hf_features(back, tokens, pixels), ref, 1e-5, checks)
-    return nparams
-
-
 def generate(spec: Spec, mdir: Path) -> dict:
     torch.manual_seed(spec.seed)
     model = clip.model.CLIP(*spec.clip_args())
@@ -483,7 +338,7 @@ def generate(spec: Spec, mdir: Path) -> dict:
 
     ref_model = reference_model(base)
     ref = reference_features(ref_model, CHECK_TEXTS, pixels)
-    _check_close("reference_vs_generator", reference_features(model, CHECK_TEXTS, pixels), ref,
+    check_close("reference_vs_generator", reference_features(model, CHECK_TEXTS, pixels), ref,
                  0.0, checks)
     # A model whose outputs barely depend on the input would make parity vacuous.
     for name, f in zip(("text", "image"), ref):
@@ -507,12 +362,20 @@ def generate(spec: Spec, mdir: Path) -> dict:
         torch.save(_strided_state_dict(base), torch_path)
     # clip.load always passes weights through OpenAI's fp16 policy, whatever the file holds.
     loaded, _ = clip.load(str(torch_path), device="cpu", jit=False)
-    _check_close("clip_load_torch", reference_features(loaded, CHECK_TEXTS, pixels), ref16, 0.0,
+    check_close("clip_load_torch", reference_features(loaded, CHECK_TEXTS, pixels), ref16, 0.0,
                  checks)
     back = reference_model(torch.load(torch_path, weights_only=True))
-    _check_close("torch_reload", reference_features(back, CHECK_TEXTS, pixels),
+    check_close("torch_reload", reference_features(back, CHECK_TEXTS, pixels),
                  ref16 if spec.full else ref, 0.0, checks)
 
+    if "torch_legacy" in spec.formats:
+        path = mdir / ARTIFACTS["torch_legacy"][0]
+        torch.save(_strided_state_dict(base), path, _use_new_zipfile_serialization=False)
+        back = reference_model(torch.load(path, weights_only=True))
+        check_close("torch_legacy_reload", reference_features(back, CHECK_TEXTS, pixels), ref,
+                     0.0, checks)
+    if "safetensors_bf16" in spec.formats:
+        save_file(round_bf16(base), str(mdir / ARTIFACTS["safetensors_bf16"][0]))
     if "torchscript" in spec.formats:
         path = mdir / ARTIFACTS["torchscript"][0]
         _save_torchscript(model, spec, path, pixels, tokens)
@@ -520,15 +383,17 @@ def generate(spec: Spec, mdir: Path) -> dict:
         if set(jsd) != set(base) | set(JIT_EXTRAS):
             raise AssertionError(f"TorchScript keys: {sorted(set(jsd) ^ set(base))}")
         loaded, _ = clip.load(str(path), device="cpu", jit=False)
-        _check_close("clip_load_torchscript", reference_features(loaded, CHECK_TEXTS, pixels),
+        check_close("clip_load_torchscript", reference_features(loaded, CHECK_TEXTS, pixels),
                      ref16, 0.0, checks)
+    import clip_layouts  # imports this module: only once it is loaded
+
     if "open_clip" in spec.formats:
-        _write_open_clip(spec, base, mdir, tokens, pixels, ref, checks)
+        clip_layouts.write_open_clip(spec, base, mdir, tokens, pixels, ref, checks)
     expected = expected_inspect(ref_model)
     if "hf" in spec.formats:
-        n = _write_hf(spec, base, mdir, tokens, pixels, ref, checks)
+        n = clip_layouts.write_hf(spec, base, mdir, tokens, pixels, ref, checks)
         if n != expected["parameters"]:
-            raise AssertionError(f"HF parameter count {n} != clip-anytorch's {expected['parameters']}")
+            raise AssertionError(f"HF parameter count {n} != {expected['parameters']}")
     manifest = {"name": spec.name, "spec": asdict(spec), "expected": expected,
                 "artifacts": info, "checks": checks}
     (mdir / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -539,16 +404,48 @@ def generate(spec: Spec, mdir: Path) -> dict:
 # Cache
 
 
+@functools.lru_cache(maxsize=None)
 def cache_key() -> str:
-    h = hashlib.sha256(Path(__file__).read_bytes())
+    """Taken once per process (see the call at import), so it names the code actually loaded
+    even if the files change on disk meanwhile."""
+    h = hashlib.sha256()
+    for f in ("clip_models.py", "clip_layouts.py"):
+        h.update((Path(__file__).parent / f).read_bytes())
     for dist in ("torch", "clip-anytorch", "open_clip_torch", "transformers", "safetensors"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             h.update(f"{dist}={metadata.version(dist)}".encode())
     return h.hexdigest()[:16]
 
 
+cache_key()
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("SUBPT_ORACLE_CACHE") or REPO / "target" / "oracle-cache")
+
+
+# Open ".inuse" files, held with a shared lock for the life of the process: a key directory
+# is only pruned when nobody holds it.
+_IN_USE: dict = {}
+
+
+def _hold(kdir: Path) -> None:
+    if kdir not in _IN_USE:
+        f = open(kdir / ".inuse", "w")
+        fcntl.flock(f, fcntl.LOCK_SH)
+        _IN_USE[kdir] = f
+
+
+def _prune_other_keys(root: Path, keep: Path) -> None:
+    for old in root.iterdir():
+        if old == keep or not (old.is_dir() and re.fullmatch(r"[0-9a-f]{16}", old.name)):
+            continue
+        with open(old / ".inuse", "w") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another process still reads it
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def ensure_model(name: str) -> tuple[Path, dict]:
@@ -557,13 +454,12 @@ def ensure_model(name: str) -> tuple[Path, dict]:
     root = cache_root()
     kdir = root / cache_key()
     kdir.mkdir(parents=True, exist_ok=True)
+    _hold(kdir)
     mdir = kdir / name
     with open(kdir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (mdir / "manifest.json").exists():
-            for old in root.iterdir():
-                if old.is_dir() and old != kdir and re.fullmatch(r"[0-9a-f]{16}", old.name):
-                    shutil.rmtree(old, ignore_errors=True)
+            _prune_other_keys(root, kdir)
             tmp = kdir / f".{name}.tmp{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
@@ -573,10 +469,16 @@ def ensure_model(name: str) -> tuple[Path, dict]:
     return mdir, json.loads((mdir / "manifest.json").read_text())
 
 
+def round_bf16(sd: dict) -> dict:
+    return {k: (v.to(torch.bfloat16) if v.is_floating_point() else v) for k, v in sd.items()}
+
+
 def stored_weights(mdir: Path, weights: str) -> dict:
     """The values an artifact stores (before casting to the compute dtype)."""
     base = load_file(str(mdir / ARTIFACTS["safetensors"][0]))
-    return round_fp16(SPECS[mdir.name], base) if weights == "fp16" else base
+    if weights == "fp16":
+        return round_fp16(SPECS[mdir.name], base)
+    return round_bf16(base) if weights == "bf16" else base
 
 
 def main(argv: list[str]) -> int:
@@ -590,4 +492,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    # Run through the importable module so clip_layouts and this script share one instance.
+    import clip_models
+
+    sys.exit(clip_models.main(sys.argv[1:]))
