@@ -1,4 +1,5 @@
-//! The paper's methods: subspace projection (SubPT) so far.
+//! The prompt-learning methods: CoOp, CoCoOp, NFL and subspace projection (SubPT).
+pub mod cocoop;
 pub mod coop;
 pub mod nfl;
 pub mod prompt_learner;
