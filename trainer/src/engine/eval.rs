@@ -30,6 +30,21 @@ pub fn evaluate(
     set: &EvalSet,
     text_features: &Tensor,
 ) -> Result<EvalResult, crate::features::FeatureError> {
+    evaluate_with(clip, cache, weights_digest, spec, set, |img| {
+        logits(clip, img, text_features)
+    })
+}
+
+/// Accuracy of any classifier of (cached, frozen) image features: CoCoOp's logits depend on
+/// each image, so it cannot be reduced to one text-feature matrix.
+pub fn evaluate_with(
+    clip: &Clip,
+    cache: &FeatureCache,
+    weights_digest: &str,
+    spec: &RunSpec,
+    set: &EvalSet,
+    classify: impl Fn(&Tensor) -> Tensor,
+) -> Result<EvalResult, crate::features::FeatureError> {
     let key = SplitKey::new(
         weights_digest,
         clip,
@@ -38,9 +53,19 @@ pub fn evaluate(
         &set.items,
     );
     let (img, labels, _) = split_features(clip, &key, &set.items, cache, 100)?;
-    let pred = tch::no_grad(|| logits(clip, &img.to_device(clip.device), text_features))
-        .argmax(-1, false)
-        .to_device(tch::Device::Cpu);
+    let img = img.to_device(clip.device);
+    let n = img.size()[0];
+    let mut preds = Vec::new();
+    // Chunks bound the memory of per-image classifiers (CoCoOp builds prompts per image).
+    for start in (0..n).step_by(100) {
+        let chunk = img.narrow(0, start, 100.min(n - start));
+        preds.push(tch::no_grad(|| classify(&chunk)).argmax(-1, false));
+    }
+    let pred = if preds.is_empty() {
+        Tensor::zeros([0], (Kind::Int64, tch::Device::Cpu))
+    } else {
+        Tensor::cat(&preds, 0).to_device(tch::Device::Cpu)
+    };
     Ok(score(&pred, &labels, set.classnames.len()))
 }
 

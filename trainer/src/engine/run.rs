@@ -2,13 +2,14 @@
 //! `subpt-bench train`.
 use super::eval::{evaluate, EvalSet};
 use super::spec::{Method, RunSpec, SubptInit};
-use super::train::{train, TrainSetup};
+use super::train::{train, Model, TrainSetup};
 use crate::cache::{file_digest, FeatureCache};
 use crate::clip::tokenizer::Tokenizer;
 use crate::clip::{Clip, ClipError};
 use crate::data::fewshot_cache::{load_or_draw_fewshot, CacheMode};
 use crate::data::fewshot_pickle::DasslPickle;
 use crate::data::{read_dataset, subsample_classes, DataError, DatasetName, DatasetSplits};
+use crate::methods::cocoop::{CoCoOp, CoCoOpConfig};
 use crate::methods::nfl::{name_list, Nfl};
 use crate::methods::prompt_learner::{PromptLearner, PromptSet};
 use crate::methods::subspace::{Subspace, SubspaceSummary};
@@ -87,6 +88,13 @@ pub fn harmonic_mean(base: f64, new: f64) -> f64 {
     }
 }
 
+/// What a cell ends with, for evaluation.
+enum Trained {
+    ZeroShot,
+    Prompts(Box<PromptLearner>),
+    CoCoOp(Box<CoCoOp>),
+}
+
 fn subsample(splits: &DatasetSplits, which: &str) -> Result<DatasetSplits, RunError> {
     let w = which
         .parse()
@@ -138,12 +146,34 @@ pub fn run(spec: &RunSpec, out_dir: &Path, device: Device) -> Result<RunResult, 
     let mut subspace_summary = None;
     let template = dataset.info().template;
     let t_train = Instant::now();
-    let learner = match spec.method {
-        Method::Zsclip => None,
+    let trained = match spec.method {
+        Method::Zsclip => Trained::ZeroShot,
         Method::Cocoop => {
-            return Err(RunError::Spec(
-                "cocoop cells are not available in this build".into(),
-            ))
+            tch::manual_seed(spec.seed as i64);
+            let cfg = CoCoOpConfig {
+                n_ctx: spec.prompt.n_ctx,
+                ctx_init: spec.prompt.ctx_init.clone(),
+            };
+            let mut model = CoCoOp::new(&clip, &tok, &train_split.classnames, &cfg)?;
+            let theta0 = model.learner.ctx.detach().copy();
+            let setup = TrainSetup {
+                spec,
+                clip: &clip,
+                items: &train_split.train,
+                nfl: None,
+                eval_sets: &eval_sets,
+                cache: &cache,
+                weights_digest: &digest,
+            };
+            let trajectory = train(
+                &setup,
+                &mut Model::CoCoOp(&mut model),
+                spec.epochs,
+                None,
+                &mut curves,
+            )?;
+            save_context(out_dir, &theta0, &trajectory)?;
+            Trained::CoCoOp(Box::new(model))
         }
         _ => {
             tch::manual_seed(spec.seed as i64);
@@ -165,15 +195,15 @@ pub fn run(spec: &RunSpec, out_dir: &Path, device: Device) -> Result<RunResult, 
                 cache: &cache,
                 weights_digest: &digest,
             };
-            let projector =
-                if let Some(sub) = spec.subpt.as_ref().filter(|_| spec.method.uses_subspace()) {
+            let projector = match spec.subpt.as_ref().filter(|_| spec.method.uses_subspace()) {
+                Some(sub) => {
                     let trajectory = match &sub.trajectory {
                         Some(p) => load_trajectory(p, sub.early_epochs)?,
                         None => {
                             // The early stage of the source method, with the same seed and θ0.
                             let early = train(
                                 &setup,
-                                &mut learner,
+                                &mut Model::Prompts(&mut learner),
                                 sub.early_epochs,
                                 None,
                                 &mut Vec::new(),
@@ -188,18 +218,18 @@ pub fn run(spec: &RunSpec, out_dir: &Path, device: Device) -> Result<RunResult, 
                         learner.set_context(&trajectory[0])?;
                     }
                     Some(s.projector(clip.device))
-                } else {
-                    None
-                };
+                }
+                None => None,
+            };
             let trajectory = train(
                 &setup,
-                &mut learner,
+                &mut Model::Prompts(&mut learner),
                 spec.epochs,
                 projector.as_ref(),
                 &mut curves,
             )?;
             save_context(out_dir, &theta0, &trajectory)?;
-            Some(learner)
+            Trained::Prompts(Box::new(learner))
         }
     };
     timings.insert("train_s".into(), t_train.elapsed().as_secs_f64());
@@ -208,15 +238,24 @@ pub fn run(spec: &RunSpec, out_dir: &Path, device: Device) -> Result<RunResult, 
     let mut per_class = BTreeMap::new();
     let mut test_size = BTreeMap::new();
     for set in &eval_sets {
-        let text = match &learner {
-            None => cached_text_features(
-                &cache,
-                &clip,
-                &digest,
-                &set.classnames,
-                &[template.to_string()],
-            )?,
-            Some(l) => {
+        let r = match &trained {
+            Trained::ZeroShot => {
+                let text = cached_text_features(
+                    &cache,
+                    &clip,
+                    &digest,
+                    &set.classnames,
+                    &[template.to_string()],
+                )?;
+                evaluate(&clip, &cache, &digest, spec, set, &text)?
+            }
+            Trained::Prompts(l) => {
+                if l.config.class_specific && set.classnames != train_split.classnames {
+                    return Err(RunError::Spec(format!(
+                        "class-specific contexts cannot be evaluated on other classes (`{}` subset)",
+                        set.name
+                    )));
+                }
                 let prompts = PromptSet::new(
                     &clip,
                     &tok,
@@ -224,10 +263,16 @@ pub fn run(spec: &RunSpec, out_dir: &Path, device: Device) -> Result<RunResult, 
                     &l.ctx_words,
                     l.config.effective_n_ctx(),
                 )?;
-                tch::no_grad(|| l.features_for(&clip, &prompts))
+                let text = tch::no_grad(|| l.features_for(&clip, &prompts));
+                evaluate(&clip, &cache, &digest, spec, set, &text)?
+            }
+            Trained::CoCoOp(c) => {
+                let other = c.for_classes(&clip, &tok, &set.classnames)?;
+                super::eval::evaluate_with(&clip, &cache, &digest, spec, set, |img| {
+                    other.eval_logits(&clip, img)
+                })?
             }
         };
-        let r = evaluate(&clip, &cache, &digest, spec, set, &text)?;
         accuracy.insert(set.name.clone(), r.accuracy);
         per_class.insert(set.name.clone(), r.per_class);
         test_size.insert(set.name.clone(), set.items.len());

@@ -7,10 +7,12 @@ use super::run::{CurvePoint, RunError};
 use super::schedule::Schedule;
 use super::spec::RunSpec;
 use crate::cache::FeatureCache;
+use crate::clip::tokenizer::Tokenizer;
 use crate::clip::Clip;
 use crate::data::loader::{dassl_drop_last, Prefetch};
 use crate::data::transforms::{SeededRng, TrainTransform};
 use crate::data::{Item, PyRandom};
+use crate::methods::cocoop::CoCoOp;
 use crate::methods::coop;
 use crate::methods::nfl::Nfl;
 use crate::methods::prompt_learner::{PromptLearner, PromptSet};
@@ -30,6 +32,68 @@ pub struct TrainSetup<'a> {
     pub weights_digest: &'a str,
 }
 
+/// What the loop trains. The context is always the first parameter: it is what SubPT
+/// projects and what the trajectory records.
+pub enum Model<'a> {
+    /// CoOp-style prompts (NFL adds its loss from the setup).
+    Prompts(&'a mut PromptLearner),
+    CoCoOp(&'a mut CoCoOp),
+}
+
+impl Model<'_> {
+    fn loss(&self, s: &TrainSetup, img: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
+        match self {
+            Model::Prompts(l) => {
+                let (mut loss, logits) = coop::loss(s.clip, l, img, labels);
+                if let Some(nfl) = s.nfl {
+                    loss += nfl.loss(s.clip, l);
+                }
+                (loss, logits)
+            }
+            Model::CoCoOp(c) => c.loss(s.clip, img, labels),
+        }
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Tensor> {
+        match self {
+            Model::Prompts(l) => vec![&mut l.ctx],
+            Model::CoCoOp(c) => c.parameters_mut(),
+        }
+    }
+
+    fn ctx(&self) -> &Tensor {
+        match self {
+            Model::Prompts(l) => &l.ctx,
+            Model::CoCoOp(c) => &c.learner.ctx,
+        }
+    }
+
+    /// Test accuracy on `set` with the current parameters.
+    fn evaluate(&self, s: &TrainSetup, set: &EvalSet) -> Result<f64, RunError> {
+        let tok = Tokenizer::new();
+        let r = match self {
+            Model::Prompts(l) => {
+                let prompts = PromptSet::new(
+                    s.clip,
+                    &tok,
+                    &set.classnames,
+                    &l.ctx_words,
+                    l.config.effective_n_ctx(),
+                )?;
+                let text = tch::no_grad(|| l.features_for(s.clip, &prompts));
+                evaluate(s.clip, s.cache, s.weights_digest, s.spec, set, &text)?
+            }
+            Model::CoCoOp(c) => {
+                let other = c.for_classes(s.clip, &tok, &set.classnames)?;
+                super::eval::evaluate_with(s.clip, s.cache, s.weights_digest, s.spec, set, |img| {
+                    other.eval_logits(s.clip, img)
+                })?
+            }
+        };
+        Ok(r.accuracy)
+    }
+}
+
 fn finite(t: &Tensor) -> bool {
     t.isfinite().all().int64_value(&[]) == 1
 }
@@ -38,7 +102,7 @@ fn finite(t: &Tensor) -> bool {
 /// stops early on the same schedule). Returns the context after each epoch.
 pub fn train(
     s: &TrainSetup,
-    learner: &mut PromptLearner,
+    model: &mut Model,
     epochs: usize,
     projector: Option<&Projector>,
     curves: &mut Vec<CurvePoint>,
@@ -60,7 +124,11 @@ pub fn train(
     let drop_last = dassl_drop_last(n, spec.batch_size);
     let resolution = s.clip.config.vision.resolution() as usize;
     let mut order_rng = PyRandom::new(spec.seed);
-    let mut sgd = Sgd::new(spec.sgd);
+    let mut sgd: Vec<Sgd> = model
+        .params_mut()
+        .iter()
+        .map(|_| Sgd::new(spec.sgd))
+        .collect();
     let mut trajectory = Vec::with_capacity(epochs);
     for epoch in 0..epochs {
         let lr = schedule.lr(epoch);
@@ -80,10 +148,7 @@ pub fn train(
             let batch = batch?;
             let img = tch::no_grad(|| s.clip.encode_image(&batch.images));
             let labels = batch.labels.to_device(s.clip.device);
-            let (mut loss, logits) = coop::loss(s.clip, learner, &img, &labels);
-            if let Some(nfl) = s.nfl {
-                loss += nfl.loss(s.clip, learner);
-            }
+            let (loss, logits) = model.loss(s, &img, &labels);
             let value = loss.double_value(&[]);
             if !value.is_finite() {
                 return Err(RunError::NonFinite {
@@ -92,38 +157,32 @@ pub fn train(
                     what: "loss",
                 });
             }
-            let grad = Tensor::run_backward(&[&loss], &[&learner.ctx], false, false).remove(0);
-            let grad = match projector {
-                Some(p) => p.project(&grad),
-                None => grad,
-            };
-            if !finite(&grad) {
+            let mut params = model.params_mut();
+            let inputs: Vec<&Tensor> = params.iter().map(|p| &**p).collect();
+            let mut grads = Tensor::run_backward(&[&loss], &inputs, false, false);
+            if let Some(p) = projector {
+                grads[0] = p.project(&grads[0]);
+            }
+            if !grads.iter().all(finite) {
                 return Err(RunError::NonFinite {
                     epoch: epoch + 1,
                     batch: b,
                     what: "gradient",
                 });
             }
-            sgd.step(&mut learner.ctx, &grad, lr);
+            for ((param, grad), opt) in params.iter_mut().zip(&grads).zip(&mut sgd) {
+                opt.step(param, grad, lr);
+            }
             loss_sum += value * batch.labels.size()[0] as f64;
             correct += coop::correct(&logits.detach(), &labels);
             seen += batch.labels.size()[0];
         }
-        trajectory.push(learner.ctx.detach().copy());
+        trajectory.push(model.ctx().detach().copy());
         let mut test = BTreeMap::new();
         let evaluate_now = spec.eval_every > 0 && (epoch + 1) % spec.eval_every == 0;
         if evaluate_now {
             for set in s.eval_sets {
-                let prompts = PromptSet::new(
-                    s.clip,
-                    &crate::clip::tokenizer::Tokenizer::new(),
-                    &set.classnames,
-                    &learner.ctx_words,
-                    learner.config.effective_n_ctx(),
-                )?;
-                let text = tch::no_grad(|| learner.features_for(s.clip, &prompts));
-                let r = evaluate(s.clip, s.cache, s.weights_digest, spec, set, &text)?;
-                test.insert(set.name.clone(), r.accuracy);
+                test.insert(set.name.clone(), model.evaluate(s, set)?);
             }
         }
         let seen = seen.max(1) as f64;

@@ -155,6 +155,43 @@ impl CoCoOp {
         })
     }
 
+    /// The same trained context and meta-network read with another class list (e.g. the novel
+    /// classes at test time). Shares the parameters; draws nothing from the RNG.
+    pub fn for_classes(
+        &self,
+        clip: &Clip,
+        tok: &Tokenizer,
+        classnames: &[String],
+    ) -> Result<CoCoOp, ClipError> {
+        let l = &self.learner;
+        let classes = crate::methods::prompt_learner::PromptSet::new(
+            clip,
+            tok,
+            classnames,
+            &l.ctx_words,
+            l.config.effective_n_ctx(),
+        )?;
+        Ok(CoCoOp {
+            learner: PromptLearner {
+                config: l.config.clone(),
+                ctx: l.ctx.shallow_clone(),
+                classes,
+                ctx_words: l.ctx_words.clone(),
+            },
+            meta_net: MetaNet {
+                linear1: Linear {
+                    weight: self.meta_net.linear1.weight.shallow_clone(),
+                    bias: self.meta_net.linear1.bias.shallow_clone(),
+                },
+                linear2: Linear {
+                    weight: self.meta_net.linear2.weight.shallow_clone(),
+                    bias: self.meta_net.linear2.bias.shallow_clone(),
+                },
+            },
+            prompts_per_pass: self.prompts_per_pass,
+        })
+    }
+
     pub fn n_classes(&self) -> usize {
         self.learner.classes.len()
     }

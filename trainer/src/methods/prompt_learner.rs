@@ -196,10 +196,12 @@ impl PromptLearner {
                 found: ctx.size(),
             });
         }
+        // A copy: SGD updates the context in place and must not write into the caller's tensor.
         self.ctx = ctx
             .to_kind(Kind::Float)
             .to_device(self.ctx.device())
             .detach()
+            .copy()
             .set_requires_grad(true);
         Ok(())
     }

@@ -1,0 +1,138 @@
+//! End-to-end cells on fixture data with a tiny random-init CLIP: every method finishes and
+//! writes a complete result, and SubPT keeps its updates inside its subspace.
+use std::path::Path;
+use subpt_trainer::clip::random_init::{generate, Spec};
+use subpt_trainer::data::fixtures::{write_fixture, FixtureOptions};
+use subpt_trainer::data::DatasetName;
+use subpt_trainer::engine::run::run;
+use subpt_trainer::engine::spec::{Method, NflSpec, RunSpec, SubptSpec};
+use tch::{Device, Tensor};
+
+fn setup(dir: &Path, opts: &FixtureOptions) -> std::path::PathBuf {
+    write_fixture(DatasetName::EuroSat, &dir.join("data"), opts).unwrap();
+    let w = dir.join("tiny.safetensors");
+    let t = generate(&Spec::tiny_vit(), 5);
+    let named: Vec<(&str, &Tensor)> = t.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    Tensor::write_safetensors(&named, &w).unwrap();
+    w
+}
+
+fn spec(dir: &Path, weights: &Path, method: Method, shots: usize, epochs: usize) -> RunSpec {
+    let mut s = RunSpec::paper_defaults(
+        "eurosat",
+        dir.join("data"),
+        method,
+        shots,
+        1,
+        weights.to_path_buf(),
+    );
+    s.epochs = epochs;
+    s.cache_dir = dir.join("cache");
+    s.prompt.n_ctx = 4;
+    s
+}
+
+#[test]
+fn every_method_runs_base_to_novel_and_writes_complete_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = setup(dir.path(), &FixtureOptions::default());
+    for method in [
+        Method::Zsclip,
+        Method::Coop,
+        Method::CoopNfl,
+        Method::CoopSub,
+        Method::CoopSubNfl,
+        Method::Cocoop,
+    ] {
+        let mut s = spec(dir.path(), &w, method, 2, 3);
+        s.subsample = "base".into();
+        s.eval_subsets = vec!["base".into(), "new".into()];
+        s.eval_every = 1;
+        if let Some(sub) = s.subpt.as_mut() {
+            *sub = SubptSpec {
+                rank: 2,
+                early_epochs: 2,
+                ..SubptSpec::defaults_for_shots(2)
+            };
+        }
+        if method.uses_nfl() {
+            s.nfl = Some(NflSpec {
+                names: "eurosat".into(),
+                lambda: 1.0,
+            });
+        }
+        let out = dir.path().join(method.to_string());
+        let r = run(&s, &out, Device::Cpu).unwrap_or_else(|e| panic!("{method}: {e}"));
+        assert_eq!(r.spec_hash, s.hash());
+        for k in ["base", "new"] {
+            let a = r.accuracy[k];
+            assert!((0.0..=100.0).contains(&a), "{method} {k}: {a}");
+            assert_eq!(
+                r.per_class_accuracy[k].len(),
+                if k == "base" { 3 } else { 2 }
+            );
+        }
+        let hm = r.hm.expect("base and new give a harmonic mean");
+        assert!(hm <= r.accuracy["base"].max(r.accuracy["new"]) + 1e-9);
+        if method == Method::Zsclip {
+            assert!(r.curves.is_empty());
+            continue;
+        }
+        assert_eq!(r.curves.len(), 3, "{method}: one curve point per epoch");
+        assert!(r.curves.iter().all(|c| c.test.contains_key("new")));
+        assert_eq!(r.curves[0].lr, 1e-5, "{method}: warm-up epoch");
+        let traj = Tensor::read_safetensors(out.join("trajectory.safetensors")).unwrap();
+        assert_eq!(traj.len(), 4, "{method}: theta0 + one context per epoch");
+        assert_eq!(r.subspace.is_some(), method.uses_subspace(), "{method}");
+        if let Some(sub) = &r.subspace {
+            assert_eq!((sub.rank, sub.points), (2, 2));
+        }
+    }
+}
+
+#[test]
+fn subpt_moves_the_context_only_inside_its_subspace_plus_weight_decay() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = setup(dir.path(), &FixtureOptions::default());
+    let mut s = spec(dir.path(), &w, Method::CoopSub, 4, 4);
+    s.sgd.weight_decay = 0.0;
+    s.subpt = Some(SubptSpec {
+        rank: 2,
+        early_epochs: 3,
+        ..SubptSpec::defaults_for_shots(4)
+    });
+    let out = dir.path().join("sub");
+    run(&s, &out, Device::Cpu).unwrap();
+    let t: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(out.join("trajectory.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
+    // Rebuild the basis from the early stage, which reruns the same seed: CoOp's first 3 epochs.
+    let mut coop = spec(dir.path(), &w, Method::Coop, 4, 4);
+    coop.sgd.weight_decay = 0.0;
+    let early_dir = dir.path().join("coop");
+    run(&coop, &early_dir, Device::Cpu).unwrap();
+    let e: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(early_dir.join("trajectory.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
+    let pts: Vec<Tensor> = (1..=3)
+        .map(|i| e[&format!("ctx_{i}")].shallow_clone())
+        .collect();
+    let sub = subpt_trainer::methods::subspace::Subspace::fit(&pts, 2).unwrap();
+    let u = sub.components.to_kind(tch::Kind::Double);
+    let moved = (&t["ctx_4"] - &t["theta0"])
+        .reshape([-1, 1])
+        .to_kind(tch::Kind::Double);
+    let resid = &moved - u.tr().matmul(&u.matmul(&moved));
+    let ratio = resid.norm().double_value(&[]) / moved.norm().double_value(&[]);
+    let early_moved = (&e["ctx_3"] - &e["theta0"]).norm().double_value(&[]);
+    assert!(
+        moved.norm().double_value(&[]) > 0.0,
+        "SubPT did not move (CoOp moved {early_moved}); {:?}",
+        t.keys().collect::<Vec<_>>()
+    );
+    assert!(ratio < 1e-4, "context left span(U): residual ratio {ratio}");
+}
