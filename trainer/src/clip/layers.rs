@@ -145,15 +145,33 @@ impl MultiHeadAttention {
         })
     }
 
-    /// Self-attention over `x` [N, L, D]; `causal` masks strictly-future positions.
-    pub fn forward(&self, x: &Tensor, causal: bool) -> Tensor {
+    /// Per-head queries, keys and values [N, H, L, D/H] of `x` [N, L, D].
+    fn project(&self, x: &Tensor) -> (Tensor, Tensor, Tensor) {
         let (n, l, d) = x.size3().expect("[N, L, D] input");
         let qkv = self
             .in_proj
             .forward(x)
             .view([n, l, 3, self.heads, d / self.heads])
             .permute([2, 0, 3, 1, 4]);
-        let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
+        (qkv.get(0), qkv.get(1), qkv.get(2))
+    }
+
+    /// Heads [N, H, L, D/H] back to [N, L, D], then the output projection.
+    fn merge(&self, o: &Tensor) -> Tensor {
+        let (n, h, l, e) = o.size4().expect("[N, H, L, E] heads");
+        self.out_proj
+            .forward(&o.transpose(1, 2).reshape([n, l, h * e]))
+    }
+
+    /// Self-attention over `x` [N, L, D]; `causal` masks strictly-future positions.
+    pub fn forward(&self, x: &Tensor, causal: bool) -> Tensor {
+        self.forward_with_kv(x, causal).0
+    }
+
+    /// [`Self::forward`], also returning the keys and values [N, H, L, D/H] it attended to, so
+    /// that tokens appended later can attend to this sequence without recomputing it.
+    pub fn forward_with_kv(&self, x: &Tensor, causal: bool) -> (Tensor, Tensor, Tensor) {
+        let (q, k, v) = self.project(x);
         let o = Tensor::scaled_dot_product_attention(
             &q,
             &k,
@@ -164,7 +182,27 @@ impl MultiHeadAttention {
             None,
             false,
         );
-        self.out_proj.forward(&o.transpose(1, 2).reshape([n, l, d]))
+        (self.merge(&o), k, v)
+    }
+
+    /// Causal attention of `x` [N, T, D], the continuation of sequences whose first P tokens
+    /// gave keys and values `prefix_k`, `prefix_v` ([1 or N, H, P, D/H]): each token sees every
+    /// prefix token, itself and the earlier tokens of `x`, exactly as in the full sequence.
+    pub fn forward_after_prefix(&self, x: &Tensor, prefix_k: &Tensor, prefix_v: &Tensor) -> Tensor {
+        let (n, t, _) = x.size3().expect("[N, T, D] input");
+        let p = prefix_k.size()[2];
+        let (q, k, v) = self.project(x);
+        let k = Tensor::cat(&[&prefix_k.expand([n, -1, -1, -1], false), &k], 2);
+        let v = Tensor::cat(&[&prefix_v.expand([n, -1, -1, -1], false), &v], 2);
+        // `is_causal` aligns its triangle to the top-left corner when queries and keys differ in
+        // length, which would hide most of the prefix: the mask is spelled out instead.
+        let opts = (Kind::Int64, x.device());
+        let query = Tensor::arange(t, opts).unsqueeze(1);
+        let key = Tensor::arange(p + t, opts).unsqueeze(0) - p;
+        let mask = key.le_tensor(&query);
+        let o =
+            Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), 0.0, false, None, false);
+        self.merge(&o)
     }
 }
 
@@ -198,7 +236,27 @@ impl ResidualBlock {
 
     pub fn forward(&self, x: &Tensor, causal: bool) -> Tensor {
         let x = x + self.attn.forward(&self.ln_1.forward(x), causal);
-        let h = self.c_fc.forward(&self.ln_2.forward(&x));
+        self.mlp_residual(&x)
+    }
+
+    /// Causal [`Self::forward`], also returning this block's attention keys and values
+    /// [N, H, L, D/H] for [`Self::forward_after_prefix`].
+    pub fn forward_causal_with_kv(&self, x: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let (a, k, v) = self.attn.forward_with_kv(&self.ln_1.forward(x), true);
+        (self.mlp_residual(&(x + a)), k, v)
+    }
+
+    /// The block on tokens `x` [N, T, D] that continue a causal sequence whose earlier tokens
+    /// gave this block's keys and values `prefix_k`, `prefix_v` ([1 or N, H, P, D/H]).
+    pub fn forward_after_prefix(&self, x: &Tensor, prefix_k: &Tensor, prefix_v: &Tensor) -> Tensor {
+        let a = self
+            .attn
+            .forward_after_prefix(&self.ln_1.forward(x), prefix_k, prefix_v);
+        self.mlp_residual(&(x + a))
+    }
+
+    fn mlp_residual(&self, x: &Tensor) -> Tensor {
+        let h = self.c_fc.forward(&self.ln_2.forward(x));
         let h = match self.activation {
             Activation::QuickGelu => &h * (&h * 1.702).sigmoid(),
             Activation::Gelu => h.gelu("none"),

@@ -5,6 +5,7 @@ pub mod layers;
 pub mod random_init;
 pub mod resnet;
 pub mod text;
+pub mod text_fast;
 pub mod tokenizer;
 pub mod torch_archive;
 pub mod vit;

@@ -8,7 +8,7 @@ use tch::{Kind, Tensor};
 pub struct TextTower {
     pub config: TextConfig,
     token_embedding: Tensor,
-    positional_embedding: Tensor,
+    pub(super) positional_embedding: Tensor,
     pub transformer: Transformer,
     ln_final: LayerNorm,
     text_projection: Tensor,

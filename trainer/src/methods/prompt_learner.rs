@@ -59,6 +59,10 @@ pub struct PromptSet {
     /// BPE length of each class name (for middle/front positions).
     name_lens: Vec<i64>,
     n_ctx: i64,
+    /// The suffix up to the latest EOT [n_cls, T, W]: what the shared-context path encodes.
+    tails: Tensor,
+    /// Each prompt's EOT index within `tails` (`[n_cls]`).
+    tail_eot: Tensor,
 }
 
 /// `classname.replace("_", " ")`, the name as prompts show it.
@@ -81,12 +85,22 @@ impl PromptSet {
         let emb = clip.text.embed_tokens(&ids);
         let l = ids.size()[1];
         let n = n_ctx as i64;
+        let suffix = emb.narrow(1, 1 + n, l - 1 - n);
+        // The EOT is the last token of "<context> <name>.", so it always follows the context.
+        let tail_eot = ids.argmax(-1, false) - (1 + n);
+        let longest = if names.is_empty() {
+            0
+        } else {
+            tail_eot.max().int64_value(&[]) + 1
+        };
         Ok(PromptSet {
             prefix: emb.narrow(1, 0, 1),
-            suffix: emb.narrow(1, 1 + n, l - 1 - n),
+            tails: suffix.narrow(1, 0, longest),
+            suffix,
             ids,
             name_lens: names.iter().map(|n| tok.encode(n).len() as i64).collect(),
             n_ctx: n,
+            tail_eot,
         })
     }
 
@@ -96,6 +110,35 @@ impl PromptSet {
 
     pub fn is_empty(&self) -> bool {
         self.name_lens.is_empty()
+    }
+
+    /// Whether [`Self::encode`] takes the shared-prefix path for this context and position: one
+    /// context for all classes, placed before the name.
+    pub fn shares_prefix(&self, ctx: &Tensor, position: ClassTokenPosition) -> bool {
+        ctx.dim() == 2 && position == ClassTokenPosition::End && !self.is_empty()
+    }
+
+    /// Text features [n_cls, embed] (compute dtype, unnormalised) of the prompts with `ctx`,
+    /// differentiable in `ctx`. With a shared context at the end position, the SOT + context
+    /// prefix is encoded once and each class only up to its EOT (see
+    /// [`TextTower::encode_shared_prefix`]); otherwise, with the same result, the full prompts.
+    ///
+    /// [`TextTower::encode_shared_prefix`]: crate::clip::text::TextTower::encode_shared_prefix
+    pub fn encode(&self, clip: &Clip, ctx: &Tensor, position: ClassTokenPosition) -> Tensor {
+        if self.shares_prefix(ctx, position) {
+            let ctx = ctx.to_kind(self.prefix.kind()).unsqueeze(0);
+            let prefix = Tensor::cat(&[&self.prefix.narrow(0, 0, 1), &ctx], 1);
+            clip.text
+                .encode_shared_prefix(&prefix, &self.tails, &self.tail_eot)
+        } else {
+            self.encode_full(clip, ctx, position)
+        }
+    }
+
+    /// [`Self::encode`] through the full 77-token prompts, whatever the context and position.
+    pub fn encode_full(&self, clip: &Clip, ctx: &Tensor, position: ClassTokenPosition) -> Tensor {
+        clip.text
+            .encode_embeddings(&self.assemble(ctx, position), &self.ids)
     }
 
     /// Prompt embeddings [n_cls, L, W] with `ctx` ([n_ctx, W] shared or [n_cls, n_ctx, W]).
@@ -208,9 +251,8 @@ impl PromptLearner {
 
     /// Unnormalised text features [n_cls, embed] of the class prompts (differentiable in ctx).
     pub fn class_features(&self, clip: &Clip) -> Tensor {
-        let prompts = self.classes.assemble(&self.ctx, self.config.position);
-        clip.text
-            .encode_embeddings(&prompts, &self.classes.ids)
+        self.classes
+            .encode(clip, &self.ctx, self.config.position)
             .to_kind(Kind::Float)
     }
 
@@ -225,9 +267,7 @@ impl PromptLearner {
 
     /// Features of another name list read with the same (shared, end-position) context: NFL.
     pub fn extra_features(&self, clip: &Clip, set: &PromptSet) -> Tensor {
-        let prompts = set.assemble(&self.ctx, ClassTokenPosition::End);
-        clip.text
-            .encode_embeddings(&prompts, &set.ids)
+        set.encode(clip, &self.ctx, ClassTokenPosition::End)
             .to_kind(Kind::Float)
     }
 }
