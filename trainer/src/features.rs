@@ -54,7 +54,7 @@ impl SplitKey {
     }
 }
 
-/// Unnormalised image features [N, embed] (fp32, CPU) and labels [N] of `items`, in order.
+/// Unnormalised image features `[N, embed]` (fp32, CPU) and labels `[N]` of `items`, in order.
 pub fn split_features(
     clip: &Clip,
     key: &SplitKey,
