@@ -102,6 +102,12 @@ fn resolve(a: &TrainArgs) -> Result<RunSpec> {
     if let Some(x) = a.epochs {
         set(&mut v, "/epochs", json!(x))?;
     }
+    // Base-to-novel NFL reads the dataset's own novel names (the paper's b2n scripts), unless
+    // the names were given explicitly.
+    let names_given = a.overrides.iter().any(|o| o.starts_with("/nfl"));
+    if v["subsample"] == json!("base") && v["nfl"].is_object() && !names_given {
+        set(&mut v, "/nfl/names", json!("novel"))?;
+    }
     for o in &a.overrides {
         let Some((ptr, val)) = o.split_once('=') else {
             bail!("--set {o}: expected /json/pointer=VALUE");

@@ -181,9 +181,12 @@ pub fn run(spec: &RunSpec, out_dir: &Path, device: Device) -> Result<RunResult, 
                 PromptLearner::new(&clip, &tok, &train_split.classnames, spec.prompt.clone())?;
             let theta0 = learner.ctx.detach().copy();
             let nfl = match &spec.nfl {
-                Some(n) if spec.method.uses_nfl() => Some(build_nfl(
-                    &clip, &tok, &cache, &digest, &learner, n, dataset,
-                )?),
+                Some(n) if spec.method.uses_nfl() => {
+                    let novel = subsample(&drawn, "new")?.classnames;
+                    Some(build_nfl(
+                        &clip, &tok, &cache, &digest, &learner, n, dataset, &novel,
+                    )?)
+                }
                 _ => None,
             };
             let setup = TrainSetup {
@@ -302,6 +305,7 @@ pub fn run(spec: &RunSpec, out_dir: &Path, device: Device) -> Result<RunResult, 
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build_nfl(
     clip: &Clip,
     tok: &Tokenizer,
@@ -310,8 +314,12 @@ fn build_nfl(
     learner: &PromptLearner,
     n: &super::spec::NflSpec,
     dataset: DatasetName,
+    novel: &[String],
 ) -> Result<Nfl, RunError> {
+    // "novel": the dataset's new-half class names, in label order (what the paper's
+    // base-to-novel lists hold), derived from the data so any dataset works.
     let names = match name_list(&n.names) {
+        _ if n.names == "novel" => novel.to_vec(),
         Some(v) => v,
         None => std::fs::read_to_string(&n.names)
             .map_err(|source| RunError::Io {

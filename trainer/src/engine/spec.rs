@@ -97,7 +97,8 @@ impl SubptSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NflSpec {
-    /// `imagenet_100`, a dataset id (its novel names) or a path to a file of names.
+    /// `imagenet_100` (few-shot), `novel` (this dataset's new-half names: base-to-novel), a
+    /// dataset id (the paper's shipped list) or a path to a file of names.
     pub names: String,
     pub lambda: f64,
 }
