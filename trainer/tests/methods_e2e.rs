@@ -190,3 +190,32 @@ fn coop_learns_a_learnable_fixture() {
         "test accuracy {acc}% on 4 classes (chance 25%)"
     );
 }
+
+#[test]
+fn non_finite_loss_fails_the_cell_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture(
+        DatasetName::EuroSat,
+        &dir.path().join("data"),
+        &FixtureOptions::default(),
+    )
+    .unwrap();
+    let w = dir.path().join("nan.safetensors");
+    let mut t = generate(&Spec::tiny_vit(), 5);
+    t.insert(
+        "ln_final.weight".into(),
+        Tensor::full([64], f64::NAN, tch::kind::FLOAT_CPU),
+    );
+    let named: Vec<(&str, &Tensor)> = t.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    Tensor::write_safetensors(&named, &w).unwrap();
+    let s = spec(dir.path(), &w, Method::Coop, 2, 2);
+    let err = run(&s, &dir.path().join("out"), Device::Cpu)
+        .err()
+        .expect("must fail");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("epoch 1") && msg.contains("loss is not finite"),
+        "{msg}"
+    );
+    assert!(!dir.path().join("out/context.safetensors").exists());
+}
