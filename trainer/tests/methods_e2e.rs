@@ -209,9 +209,7 @@ fn non_finite_loss_fails_the_cell_with_a_clear_error() {
     let named: Vec<(&str, &Tensor)> = t.iter().map(|(k, v)| (k.as_str(), v)).collect();
     Tensor::write_safetensors(&named, &w).unwrap();
     let s = spec(dir.path(), &w, Method::Coop, 2, 2);
-    let err = run(&s, &dir.path().join("out"), Device::Cpu)
-        .err()
-        .expect("must fail");
+    let err = run(&s, &dir.path().join("out"), Device::Cpu).expect_err("must fail");
     let msg = err.to_string();
     assert!(
         msg.contains("epoch 1") && msg.contains("loss is not finite"),
