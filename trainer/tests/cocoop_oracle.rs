@@ -8,10 +8,7 @@
 //! PyTorch itself (measured against a float64 run). CoCoOp's input is frozen features anyway.
 mod common;
 use std::collections::HashMap;
-use subpt_trainer::clip::config::Activation;
-use subpt_trainer::clip::random_init::{generate, Spec};
 use subpt_trainer::clip::tokenizer::Tokenizer;
-use subpt_trainer::clip::{Clip, Precision};
 use subpt_trainer::engine::optim::{Sgd, SgdConfig};
 use subpt_trainer::methods::cocoop::{CoCoOp, CoCoOpConfig};
 use tch::{Device, Kind, Tensor};
@@ -61,11 +58,7 @@ fn cases() -> Vec<Case> {
 fn cocoop_init_and_steps_match_pytorch() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let weights = generate(&Spec::tiny_vit(), 13);
-    let named: Vec<(&str, &Tensor)> = weights.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    Tensor::write_safetensors(&named, d.join("weights.safetensors")).unwrap();
-    let clip =
-        Clip::from_tensors(weights, Activation::QuickGelu, Precision::Fp32, Device::Cpu).unwrap();
+    let clip = common::tiny_clip(13, &d.join("weights.safetensors"));
     let tok = Tokenizer::new();
     let classnames: Vec<String> = ["golden_retriever", "Annual Crop Land", "t-shirt/top", "cat"]
         .map(String::from)

@@ -1,10 +1,8 @@
 //! One CoOp step and one NFL step against OpenAI's CLIP code + PyTorch autograd: same loss and
 //! same context gradient, for each class-token position and for class-specific contexts.
 mod common;
-use subpt_trainer::clip::config::Activation;
-use subpt_trainer::clip::random_init::{generate, Spec};
+use subpt_trainer::clip::normalize;
 use subpt_trainer::clip::tokenizer::Tokenizer;
-use subpt_trainer::clip::{normalize, Clip, Precision};
 use subpt_trainer::methods::coop;
 use subpt_trainer::methods::nfl::Nfl;
 use subpt_trainer::methods::prompt_learner::{
@@ -27,11 +25,7 @@ struct Variant {
 fn coop_and_nfl_steps_match_pytorch_autograd() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let weights = generate(&Spec::tiny_vit(), 11);
-    let named: Vec<(&str, &Tensor)> = weights.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    Tensor::write_safetensors(&named, d.join("weights.safetensors")).unwrap();
-    let clip =
-        Clip::from_tensors(weights, Activation::QuickGelu, Precision::Fp32, Device::Cpu).unwrap();
+    let clip = common::tiny_clip(11, &d.join("weights.safetensors"));
     let tok = Tokenizer::new();
     let classnames: Vec<String> = ["golden_retriever", "Annual Crop Land", "t-shirt/top", "cat"]
         .iter()

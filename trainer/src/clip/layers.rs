@@ -84,6 +84,11 @@ impl Params {
     }
 }
 
+/// Scaled dot-product attention over [N, H, L, d] heads (scale 1/sqrt(d), no dropout).
+pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, causal: bool) -> Tensor {
+    Tensor::scaled_dot_product_attention(q, k, v, None::<Tensor>, 0.0, causal, None, false)
+}
+
 /// LayerNorm computed in fp32 and cast back, as CLIP's `LayerNorm` subclass does.
 pub struct LayerNorm {
     weight: Tensor,
@@ -172,16 +177,7 @@ impl MultiHeadAttention {
     /// that tokens appended later can attend to this sequence without recomputing it.
     pub fn forward_with_kv(&self, x: &Tensor, causal: bool) -> (Tensor, Tensor, Tensor) {
         let (q, k, v) = self.project(x);
-        let o = Tensor::scaled_dot_product_attention(
-            &q,
-            &k,
-            &v,
-            None::<Tensor>,
-            0.0,
-            causal,
-            None,
-            false,
-        );
+        let o = attend(&q, &k, &v, causal);
         (self.merge(&o), k, v)
     }
 

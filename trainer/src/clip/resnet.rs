@@ -151,16 +151,7 @@ impl AttentionPool {
         let q = split(self.q.forward(&x.narrow(1, 0, 1)));
         let k = split(self.k.forward(&x));
         let v = split(self.v.forward(&x));
-        let o = Tensor::scaled_dot_product_attention(
-            &q,
-            &k,
-            &v,
-            None::<Tensor>,
-            0.0,
-            false,
-            None,
-            false,
-        );
+        let o = super::layers::attend(&q, &k, &v, false);
         self.c.forward(&o.transpose(1, 2).reshape([n, c]))
     }
 }

@@ -59,3 +59,18 @@ pub fn load(path: &Path) -> std::collections::HashMap<String, tch::Tensor> {
         .into_iter()
         .collect()
 }
+
+/// A tiny random-init CLIP (OpenAI layout) written to `path` and loaded in fp32 on the CPU.
+pub fn tiny_clip(seed: i64, path: &Path) -> subpt_trainer::clip::Clip {
+    use subpt_trainer::clip::random_init::{generate, Spec};
+    let weights = generate(&Spec::tiny_vit(), seed);
+    let named: Vec<(&str, &tch::Tensor)> = weights.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    tch::Tensor::write_safetensors(&named, path).unwrap();
+    subpt_trainer::clip::Clip::from_tensors(
+        weights,
+        subpt_trainer::clip::config::Activation::QuickGelu,
+        subpt_trainer::clip::Precision::Fp32,
+        tch::Device::Cpu,
+    )
+    .unwrap()
+}
