@@ -146,7 +146,7 @@ pub fn run(spec: &RunSpec, out_dir: &Path, device: Device) -> Result<RunResult, 
     let mut subspace_summary = None;
     let template = dataset.info().template;
     let t_train = Instant::now();
-    let trained = match spec.method {
+    let mut trained = match spec.method {
         Method::Zsclip => Trained::ZeroShot,
         Method::Cocoop => {
             tch::manual_seed(spec.seed as i64);
@@ -241,40 +241,15 @@ pub fn run(spec: &RunSpec, out_dir: &Path, device: Device) -> Result<RunResult, 
     let mut per_class = BTreeMap::new();
     let mut test_size = BTreeMap::new();
     for set in &eval_sets {
-        let r = match &trained {
+        let r = match &mut trained {
             Trained::ZeroShot => {
-                let text = cached_text_features(
-                    &cache,
-                    &clip,
-                    &digest,
-                    &set.classnames,
-                    &[template.to_string()],
-                )?;
+                let templates = [template.to_string()];
+                let text =
+                    cached_text_features(&cache, &clip, &digest, &set.classnames, &templates)?;
                 evaluate(&clip, &cache, &digest, spec, set, &text)?
             }
-            Trained::Prompts(l) => {
-                if l.config.class_specific && set.classnames != train_split.classnames {
-                    return Err(RunError::Spec(format!(
-                        "class-specific contexts cannot be evaluated on other classes (`{}` subset)",
-                        set.name
-                    )));
-                }
-                let prompts = PromptSet::new(
-                    &clip,
-                    &tok,
-                    &set.classnames,
-                    &l.ctx_words,
-                    l.config.effective_n_ctx(),
-                )?;
-                let text = tch::no_grad(|| l.features_for(&clip, &prompts));
-                evaluate(&clip, &cache, &digest, spec, set, &text)?
-            }
-            Trained::CoCoOp(c) => {
-                let other = c.for_classes(&clip, &tok, &set.classnames)?;
-                super::eval::evaluate_with(&clip, &cache, &digest, spec, set, |img| {
-                    other.eval_logits(&clip, img)
-                })?
-            }
+            Trained::Prompts(l) => Model::Prompts(l).evaluate(&clip, &cache, &digest, spec, set)?,
+            Trained::CoCoOp(c) => Model::CoCoOp(c).evaluate(&clip, &cache, &digest, spec, set)?,
         };
         accuracy.insert(set.name.clone(), r.accuracy);
         per_class.insert(set.name.clone(), r.per_class);

@@ -1,7 +1,7 @@
 //! The prompt-training loop shared by CoOp, NFL and their SubPT variants: per-epoch reshuffle,
 //! Dassl's batching, train-time augmentation, frozen image tower, optional gradient projection,
 //! SGD with the CoOp schedule, and a guard that fails the cell on a non-finite loss or gradient.
-use super::eval::{evaluate, EvalSet};
+use super::eval::{evaluate, evaluate_with, EvalResult, EvalSet};
 use super::optim::Sgd;
 use super::run::{CurvePoint, RunError};
 use super::schedule::Schedule;
@@ -68,29 +68,41 @@ impl Model<'_> {
         }
     }
 
-    /// Test accuracy on `set` with the current parameters.
-    fn evaluate(&self, s: &TrainSetup, set: &EvalSet) -> Result<f64, RunError> {
+    /// Test accuracy on `set` with the current parameters (prompts rebuilt for its classes).
+    pub fn evaluate(
+        &self,
+        clip: &Clip,
+        cache: &FeatureCache,
+        weights_digest: &str,
+        spec: &RunSpec,
+        set: &EvalSet,
+    ) -> Result<EvalResult, RunError> {
         let tok = Tokenizer::new();
-        let r = match self {
+        Ok(match self {
             Model::Prompts(l) => {
+                if l.config.class_specific && set.classnames.len() != l.classes.len() {
+                    return Err(RunError::Spec(format!(
+                        "class-specific contexts cannot be evaluated on other classes (`{}` subset)",
+                        set.name
+                    )));
+                }
                 let prompts = PromptSet::new(
-                    s.clip,
+                    clip,
                     &tok,
                     &set.classnames,
                     &l.ctx_words,
                     l.config.effective_n_ctx(),
                 )?;
-                let text = tch::no_grad(|| l.features_for(s.clip, &prompts));
-                evaluate(s.clip, s.cache, s.weights_digest, s.spec, set, &text)?
+                let text = tch::no_grad(|| l.features_for(clip, &prompts));
+                evaluate(clip, cache, weights_digest, spec, set, &text)?
             }
             Model::CoCoOp(c) => {
-                let other = c.for_classes(s.clip, &tok, &set.classnames)?;
-                super::eval::evaluate_with(s.clip, s.cache, s.weights_digest, s.spec, set, |img| {
-                    other.eval_logits(s.clip, img)
+                let other = c.for_classes(clip, &tok, &set.classnames)?;
+                evaluate_with(clip, cache, weights_digest, spec, set, |img| {
+                    other.eval_logits(clip, img)
                 })?
             }
-        };
-        Ok(r.accuracy)
+        })
     }
 }
 
@@ -182,7 +194,8 @@ pub fn train(
         let evaluate_now = spec.eval_every > 0 && (epoch + 1) % spec.eval_every == 0;
         if evaluate_now {
             for set in s.eval_sets {
-                test.insert(set.name.clone(), model.evaluate(s, set)?);
+                let r = model.evaluate(s.clip, s.cache, s.weights_digest, spec, set)?;
+                test.insert(set.name.clone(), r.accuracy);
             }
         }
         let seen = seen.max(1) as f64;
