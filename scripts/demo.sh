@@ -29,3 +29,10 @@ done
 echo "== Zero-shot probabilities over the 10 class prompts (rows: a t-shirt, a trouser, a sneaker)"
 "$bin" encode --weights "$weights" "${texts[@]}" "${images[@]}" --out "$out/features.safetensors"
 echo "features written to $out/features.safetensors"
+echo "== Training cells on the 4-shot subset (tiny random-init CLIP: accuracies show the pipeline, not CLIP)"
+for method in coop coop_sub; do
+  "$bin" train --dataset fashion_mnist --root "$out/data" --method "$method" --shots 4 --seed 1 \
+    --weights "$weights" --epochs 10 --set /eval_every=5 --set "/cache_dir=\"$out/cache\"" \
+    --set '/subpt={"rank":3,"early_epochs":4}' --out "$out/runs/$method" 2>/dev/null
+done
+echo "results: $out/runs/*/result.json"
