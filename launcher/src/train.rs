@@ -1,6 +1,7 @@
 //! `subpt-bench train`: one cell from flags or a spec file; writes `result.json` atomically.
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
+use subpt_trainer::comm::{Communicator, MpiComm, Single};
 use subpt_trainer::engine::run::run;
 use subpt_trainer::engine::spec::{Method, RunSpec};
 
@@ -36,6 +37,10 @@ pub struct TrainArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto", value_parser = subpt_trainer::device::parse_device)]
     pub device: tch::Device,
+    /// Data-parallel: every rank of `mpirun` trains this one cell on its shard of each batch,
+    /// gradients summed over MPI before the SubPT projection; rank 0 writes the outputs.
+    #[arg(long)]
+    pub dp: bool,
     /// Output directory (result.json, context.safetensors, trajectory.safetensors).
     #[arg(long)]
     pub out: PathBuf,
@@ -120,7 +125,19 @@ fn resolve(a: &TrainArgs) -> Result<RunSpec> {
 
 pub fn train(a: &TrainArgs) -> Result<()> {
     let spec = resolve(a)?;
-    let result = run(&spec, &a.out, a.device)?;
+    let universe = match a.dp {
+        true => Some(mpi::initialize().context("--dp: MPI was already initialised")?),
+        false => None,
+    };
+    // Declared after the universe so it is dropped before MPI is finalised.
+    let comm: Box<dyn Communicator> = match &universe {
+        Some(u) => Box::new(MpiComm::new(u.world())),
+        None => Box::new(Single),
+    };
+    let result = run(&spec, &a.out, a.device, comm.as_ref())?;
+    if comm.rank() != 0 {
+        return Ok(());
+    }
     let path = a.out.join("result.json");
     subpt_trainer::io::write_atomic(&path, serde_json::to_string_pretty(&result)?.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;

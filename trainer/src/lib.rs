@@ -4,6 +4,7 @@
 //! CoOp-layout datasets and draws Dassl-identical few-shot subsets.
 pub mod cache;
 pub mod clip;
+pub mod comm;
 pub mod data;
 pub mod device;
 pub mod engine;

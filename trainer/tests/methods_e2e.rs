@@ -3,6 +3,7 @@
 //! learnable fixture.
 use std::path::Path;
 use subpt_trainer::clip::random_init::{generate, Spec};
+use subpt_trainer::comm::Single;
 use subpt_trainer::data::fixtures::{write_fixture, FixtureOptions};
 use subpt_trainer::data::DatasetName;
 use subpt_trainer::engine::run::run;
@@ -63,7 +64,7 @@ fn every_method_runs_base_to_novel_and_writes_complete_results() {
             });
         }
         let out = dir.path().join(method.to_string());
-        let r = run(&s, &out, Device::Cpu).unwrap_or_else(|e| panic!("{method}: {e}"));
+        let r = run(&s, &out, Device::Cpu, &Single).unwrap_or_else(|e| panic!("{method}: {e}"));
         assert_eq!(r.spec_hash, s.hash());
         for k in ["base", "new"] {
             let a = r.accuracy[k];
@@ -103,7 +104,7 @@ fn subpt_moves_the_context_only_inside_its_subspace_plus_weight_decay() {
         ..SubptSpec::defaults_for_shots(4)
     });
     let out = dir.path().join("sub");
-    run(&s, &out, Device::Cpu).unwrap();
+    run(&s, &out, Device::Cpu, &Single).unwrap();
     let t: std::collections::HashMap<String, Tensor> =
         Tensor::read_safetensors(out.join("trajectory.safetensors"))
             .unwrap()
@@ -113,7 +114,7 @@ fn subpt_moves_the_context_only_inside_its_subspace_plus_weight_decay() {
     let mut coop = spec(dir.path(), &w, Method::Coop, 4, 4);
     coop.sgd.weight_decay = 0.0;
     let early_dir = dir.path().join("coop");
-    run(&coop, &early_dir, Device::Cpu).unwrap();
+    run(&coop, &early_dir, Device::Cpu, &Single).unwrap();
     let e: std::collections::HashMap<String, Tensor> =
         Tensor::read_safetensors(early_dir.join("trajectory.safetensors"))
             .unwrap()
@@ -176,7 +177,7 @@ fn coop_learns_a_learnable_fixture() {
     let mut s = spec(dir.path(), &w, Method::Coop, 8, 40);
     s.lr = 0.05;
     s.prompt.class_specific = true;
-    let r = run(&s, &dir.path().join("coop"), Device::Cpu).unwrap();
+    let r = run(&s, &dir.path().join("coop"), Device::Cpu, &Single).unwrap();
     let acc = r.accuracy["all"];
     eprintln!(
         "{:?} -> {acc}",
@@ -209,7 +210,7 @@ fn non_finite_loss_fails_the_cell_with_a_clear_error() {
     let named: Vec<(&str, &Tensor)> = t.iter().map(|(k, v)| (k.as_str(), v)).collect();
     Tensor::write_safetensors(&named, &w).unwrap();
     let s = spec(dir.path(), &w, Method::Coop, 2, 2);
-    let err = run(&s, &dir.path().join("out"), Device::Cpu).expect_err("must fail");
+    let err = run(&s, &dir.path().join("out"), Device::Cpu, &Single).expect_err("must fail");
     let msg = err.to_string();
     assert!(
         msg.contains("epoch 1") && msg.contains("loss is not finite"),

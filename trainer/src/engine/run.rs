@@ -6,6 +6,7 @@ use super::train::{train, Model, TrainSetup};
 use crate::cache::{file_digest, FeatureCache};
 use crate::clip::tokenizer::Tokenizer;
 use crate::clip::{Clip, ClipError};
+use crate::comm::Communicator;
 use crate::data::fewshot_cache::{load_or_draw_fewshot, CacheMode};
 use crate::data::fewshot_pickle::DasslPickle;
 use crate::data::{read_dataset, subsample_classes, DataError, DatasetName, DatasetSplits};
@@ -36,6 +37,8 @@ pub enum RunError {
     Transform(#[from] crate::data::transforms::TransformError),
     #[error(transparent)]
     Subspace(#[from] crate::methods::subspace::SubspaceError),
+    #[error(transparent)]
+    Comm(#[from] crate::comm::CommError),
     #[error("training diverged at epoch {epoch}, batch {batch}: {what} is not finite")]
     NonFinite {
         epoch: usize,
@@ -103,7 +106,12 @@ fn subsample(splits: &DatasetSplits, which: &str) -> Result<DatasetSplits, RunEr
 }
 
 /// Runs one cell. `out_dir` receives the learned context (and the trajectory for SubPT stages).
-pub fn run(spec: &RunSpec, out_dir: &Path, device: Device) -> Result<RunResult, RunError> {
+pub fn run(
+    spec: &RunSpec,
+    out_dir: &Path,
+    device: Device,
+    comm: &dyn Communicator,
+) -> Result<RunResult, RunError> {
     let t_start = Instant::now();
     let dataset: DatasetName = spec.dataset.parse()?;
     let io = |p: &Path| {
@@ -164,6 +172,7 @@ pub fn run(spec: &RunSpec, out_dir: &Path, device: Device) -> Result<RunResult, 
                 eval_sets: &eval_sets,
                 cache: &cache,
                 weights_digest: &digest,
+                comm,
             };
             let trajectory = train(
                 &setup,
@@ -172,7 +181,9 @@ pub fn run(spec: &RunSpec, out_dir: &Path, device: Device) -> Result<RunResult, 
                 None,
                 &mut curves,
             )?;
-            save_context(out_dir, &theta0, &trajectory)?;
+            if comm.rank() == 0 {
+                save_context(out_dir, &theta0, &trajectory)?;
+            }
             Trained::CoCoOp(Box::new(model))
         }
         _ => {
@@ -197,6 +208,7 @@ pub fn run(spec: &RunSpec, out_dir: &Path, device: Device) -> Result<RunResult, 
                 eval_sets: &eval_sets,
                 cache: &cache,
                 weights_digest: &digest,
+                comm,
             };
             let projector = match spec.subpt.as_ref().filter(|_| spec.method.uses_subspace()) {
                 Some(sub) => {
@@ -231,7 +243,9 @@ pub fn run(spec: &RunSpec, out_dir: &Path, device: Device) -> Result<RunResult, 
                 projector.as_ref(),
                 &mut curves,
             )?;
-            save_context(out_dir, &theta0, &trajectory)?;
+            if comm.rank() == 0 {
+                save_context(out_dir, &theta0, &trajectory)?;
+            }
             Trained::Prompts(Box::new(learner))
         }
     };

@@ -9,7 +9,8 @@ use super::spec::RunSpec;
 use crate::cache::FeatureCache;
 use crate::clip::tokenizer::Tokenizer;
 use crate::clip::Clip;
-use crate::data::loader::{dassl_drop_last, Prefetch};
+use crate::comm::{shard, Communicator};
+use crate::data::loader::{dassl_drop_last, ordered_batches, Pipeline, Prefetch};
 use crate::data::transforms::{SeededRng, TrainTransform};
 use crate::data::{Item, PyRandom};
 use crate::methods::cocoop::CoCoOp;
@@ -30,6 +31,8 @@ pub struct TrainSetup<'a> {
     pub eval_sets: &'a [EvalSet],
     pub cache: &'a FeatureCache,
     pub weights_digest: &'a str,
+    /// The data-parallel group training this cell (a group of one without `--dp`).
+    pub comm: &'a dyn Communicator,
 }
 
 /// What the loop trains. The context is always the first parameter: it is what SubPT
@@ -41,16 +44,19 @@ pub enum Model<'a> {
 }
 
 impl Model<'_> {
+    /// Mean cross-entropy of a batch and its logits.
     fn loss(&self, s: &TrainSetup, img: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
         match self {
-            Model::Prompts(l) => {
-                let (mut loss, logits) = coop::loss(s.clip, l, img, labels);
-                if let Some(nfl) = s.nfl {
-                    loss += nfl.loss(s.clip, l);
-                }
-                (loss, logits)
-            }
+            Model::Prompts(l) => coop::loss(s.clip, l, img, labels),
             Model::CoCoOp(c) => c.loss(s.clip, img, labels),
+        }
+    }
+
+    /// Loss terms that do not depend on the batch (NFL).
+    fn extra_loss(&self, s: &TrainSetup) -> Option<Tensor> {
+        match (self, s.nfl) {
+            (Model::Prompts(l), Some(nfl)) => Some(nfl.loss(s.clip, l)),
+            _ => None,
         }
     }
 
@@ -147,47 +153,83 @@ pub fn train(
         let mut order: Vec<usize> = (0..n).collect();
         order_rng.shuffle(&mut order);
         let aug_seed = spec.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64);
-        let batches = Prefetch::train(
+        // Every rank walks the same global batches and takes its contiguous shard of each.
+        let global = ordered_batches(&order, spec.batch_size.min(n).max(1), drop_last)?;
+        let (rank, size) = (s.comm.rank(), s.comm.size());
+        let shards: Vec<Vec<usize>> = global
+            .iter()
+            .map(|g| g[shard(g.len(), rank, size)].to_vec())
+            .collect();
+        let loaded: Vec<Vec<usize>> = shards.iter().filter(|v| !v.is_empty()).cloned().collect();
+        // Augmentation is keyed by item, so it does not depend on how batches are sharded.
+        let flat: Arc<Vec<usize>> = Arc::new(loaded.concat());
+        let mut batches = Prefetch::start(
             items.clone(),
-            &order,
-            spec.batch_size.min(n),
-            drop_last,
-            TrainTransform::new(resolution)?,
-            move |pos| SeededRng::for_item(aug_seed, pos as u64),
-        )?;
+            loaded,
+            Pipeline::Train {
+                transform: TrainTransform::new(resolution)?,
+                rng_for: move |pos: usize| SeededRng::for_item(aug_seed, flat[pos] as u64),
+            },
+        );
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0i64);
-        for (b, batch) in batches.enumerate() {
-            let batch = batch?;
-            let img = tch::no_grad(|| s.clip.encode_image(&batch.images));
-            let labels = batch.labels.to_device(s.clip.device);
-            let (loss, logits) = model.loss(s, &img, &labels);
-            let value = loss.double_value(&[]);
-            if !value.is_finite() {
-                return Err(RunError::NonFinite {
-                    epoch: epoch + 1,
-                    batch: b,
-                    what: "loss",
-                });
+        for (b, (global_batch, mine)) in global.iter().zip(&shards).enumerate() {
+            let non_finite = |what| RunError::NonFinite {
+                epoch: epoch + 1,
+                batch: b,
+                what,
+            };
+            let mut terms = Vec::new();
+            if !mine.is_empty() {
+                let batch = batches
+                    .next()
+                    .expect("one loaded batch per non-empty shard")?;
+                let img = tch::no_grad(|| s.clip.encode_image(&batch.images));
+                let labels = batch.labels.to_device(s.clip.device);
+                let (ce, logits) = model.loss(s, &img, &labels);
+                let value = ce.double_value(&[]);
+                if !value.is_finite() {
+                    return Err(non_finite("loss"));
+                }
+                // Summed over ranks, the shard-weighted means give the global batch mean.
+                terms.push(ce * (mine.len() as f64 / global_batch.len() as f64));
+                loss_sum += value * mine.len() as f64;
+                correct += coop::correct(&logits.detach(), &labels);
+                seen += mine.len() as i64;
+            }
+            if let Some(extra) = model.extra_loss(s) {
+                if !extra.double_value(&[]).is_finite() {
+                    return Err(non_finite("loss"));
+                }
+                terms.push(extra / size as f64);
             }
             let mut params = model.params_mut();
-            let inputs: Vec<&Tensor> = params.iter().map(|p| &**p).collect();
-            let mut grads = Tensor::run_backward(&[&loss], &inputs, false, false);
+            let mut grads: Vec<Tensor> = if terms.is_empty() {
+                params.iter().map(|p| p.zeros_like()).collect()
+            } else {
+                let total = terms.into_iter().reduce(|a, b| a + b).expect("non-empty");
+                let inputs: Vec<&Tensor> = params.iter().map(|p| &**p).collect();
+                Tensor::run_backward(&[&total], &inputs, false, false)
+            };
+            if size > 1 {
+                for g in grads.iter_mut() {
+                    s.comm.all_reduce_sum(g)?;
+                }
+            }
             if let Some(p) = projector {
                 grads[0] = p.project(&grads[0]);
             }
             if !grads.iter().all(finite) {
-                return Err(RunError::NonFinite {
-                    epoch: epoch + 1,
-                    batch: b,
-                    what: "gradient",
-                });
+                return Err(non_finite("gradient"));
             }
             for ((param, grad), opt) in params.iter_mut().zip(&grads).zip(&mut sgd) {
                 opt.step(param, grad, lr);
             }
-            loss_sum += value * batch.labels.size()[0] as f64;
-            correct += coop::correct(&logits.detach(), &labels);
-            seen += batch.labels.size()[0];
+        }
+        if size > 1 {
+            let mut stats = Tensor::from_slice(&[loss_sum, correct as f64, seen as f64]);
+            s.comm.all_reduce_sum(&mut stats)?;
+            let v = Vec::<f64>::try_from(&stats).expect("3 values");
+            (loss_sum, correct, seen) = (v[0], v[1] as i64, v[2] as i64);
         }
         trajectory.push(model.ctx().detach().copy());
         let mut test = BTreeMap::new();

@@ -1,0 +1,107 @@
+//! Data-parallel training under mpirun equals single-process training: same global batches and
+//! seed, gradients summed over MPI before SubPT's projection, so the context trajectories agree
+//! within float tolerance (summation order is the only difference).
+use std::path::Path;
+use std::process::Command;
+use tch::Tensor;
+
+const BIN: &str = env!("CARGO_BIN_EXE_subpt-bench");
+
+fn run(cmd: &mut Command) {
+    let out = cmd
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .output()
+        .expect("start process");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn train_args(dir: &Path, out: &str) -> Vec<String> {
+    let s = |x: &str| x.to_string();
+    vec![
+        s("train"),
+        s("--dataset"),
+        s("fashion_mnist"),
+        s("--root"),
+        dir.join("data").display().to_string(),
+        s("--method"),
+        s("coop_sub_nfl"),
+        s("--shots"),
+        s("4"),
+        s("--seed"),
+        s("3"),
+        s("--weights"),
+        dir.join("tiny.safetensors").display().to_string(),
+        s("--epochs"),
+        s("4"),
+        s("--device"),
+        s("cpu"),
+        s("--set"),
+        s("/batch_size=16"),
+        s("--set"),
+        // Rank 1 of 2 trajectory points: a higher rank would include a zero-variance direction
+        // whose orientation is numerical noise.
+        s(r#"/subpt={"rank":1,"early_epochs":2}"#),
+        s("--set"),
+        format!("/cache_dir={:?}", dir.join("cache").display().to_string()),
+        s("--out"),
+        dir.join(out).display().to_string(),
+    ]
+}
+
+fn trajectory(path: &Path) -> std::collections::BTreeMap<String, Tensor> {
+    Tensor::read_safetensors(path.join("trajectory.safetensors"))
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn dp_over_mpi_matches_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run(Command::new(BIN).args([
+        "prepare",
+        "fashion-mnist",
+        "--out",
+        d.join("data").to_str().unwrap(),
+        "--per-class",
+        "6",
+        "--val-per-class",
+        "2",
+    ]));
+    run(Command::new(BIN).args([
+        "prepare",
+        "tiny-clip",
+        "--out",
+        d.join("tiny.safetensors").to_str().unwrap(),
+    ]));
+    run(Command::new(BIN).args(train_args(d, "single")));
+    let single = trajectory(&d.join("single"));
+    assert_eq!(single.len(), 5);
+    for ranks in ["2", "3"] {
+        let out = format!("dp{ranks}");
+        run(Command::new("mpirun")
+            .args(["-n", ranks, "--oversubscribe", BIN])
+            .args(train_args(d, &out))
+            .arg("--dp"));
+        let dp = trajectory(&d.join(&out));
+        for (k, a) in &single {
+            let b = &dp[k];
+            let rel = ((a - b).abs().max() / a.abs().max()).double_value(&[]);
+            assert!(rel < 1e-5, "{ranks} ranks, {k}: relative difference {rel}");
+        }
+        let moved = (&single["ctx_4"] - &single["theta0"])
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(moved > 1e-4, "the context did not train ({moved})");
+        assert!(d.join(&out).join("result.json").exists());
+    }
+}
