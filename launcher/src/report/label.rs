@@ -81,3 +81,30 @@ fn variant(spec: &RunSpec) -> String {
     }
     parts.join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn spec(method: Method, shots: usize) -> RunSpec {
+        RunSpec::paper_defaults("d", PathBuf::new(), method, shots, 1, PathBuf::new())
+    }
+
+    #[test]
+    fn only_settings_off_the_paper_are_labelled() {
+        // 1 shot: the paper uses r = 5, t_early = 10.
+        assert_eq!(MethodKey::of(&spec(Method::CoopSub, 1)).label(), "coop_sub");
+        let mut s = spec(Method::CoopSubNfl, 1);
+        s.subpt.as_mut().unwrap().rank = 10;
+        s.nfl.as_mut().unwrap().lambda = 2.0;
+        assert_eq!(MethodKey::of(&s).label(), "coop_sub_nfl [r=10 t=10 λ=2]");
+        // Base-to-novel uses (r, t_early) = (10, 30) whatever the shots.
+        let mut b = spec(Method::CoopSub, 1);
+        b.subsample = "base".into();
+        let p = b.subpt.as_mut().unwrap();
+        (p.rank, p.early_epochs) = (10, 30);
+        assert_eq!(MethodKey::of(&b).label(), "coop_sub");
+        assert!(MethodKey::of(&spec(Method::Zsclip, 4)) < MethodKey::of(&spec(Method::Coop, 4)));
+    }
+}
