@@ -35,6 +35,17 @@ enum Command {
     /// Prepare inputs: datasets, few-shot subsets, small generated models.
     #[command(subcommand)]
     Prepare(prepare::PrepareCommand),
+    /// Tables (CSV, Markdown) and SVG plots from every result.json below a directory.
+    Report {
+        #[arg(long)]
+        results: PathBuf,
+        /// Output directory (default: <results>/report).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Published numbers to compare with (default: <results>/reference).
+        #[arg(long)]
+        reference: Option<PathBuf>,
+    },
     /// Print CLIP token ids (77-long, zero-padded) of each text as JSON.
     Tokenize {
         #[arg(long = "text", required = true)]
@@ -68,10 +79,35 @@ fn run(cli: Cli) -> Result<()> {
         Command::Encode(args) => commands::encode(&args),
         Command::Prepare(p) => prepare::run(p),
         Command::Train(a) => train::train(&a),
+        Command::Report {
+            results,
+            out,
+            reference,
+        } => report(&results, out, reference),
         Command::Tokenize {
             texts,
             truncate,
             context_length,
         } => commands::tokenize(&texts, context_length, truncate),
     }
+}
+
+fn report(
+    results: &std::path::Path,
+    out: Option<PathBuf>,
+    reference: Option<PathBuf>,
+) -> Result<()> {
+    let out = out.unwrap_or_else(|| results.join("report"));
+    let reference = reference.unwrap_or_else(|| results.join("reference"));
+    let summary = subpt_bench::report::generate(results, &reference, &out)?;
+    for w in &summary.warnings {
+        tracing::warn!("{w}");
+    }
+    tracing::info!(
+        "{} runs, {} files written to {}",
+        summary.runs,
+        summary.written.len(),
+        out.display()
+    );
+    Ok(())
 }

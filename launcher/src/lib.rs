@@ -1,0 +1,2 @@
+//! Library side of the launcher: what the command line and the tests share.
+pub mod report;

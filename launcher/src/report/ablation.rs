@@ -1,0 +1,99 @@
+//! Ablations: accuracy against the SubPT rank, early-stage length and NFL weight.
+use super::collect::Loaded;
+use super::fewshot::{insert_seed, STD_NOTE};
+use super::stats::{mean, sample_std};
+use super::table::{Cell, Table};
+use std::collections::BTreeMap;
+use subpt_trainer::engine::run::harmonic_mean;
+
+/// Settings that define an ablation point; λ is kept as text so it can be a map key.
+type Key = (
+    String,
+    String,
+    usize,
+    usize,
+    Option<usize>,
+    Option<usize>,
+    String,
+);
+
+/// Every SubPT or NFL run, one row per distinct (rank, early epochs, λ), so the paper's
+/// setting appears beside its variations. Few-shot runs report `all` accuracy, base-to-
+/// novel runs the HM of their base and new accuracy.
+pub fn ablations(runs: &[Loaded], warnings: &mut Vec<String>) -> Table {
+    let mut cells: BTreeMap<Key, BTreeMap<u64, f64>> = BTreeMap::new();
+    let mut metric_of: BTreeMap<Key, &'static str> = BTreeMap::new();
+    for r in runs {
+        let s = &r.result.spec;
+        if !(s.method.uses_subspace() || s.method.uses_nfl()) {
+            continue;
+        }
+        let acc = &r.result.accuracy;
+        let (metric, value) = if s.subsample == "all" {
+            match acc.get("all") {
+                Some(&a) => ("all", a),
+                None => continue,
+            }
+        } else {
+            match (acc.get("base"), acc.get("new")) {
+                (Some(&b), Some(&n)) => ("hm", harmonic_mean(b, n)),
+                _ => continue,
+            }
+        };
+        let key: Key = (
+            s.dataset.clone(),
+            s.subsample.clone(),
+            s.shots,
+            super::label::MethodKey::of(s).order,
+            s.subpt.as_ref().map(|p| p.rank),
+            s.subpt.as_ref().map(|p| p.early_epochs),
+            s.nfl
+                .as_ref()
+                .map(|n| n.lambda.to_string())
+                .unwrap_or_default(),
+        );
+        metric_of.insert(key.clone(), metric);
+        insert_seed(&mut cells, key, s.seed, value, r, warnings);
+    }
+    let mut t = Table::new(
+        "ablations",
+        "Ablations (%): SubPT rank r, early epochs t_early, NFL weight λ",
+        &[
+            "dataset",
+            "subsample",
+            "shots",
+            "method",
+            "rank",
+            "early_epochs",
+            "lambda",
+            "metric",
+            "n",
+            "mean",
+            "std",
+        ],
+    );
+    t.notes.push(STD_NOTE.into());
+    for (key, per_seed) in &cells {
+        let (dataset, subsample, shots, order, rank, early, lambda) = key;
+        let method = super::label::METHODS
+            .get(*order)
+            .map(|m| m.to_string())
+            .unwrap_or_default();
+        let v: Vec<f64> = per_seed.values().copied().collect();
+        let opt = |x: &Option<usize>| x.map(Cell::Int).unwrap_or(Cell::Text(String::new()));
+        t.rows.push(vec![
+            dataset.as_str().into(),
+            subsample.as_str().into(),
+            (*shots).into(),
+            method.into(),
+            opt(rank),
+            opt(early),
+            lambda.as_str().into(),
+            metric_of[key].into(),
+            v.len().into(),
+            mean(&v).into(),
+            sample_std(&v).into(),
+        ]);
+    }
+    t
+}

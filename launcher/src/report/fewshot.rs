@@ -1,0 +1,157 @@
+//! Few-shot classification (all classes) and domain generalisation tables.
+use super::collect::Loaded;
+use super::label::{CellKey, MethodKey, DG_TARGETS};
+use super::stats::{mean, sample_std};
+use super::table::{Cell, Table};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Accuracy on `all` per seed, grouped by (dataset, shots, method).
+#[derive(Debug, Default)]
+pub struct FewShot {
+    pub cells: BTreeMap<CellKey, BTreeMap<u64, f64>>,
+}
+
+pub const STD_NOTE: &str =
+    "std is the sample standard deviation over seeds (divides by n - 1); empty for one seed.";
+
+impl FewShot {
+    /// Runs trained and tested on all classes, excluding domain-generalisation targets.
+    pub fn gather(runs: &[Loaded], warnings: &mut Vec<String>) -> Self {
+        let mut cells = BTreeMap::new();
+        for r in runs {
+            let s = &r.result.spec;
+            if s.subsample != "all" || DG_TARGETS.contains(&s.dataset.as_str()) {
+                continue;
+            }
+            let Some(&acc) = r.result.accuracy.get("all") else {
+                continue;
+            };
+            let key = (s.dataset.clone(), s.shots, MethodKey::of(s));
+            insert_seed(&mut cells, key, s.seed, acc, r, warnings);
+        }
+        FewShot { cells }
+    }
+
+    /// Per (shots, method): the mean over datasets of the per-dataset seed means, and how
+    /// many datasets it covers.
+    pub fn averages(&self) -> BTreeMap<(usize, MethodKey), (f64, usize)> {
+        let mut by: BTreeMap<(usize, MethodKey), Vec<f64>> = BTreeMap::new();
+        for ((_, shots, m), seeds) in &self.cells {
+            let v: Vec<f64> = seeds.values().copied().collect();
+            if let Some(x) = mean(&v) {
+                by.entry((*shots, m.clone())).or_default().push(x);
+            }
+        }
+        by.into_iter()
+            .filter_map(|(k, v)| mean(&v).map(|m| (k, (m, v.len()))))
+            .collect()
+    }
+
+    pub fn table(&self) -> Table {
+        let seeds: BTreeSet<u64> = self
+            .cells
+            .values()
+            .flat_map(|s| s.keys().copied())
+            .collect();
+        let mut headers = vec!["dataset", "shots", "method", "n", "mean", "std"];
+        let seed_cols: Vec<String> = seeds.iter().map(|s| format!("seed {s}")).collect();
+        headers.extend(seed_cols.iter().map(String::as_str));
+        let mut t = Table::new("fewshot", "Few-shot accuracy (%), all classes", &headers);
+        t.notes.push(STD_NOTE.into());
+        t.notes.push(
+            "`average` rows: mean over datasets of the per-dataset means; n counts datasets."
+                .into(),
+        );
+        for ((dataset, shots, m), per_seed) in &self.cells {
+            let v: Vec<f64> = per_seed.values().copied().collect();
+            let mut row: Vec<Cell> = vec![
+                dataset.as_str().into(),
+                (*shots).into(),
+                m.label().into(),
+                v.len().into(),
+                mean(&v).into(),
+                sample_std(&v).into(),
+            ];
+            row.extend(seeds.iter().map(|s| Cell::Num(per_seed.get(s).copied())));
+            t.rows.push(row);
+        }
+        for ((shots, m), (avg, n)) in self.averages() {
+            let mut row: Vec<Cell> = vec![
+                "average".into(),
+                shots.into(),
+                m.label().into(),
+                n.into(),
+                avg.into(),
+                Cell::Num(None),
+            ];
+            row.extend(seeds.iter().map(|_| Cell::Num(None)));
+            t.rows.push(row);
+        }
+        t
+    }
+}
+
+/// Records one seed's value, keeping the first when a seed repeats (paths are sorted, so
+/// the choice is stable) and saying so.
+pub fn insert_seed<K: Ord, V>(
+    cells: &mut BTreeMap<K, BTreeMap<u64, V>>,
+    key: K,
+    seed: u64,
+    value: V,
+    run: &Loaded,
+    warnings: &mut Vec<String>,
+) {
+    match cells.entry(key).or_default().entry(seed) {
+        std::collections::btree_map::Entry::Vacant(e) => {
+            e.insert(value);
+        }
+        std::collections::btree_map::Entry::Occupied(_) => warnings.push(format!(
+            "ignoring {}: another run of the same cell already has seed {seed}",
+            run.path.display()
+        )),
+    }
+}
+
+/// Domain generalisation: ImageNet-trained prompts tested on its shifted variants. Rows
+/// are the source (ImageNet itself, when present) and each target, per method.
+pub fn domain_generalisation(runs: &[Loaded], warnings: &mut Vec<String>) -> Table {
+    let targets_present = runs
+        .iter()
+        .any(|r| DG_TARGETS.contains(&r.result.spec.dataset.as_str()));
+    let mut cells: BTreeMap<(usize, String, usize, MethodKey), BTreeMap<u64, f64>> =
+        BTreeMap::new();
+    for r in runs {
+        let s = &r.result.spec;
+        let role = if s.dataset == "imagenet" && targets_present {
+            0
+        } else if let Some(i) = DG_TARGETS.iter().position(|d| *d == s.dataset) {
+            1 + i
+        } else {
+            continue;
+        };
+        let Some(&acc) = r.result.accuracy.get("all") else {
+            continue;
+        };
+        let key = (role, s.dataset.clone(), s.shots, MethodKey::of(s));
+        insert_seed(&mut cells, key, s.seed, acc, r, warnings);
+    }
+    let mut t = Table::new(
+        "domain_generalisation",
+        "Domain generalisation accuracy (%): source ImageNet, shifted targets",
+        &["role", "dataset", "shots", "method", "n", "mean", "std"],
+    );
+    t.notes.push(STD_NOTE.into());
+    for ((role, dataset, shots, m), per_seed) in &cells {
+        let v: Vec<f64> = per_seed.values().copied().collect();
+        t.rows.push(vec![
+            if *role == 0 { "source" } else { "target" }.into(),
+            dataset.as_str().into(),
+            (*shots).into(),
+            m.label().into(),
+            v.len().into(),
+            mean(&v).into(),
+            sample_std(&v).into(),
+        ]);
+    }
+    t
+}

@@ -1,0 +1,382 @@
+//! `report`: tables, conventions and plots from synthetic run results.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use subpt_bench::report::{generate, reference};
+use subpt_trainer::engine::run::{CurvePoint, RunResult};
+use subpt_trainer::engine::spec::{Method, NflSpec, RunSpec, SubptSpec};
+use subpt_trainer::methods::subspace::SubspaceSummary;
+
+fn spec(dataset: &str, method: Method, shots: usize, seed: u64) -> RunSpec {
+    RunSpec::paper_defaults(
+        dataset,
+        PathBuf::from("data"),
+        method,
+        shots,
+        seed,
+        PathBuf::from("w.safetensors"),
+    )
+}
+
+fn result(spec: RunSpec, acc: &[(&str, f64)]) -> RunResult {
+    RunResult {
+        spec_hash: spec.hash(),
+        spec,
+        accuracy: acc.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        hm: None,
+        per_class_accuracy: BTreeMap::new(),
+        test_size: BTreeMap::new(),
+        train_size: 0,
+        curves: Vec::new(),
+        subspace: None,
+        fewshot_source: String::new(),
+        timings: BTreeMap::new(),
+        versions: BTreeMap::new(),
+    }
+}
+
+fn fewshot(dataset: &str, method: Method, shots: usize, seed: u64, acc: f64) -> RunResult {
+    result(spec(dataset, method, shots, seed), &[("all", acc)])
+}
+
+fn b2n(dataset: &str, method: Method, seed: u64, base: f64, new: f64) -> RunResult {
+    let mut s = spec(dataset, method, 16, seed);
+    s.subsample = "base".into();
+    s.eval_subsets = vec!["base".into(), "new".into()];
+    if let Some(p) = s.subpt.as_mut() {
+        (p.rank, p.early_epochs) = (10, 30);
+    }
+    let mut r = result(s, &[("base", base), ("new", new)]);
+    r.hm = Some(2.0 * base * new / (base + new));
+    r
+}
+
+fn write(dir: &Path, r: &RunResult) {
+    let name = format!(
+        "{}_{}_{}_{}_{}",
+        r.spec.dataset, r.spec.method, r.spec.shots, r.spec.subsample, r.spec_hash
+    );
+    let d = dir.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("result.json"), serde_json::to_vec(r).unwrap()).unwrap();
+}
+
+/// Rows of a CSV written by the report, as header-keyed maps.
+fn csv(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    lines
+        .map(|l| {
+            header
+                .iter()
+                .cloned()
+                .zip(l.split(',').map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+fn find<'a>(
+    rows: &'a [BTreeMap<String, String>],
+    want: &[(&str, &str)],
+) -> &'a BTreeMap<String, String> {
+    let hits: Vec<_> = rows
+        .iter()
+        .filter(|r| {
+            want.iter()
+                .all(|(k, v)| r.get(*k).map(String::as_str) == Some(*v))
+        })
+        .collect();
+    assert_eq!(hits.len(), 1, "rows matching {want:?} in {rows:#?}");
+    hits[0]
+}
+
+fn num(row: &BTreeMap<String, String>, col: &str) -> f64 {
+    row[col]
+        .parse()
+        .unwrap_or_else(|_| panic!("{col} in {row:?}"))
+}
+
+fn close(a: f64, b: f64) {
+    // CSV cells carry four decimals.
+    assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+}
+
+/// Writes the whole synthetic benchmark and runs the report on it.
+fn fixture() -> (tempfile::TempDir, PathBuf, subpt_bench::report::Summary) {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    // Few-shot: the average over datasets (62 and 75 -> 68.5) differs from the mean of
+    // all five seeds pooled (67.2).
+    for (seed, acc) in [(1, 60.0), (2, 62.0), (3, 64.0)] {
+        write(&res, &fewshot("dsa", Method::Coop, 4, seed, acc));
+    }
+    for (seed, acc) in [(1, 70.0), (2, 80.0)] {
+        write(&res, &fewshot("dsb", Method::Coop, 4, seed, acc));
+    }
+    write(&res, &fewshot("dsa", Method::Zsclip, 4, 1, 50.0));
+    write(&res, &fewshot("dsa", Method::Coop, 1, 1, 55.0));
+    // Base-to-novel: dsa seeds (90, 30) and (70, 50) average to (80, 40), HM 53.33 (the
+    // mean of per-seed HMs would be 51.67); dsb (60, 60). Dataset average: base 70,
+    // novel 50, HM 58.33, whereas the mean of the two HMs is 56.67.
+    write(&res, &b2n("dsa", Method::Coop, 1, 90.0, 30.0));
+    write(&res, &b2n("dsa", Method::Coop, 2, 70.0, 50.0));
+    write(&res, &b2n("dsb", Method::Coop, 1, 60.0, 60.0));
+    // Domain generalisation: the source and one target.
+    write(&res, &fewshot("imagenet", Method::Coop, 16, 1, 71.0));
+    write(&res, &fewshot("imagenetv2", Method::Coop, 16, 1, 60.0));
+    write(&res, &fewshot("imagenetv2", Method::Coop, 16, 2, 64.0));
+    // Ablations: the paper's rank at 4 shots (10), rank 5, and an NFL weight of 0.5.
+    for (seed, rank, acc) in [(1, 10, 66.0), (2, 10, 68.0), (1, 5, 61.0)] {
+        let mut s = spec("dsa", Method::CoopSub, 4, seed);
+        s.subpt = Some(SubptSpec {
+            rank,
+            ..SubptSpec::defaults_for_shots(4)
+        });
+        let mut r = result(s, &[("all", acc)]);
+        r.subspace = Some(SubspaceSummary {
+            rank,
+            points: 30,
+            dimension: 8,
+            explained_variance: vec![3.0, 1.0],
+            explained_variance_ratio: vec![0.75, 0.25],
+        });
+        write(&res, &r);
+    }
+    let mut s = spec("dsa", Method::CoopNfl, 4, 1);
+    s.nfl = Some(NflSpec {
+        names: "imagenet_100".into(),
+        lambda: 0.5,
+    });
+    write(&res, &result(s, &[("all", 63.0)]));
+    // Curves on one base-to-novel run.
+    let mut r = b2n("dsc", Method::Cocoop, 1, 75.0, 70.0);
+    r.curves = (1..=3)
+        .map(|e| CurvePoint {
+            epoch: e,
+            lr: 0.002,
+            train_loss: 1.0,
+            train_accuracy: 50.0,
+            test: [
+                ("base".to_string(), 60.0 + e as f64),
+                ("new".to_string(), 65.0),
+            ]
+            .into(),
+        })
+        .collect();
+    write(&res, &r);
+    // Invalid: not JSON; and a spec edited after the run (stale hash).
+    let bad = res.join("broken");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("result.json"), "{ not json").unwrap();
+    let mut stale = fewshot("dsa", Method::Coop, 4, 9, 99.0);
+    stale.spec.epochs += 1;
+    write(&res, &stale);
+
+    let refdir = tmp.path().join("reference");
+    std::fs::create_dir_all(&refdir).unwrap();
+    let repo_ref = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/reference");
+    let shipped = repo_ref.join("cocoop_b2n_vitb16.csv");
+    std::fs::copy(&shipped, refdir.join("cocoop_b2n_vitb16.csv")).unwrap();
+    std::fs::write(
+        refdir.join("wrong.csv"),
+        "method,base,novel,hm,source\nX,80,60,70,made up\n",
+    )
+    .unwrap();
+    std::fs::write(refdir.join("malformed.csv"), "method,base\nX,1\n").unwrap();
+
+    let out = tmp.path().join("report");
+    let summary = generate(&res, &refdir, &out).unwrap();
+    (tmp, out, summary)
+}
+
+#[test]
+fn report_tables_follow_the_conventions() {
+    let (_tmp, out, summary) = fixture();
+    assert_eq!(summary.runs, 18, "{:#?}", summary.warnings);
+    let warn = summary.warnings.join("\n");
+    assert!(
+        warn.contains("broken/result.json") && warn.contains("not a run result"),
+        "{warn}"
+    );
+    assert!(warn.contains("does not match the spec"), "{warn}");
+    assert!(
+        warn.contains("malformed.csv") && warn.contains("novel"),
+        "{warn}"
+    );
+
+    let fs = csv(&out.join("fewshot.csv"));
+    let row = find(
+        &fs,
+        &[("dataset", "dsa"), ("shots", "4"), ("method", "coop")],
+    );
+    close(num(row, "mean"), 62.0);
+    close(num(row, "std"), 2.0); // n - 1: deviations 2, 0, 2 -> sqrt(8 / 2)
+    close(num(row, "seed 3"), 64.0);
+    assert_eq!(row["n"], "3");
+    let row = find(
+        &fs,
+        &[("dataset", "dsb"), ("shots", "4"), ("method", "coop")],
+    );
+    close(num(row, "std"), 50f64.sqrt());
+    assert_eq!(row["seed 3"], "");
+    let zs = find(&fs, &[("dataset", "dsa"), ("method", "zsclip")]);
+    assert_eq!(zs["std"], "", "one seed has no sample std");
+    let avg = find(
+        &fs,
+        &[("dataset", "average"), ("shots", "4"), ("method", "coop")],
+    );
+    close(num(avg, "mean"), 68.5);
+    assert_eq!(avg["n"], "2");
+    // Non-paper SubPT / NFL settings get their own rows.
+    let var = find(
+        &fs,
+        &[("dataset", "dsa"), ("method", "coop_sub [r=5 t=30]")],
+    );
+    close(num(var, "mean"), 61.0);
+    close(
+        num(
+            find(&fs, &[("dataset", "dsa"), ("method", "coop_sub")]),
+            "mean",
+        ),
+        67.0,
+    );
+    find(&fs, &[("dataset", "dsa"), ("method", "coop_nfl [λ=0.5]")]);
+    // ImageNet is a few-shot dataset too; its shifted variants are not.
+    find(&fs, &[("dataset", "imagenet")]);
+    assert!(!fs.iter().any(|r| r["dataset"] == "imagenetv2"));
+
+    let bn = csv(&out.join("base_to_novel.csv"));
+    let a = find(&bn, &[("dataset", "dsa"), ("method", "coop")]);
+    close(num(a, "base"), 80.0);
+    close(num(a, "novel"), 40.0);
+    close(num(a, "hm"), 160.0 / 3.0);
+    let avg = find(&bn, &[("dataset", "average"), ("method", "coop")]);
+    close(num(avg, "base"), 70.0);
+    close(num(avg, "novel"), 50.0);
+    close(num(avg, "hm"), 2.0 * 70.0 * 50.0 / 120.0);
+
+    let dg = csv(&out.join("domain_generalisation.csv"));
+    let src = find(&dg, &[("dataset", "imagenet")]);
+    assert_eq!(src["role"], "source");
+    let tgt = find(&dg, &[("dataset", "imagenetv2")]);
+    assert_eq!(tgt["role"], "target");
+    close(num(tgt, "mean"), 62.0);
+    close(num(tgt, "std"), 8f64.sqrt());
+
+    let ab = csv(&out.join("ablations.csv"));
+    let r10 = find(&ab, &[("method", "coop_sub"), ("rank", "10")]);
+    close(num(r10, "mean"), 67.0);
+    assert_eq!(r10["early_epochs"], "30");
+    close(
+        num(find(&ab, &[("method", "coop_sub"), ("rank", "5")]), "mean"),
+        61.0,
+    );
+    let nfl = find(&ab, &[("method", "coop_nfl")]);
+    assert_eq!(nfl["lambda"], "0.5");
+    assert!(!ab.iter().any(|r| r["method"] == "coop"));
+
+    // Markdown carries the same rows and states the std convention.
+    let md = std::fs::read_to_string(out.join("fewshot.md")).unwrap();
+    assert!(
+        md.contains("| dsa | 4 | coop | 3 | 62.00 | 2.00 | 60.00 | 62.00 | 64.00 |"),
+        "{md}"
+    );
+    assert!(md.contains("n - 1"));
+    let index = std::fs::read_to_string(out.join("index.md")).unwrap();
+    assert!(index.contains("Base-to-novel") && index.contains("broken/result.json"));
+}
+
+#[test]
+fn reference_hms_are_recomputed_and_mismatches_flagged() {
+    let (_tmp, out, _) = fixture();
+    let rows = csv(&out.join("reference_b2n.csv"));
+    for m in ["ZS", "CoOp", "CoCoOp"] {
+        let r = find(&rows, &[("origin", "cocoop_b2n_vitb16"), ("method", m)]);
+        let (b, n) = (num(r, "base"), num(r, "novel"));
+        close(num(r, "hm (recomputed)"), 2.0 * b * n / (b + n));
+        assert_eq!(r["check"], "ok", "{r:?}");
+    }
+    let wrong = find(&rows, &[("origin", "wrong")]);
+    close(num(wrong, "hm (recomputed)"), 2.0 * 80.0 * 60.0 / 140.0);
+    assert!(wrong["check"].starts_with("MISMATCH"), "{wrong:?}");
+    let ours = find(
+        &rows,
+        &[("origin", "measured (16 shots)"), ("method", "coop")],
+    );
+    close(num(ours, "hm (recomputed)"), 2.0 * 70.0 * 50.0 / 120.0);
+
+    // The shipped file itself holds the published averages with consistent HMs.
+    let shipped = reference::read_reference(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/reference/cocoop_b2n_vitb16.csv"),
+    )
+    .unwrap();
+    assert_eq!(shipped.len(), 3);
+    for r in &shipped {
+        let hm = 2.0 * r.base * r.novel / (r.base + r.novel);
+        assert!(
+            (r.hm.unwrap() - hm).abs() <= reference::HM_TOLERANCE,
+            "{r:?}"
+        );
+    }
+}
+
+/// Parses every SVG in `dir` with Python's XML parser (failing on malformed XML or a
+/// root other than `<svg>`) and returns each file's text elements, trimmed.
+fn svg_texts(dir: &Path) -> BTreeMap<String, Vec<String>> {
+    let python = std::env::var("SUBPT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
+    assert!(
+        python.exists(),
+        "no Python at {}: run `make test`",
+        python.display()
+    );
+    let script = "import sys, json, pathlib, xml.etree.ElementTree as E\n\
+        ns = '{http://www.w3.org/2000/svg}'\n\
+        out = {}\n\
+        for f in sorted(pathlib.Path(sys.argv[1]).iterdir()):\n    \
+            root = E.parse(f).getroot()\n    \
+            assert root.tag == ns + 'svg', f\n    \
+            out[f.name] = [''.join(t.itertext()).strip() for t in root.iter(ns + 'text')]\n\
+        print(json.dumps(out))";
+    let o = std::process::Command::new(&python)
+        .args(["-c", script])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn plots_are_svg_with_their_series() {
+    let (_tmp, out, _) = fixture();
+    let texts = svg_texts(&out.join("plots"));
+    let has = |file: &str, name: &str| {
+        let t = texts
+            .get(file)
+            .unwrap_or_else(|| panic!("no {file} in {texts:?}"));
+        assert!(t.iter().any(|x| x == name), "{name} not in {file}: {t:?}");
+    };
+    for name in [
+        "coop",
+        "zsclip",
+        "coop_sub",
+        "coop_sub [r=5 t=30]",
+        "accuracy (%)",
+    ] {
+        has("fewshot_dsa.svg", name);
+    }
+    has("fewshot_dsb.svg", "coop");
+    has("fewshot_average.svg", "coop");
+    has("curves_dsc_16shot_cocoop_base.svg", "base seed 1");
+    has("curves_dsc_16shot_cocoop_base.svg", "new seed 1");
+    has("pca_dsa.svg", "coop_sub 4-shot all seed 2");
+    has("pca_dsa.svg", "coop_sub [r=5 t=30] 4-shot all seed 1");
+    has("pca_dsa.svg", "explained variance ratio");
+    // Curves only where runs recorded them; PCA only for SubPT runs.
+    assert!(!texts.contains_key("curves_dsa_4shot_coop_all.svg"));
+    assert!(!texts.contains_key("pca_dsb.svg"));
+    assert_eq!(texts.len(), 6, "{:?}", texts.keys());
+}
