@@ -1,0 +1,2 @@
+//! Library side of the launcher: grids of benchmark cells and their scheduling.
+pub mod grid;
