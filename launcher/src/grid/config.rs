@@ -110,6 +110,7 @@ impl GridConfig {
                 .location()
                 .map(|l| (l.line(), l.column()))
                 .unwrap_or((0, 0));
+            let (line, column) = refine_position(text, &e.to_string(), line, column);
             GridError::Yaml {
                 path: path.to_path_buf(),
                 line,
@@ -219,6 +220,31 @@ fn key_of(line: &str) -> Option<&str> {
     let (k, _) = line.split_once(':')?;
     let k = k.trim();
     Some(k.trim_matches(|c| c == '"' || c == '\''))
+}
+
+/// serde_yaml_ng reports a bad list element at the start of its list; when the message
+/// quotes the offending value and a later line of that list holds it, point there instead.
+fn refine_position(text: &str, msg: &str, line: usize, column: usize) -> (usize, usize) {
+    let quoted = msg.split(['"', '`']).nth(1).filter(|q| !q.is_empty());
+    let Some(q) = quoted else {
+        return (line, column);
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, l) in lines.iter().enumerate().skip(line.saturating_sub(1)) {
+        if i + 1 > line && !l.starts_with([' ', '\t', '-']) {
+            break; // the next top-level key: the value was not in this list after all
+        }
+        let hit = l.match_indices(q).find(|&(at, _)| {
+            let before = l[..at].chars().next_back();
+            let after = l[at + q.len()..].chars().next();
+            let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+            !word(before) && !word(after)
+        });
+        if let Some((at, _)) = hit {
+            return (i + 1, at + 1);
+        }
+    }
+    (line, column)
 }
 
 /// serde_yaml_ng appends " at line L column C"; the error prints the position up front.

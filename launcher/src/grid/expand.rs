@@ -178,6 +178,24 @@ pub fn expand(cfg: &GridConfig) -> Result<Grid, GridError> {
                 src.subpt = None;
                 let src_id = src.hash();
                 if unlinked.contains_key(&src_id) {
+                    let early = spec.subpt.as_ref().map_or(0, |s| s.early_epochs);
+                    if early > spec.epochs {
+                        // The shared trajectory holds only `epochs` contexts.
+                        return Err(GridError::Invalid {
+                            path: cfg.source.clone(),
+                            key: "overrides.subpt.early_epochs".into(),
+                            line: cfg
+                                .overrides
+                                .iter()
+                                .find(|o| o.key == "subpt.early_epochs")
+                                .and_then(|o| o.line),
+                            message: format!(
+                                "t_early {early} exceeds the {} epochs of the {} run on {} whose \
+                                 trajectory it reuses",
+                                spec.epochs, src_method, spec.dataset
+                            ),
+                        });
+                    }
                     if let Some(sub) = &mut spec.subpt {
                         sub.trajectory = Some(trajectory_path(&cfg.output_dir, &src_id));
                     }

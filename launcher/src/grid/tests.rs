@@ -38,9 +38,8 @@ fn parse_errors_name_file_key_and_line() {
             vec!["shots"],
         ),
         (
-            // A bad list element is reported at the line where its list starts.
             MINIMAL.replace("[eurosat, dtd]", "[eurosat,\n  cifar10]"),
-            3,
+            4,
             vec!["cifar10", "datasets"],
         ),
         (
@@ -62,6 +61,11 @@ fn parse_errors_name_file_key_and_line() {
             format!("{MINIMAL}overrides:\n  subpt.rank: [2, five]\n"),
             11,
             vec!["overrides.subpt.rank", "run spec"],
+        ),
+        (
+            MINIMAL.replace("[coop, coop_sub]", "\n  - coop\n  - zsclip\n  - cooop"),
+            9,
+            vec!["cooop", "methods"],
         ),
         (MINIMAL.replace("shots: [1, 4]\n", ""), 0, vec!["shots"]),
     ];
@@ -327,4 +331,22 @@ fn dry_run_lists_cells_dependencies_and_total() {
     let sum: f64 = g.cells.iter().map(|c| c.cost).sum();
     assert!(sum > 0.0 && (g.total_cost() - sum).abs() < 1e-9);
     assert_eq!(text.lines().count(), g.cells.len() + 4);
+}
+
+#[test]
+fn early_stage_longer_than_the_shared_trajectory_is_refused() {
+    // dtd at 1 shot trains 50 epochs: a 60-epoch early stage cannot come from that run.
+    let text = format!("{MINIMAL}overrides:\n  subpt.early_epochs: [10, 60]\n");
+    let cfg = GridConfig::parse(&text, Path::new("/g/grid.yaml")).unwrap();
+    let e = expand(&cfg).expect_err("t_early 60 > 50 epochs");
+    let msg = e.to_string();
+    assert_eq!(e.line(), Some(11), "{msg}");
+    assert!(
+        msg.contains("t_early 60") && msg.contains("50 epochs"),
+        "{msg}"
+    );
+    // Without a CoOp cell to reuse, the SubPT cell trains its own early stage: allowed.
+    let alone = text.replace("[coop, coop_sub]", "[coop_sub]");
+    let cfg = GridConfig::parse(&alone, Path::new("/g/grid.yaml")).unwrap();
+    assert_eq!(expand(&cfg).unwrap().cells.len(), 2 * 2 * 2);
 }
