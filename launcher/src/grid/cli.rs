@@ -28,6 +28,13 @@ pub fn run(args: &GridArgs) -> Result<()> {
             grid.cells.len()
         );
     }
-    print!("{}", dry_run(&grid));
-    Ok(())
+    // A listing piped into `head` must end quietly, not panic on the closed pipe.
+    use std::io::Write;
+    match std::io::stdout()
+        .lock()
+        .write_all(dry_run(&grid).as_bytes())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
