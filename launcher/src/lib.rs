@@ -1,2 +1,3 @@
-//! Library side of the launcher: what the command line and the tests share.
+//! Library side of the launcher: grids of benchmark cells, their scheduling and the report.
+pub mod grid;
 pub mod report;

@@ -13,9 +13,13 @@ mod train;
     version,
     about = "Prompt-tuning benchmarks on CLIP: CoOp, SubPT, NFL, CoCoOp"
 )]
+#[command(args_conflicts_with_subcommands = true, arg_required_else_help = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// `subpt-bench --grid FILE` is `subpt-bench run --grid FILE`.
+    #[command(flatten)]
+    grid: subpt_bench::grid::cli::GridArgs,
 }
 
 #[derive(Subcommand)]
@@ -56,6 +60,8 @@ enum Command {
         #[arg(long, default_value_t = subpt_trainer::clip::tokenizer::CONTEXT_LENGTH)]
         context_length: usize,
     },
+    /// Run a benchmark grid (a YAML file under configs/); --dry-run lists its cells.
+    Run(subpt_bench::grid::cli::GridArgs),
 }
 
 fn main() {
@@ -74,7 +80,11 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        return subpt_bench::grid::cli::run(&cli.grid);
+    };
+    match command {
+        Command::Run(g) => subpt_bench::grid::cli::run(&g),
         Command::Inspect { weights, json } => commands::inspect(&weights, json),
         Command::Encode(args) => commands::encode(&args),
         Command::Prepare(p) => prepare::run(p),

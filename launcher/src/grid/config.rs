@@ -1,0 +1,256 @@
+//! The grid file schema. Relative paths are relative to the grid file's directory and a
+//! leading `~` is the home directory, so a grid means the same from any working directory.
+use super::overrides::{self, Override};
+use super::GridError;
+use serde::{Deserialize, Deserializer};
+use std::path::{Path, PathBuf};
+use subpt_trainer::data::DatasetName;
+use subpt_trainer::engine::spec::Method;
+
+/// An evaluation protocol of the paper (spec §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// Every dataset, every shot count, all classes.
+    FewShot,
+    /// Train on the base half with 4 shots; test on base and new.
+    BaseToNovel,
+    /// The ImageNet 4-shot model evaluated on the four ImageNet variants.
+    DomainGeneralization,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::FewShot => "few_shot",
+            Protocol::BaseToNovel => "base_to_novel",
+            Protocol::DomainGeneralization => "domain_generalization",
+        })
+    }
+}
+
+/// A validated grid file with resolved paths.
+#[derive(Debug, Clone)]
+pub struct GridConfig {
+    pub name: String,
+    /// The grid file itself.
+    pub source: PathBuf,
+    pub datasets: Vec<DatasetName>,
+    pub protocols: Vec<Protocol>,
+    /// Few-shot shot counts (base-to-novel and DG fix 4 shots).
+    pub shots: Vec<usize>,
+    pub seeds: Vec<u64>,
+    pub methods: Vec<Method>,
+    /// Backbone weights; more than one makes an axis.
+    pub weights: Vec<PathBuf>,
+    pub data_root: PathBuf,
+    pub output_dir: PathBuf,
+    pub cache_dir: Option<PathBuf>,
+    /// In file order.
+    pub overrides: Vec<Override>,
+}
+
+/// A training dataset name, checked while parsing so the error carries its position.
+struct TrainDataset(DatasetName);
+
+impl<'de> Deserialize<'de> for TrainDataset {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let s = String::deserialize(d)?;
+        let name: DatasetName = s.parse().map_err(D::Error::custom)?;
+        if name.info().test_only {
+            return Err(D::Error::custom(format!(
+                "`{s}` has only a test split; the domain_generalization protocol evaluates it"
+            )));
+        }
+        Ok(TrainDataset(name))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrid {
+    name: String,
+    #[serde(default)]
+    datasets: Vec<TrainDataset>,
+    protocols: Vec<Protocol>,
+    #[serde(default)]
+    shots: Vec<usize>,
+    seeds: Vec<u64>,
+    methods: Vec<Method>,
+    weights: OneOrMany,
+    data_root: String,
+    output_dir: String,
+    #[serde(default)]
+    cache_dir: Option<String>,
+    #[serde(default)]
+    overrides: serde_yaml_ng::Mapping,
+}
+
+impl GridConfig {
+    pub fn load(path: &Path) -> Result<GridConfig, GridError> {
+        let text = std::fs::read_to_string(path).map_err(|source| GridError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses grid text; `path` names the file in errors and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<GridConfig, GridError> {
+        let raw: RawGrid = serde_yaml_ng::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            let (line, column) = refine_position(text, &e.to_string(), line, column);
+            GridError::Yaml {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: strip_position(&e.to_string()),
+            }
+        })?;
+        let invalid = |key: &str, message: String| GridError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            line: top_level_line(text, key),
+            message,
+        };
+        let needs = |key: &str, empty: bool, why: &str| {
+            if empty {
+                Err(invalid(
+                    key,
+                    format!("must list at least one value ({why})"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        needs("protocols", raw.protocols.is_empty(), "nothing to run")?;
+        needs("seeds", raw.seeds.is_empty(), "every cell has a seed")?;
+        needs("methods", raw.methods.is_empty(), "every cell has a method")?;
+        let few_shot = raw.protocols.contains(&Protocol::FewShot);
+        let per_dataset = few_shot || raw.protocols.contains(&Protocol::BaseToNovel);
+        needs(
+            "datasets",
+            per_dataset && raw.datasets.is_empty(),
+            "few_shot and base_to_novel train on them",
+        )?;
+        needs(
+            "shots",
+            few_shot && raw.shots.is_empty(),
+            "few_shot runs each shot count",
+        )?;
+        if raw.shots.contains(&0) {
+            return Err(invalid("shots", "shot counts start at 1".into()));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let weights = match raw.weights {
+            OneOrMany::One(w) => vec![w],
+            OneOrMany::Many(w) => w,
+        };
+        needs("weights", weights.is_empty(), "every cell needs a backbone")?;
+        let overrides = overrides::parse(&raw.overrides, text, path)?;
+        Ok(GridConfig {
+            name: raw.name,
+            source: path.to_path_buf(),
+            datasets: raw.datasets.into_iter().map(|d| d.0).collect(),
+            protocols: raw.protocols,
+            shots: raw.shots,
+            seeds: raw.seeds,
+            methods: raw.methods,
+            weights: weights.iter().map(|w| resolve(base, w)).collect(),
+            data_root: resolve(base, &raw.data_root),
+            output_dir: resolve(base, &raw.output_dir),
+            cache_dir: raw.cache_dir.map(|c| resolve(base, &c)),
+            overrides,
+        })
+    }
+}
+
+/// `~` → home; relative → under `base`.
+pub(crate) fn resolve(base: &Path, p: &str) -> PathBuf {
+    let home = || std::env::var_os("HOME").map(PathBuf::from);
+    if p == "~" {
+        if let Some(h) = home() {
+            return h;
+        }
+    }
+    if let Some(rest) = p.strip_prefix("~/") {
+        if let Some(h) = home() {
+            return h.join(rest);
+        }
+    }
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// The line (1-based) where a top-level key is written.
+fn top_level_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| key_of(l) == Some(key) && !l.starts_with([' ', '\t']))
+        .map(|i| i + 1)
+}
+
+/// The line (1-based) of `key` inside the block that starts at top-level key `parent`.
+pub(crate) fn nested_line(text: &str, parent: &str, key: &str) -> Option<usize> {
+    let start = top_level_line(text, parent)?;
+    text.lines()
+        .enumerate()
+        .skip(start)
+        .take_while(|(_, l)| l.trim().is_empty() || l.starts_with([' ', '\t', '#']))
+        .find(|(_, l)| key_of(l.trim_start()) == Some(key))
+        .map(|(i, _)| i + 1)
+}
+
+/// The mapping key a line starts, quotes removed.
+fn key_of(line: &str) -> Option<&str> {
+    let (k, _) = line.split_once(':')?;
+    let k = k.trim();
+    Some(k.trim_matches(|c| c == '"' || c == '\''))
+}
+
+/// serde_yaml_ng reports a bad list element at the start of its list; when the message
+/// quotes the offending value and a later line of that list holds it, point there instead.
+fn refine_position(text: &str, msg: &str, line: usize, column: usize) -> (usize, usize) {
+    let quoted = msg.split(['"', '`']).nth(1).filter(|q| !q.is_empty());
+    let Some(q) = quoted else {
+        return (line, column);
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, l) in lines.iter().enumerate().skip(line.saturating_sub(1)) {
+        if i + 1 > line && !l.starts_with([' ', '\t', '-']) {
+            break; // the next top-level key: the value was not in this list after all
+        }
+        let hit = l.match_indices(q).find(|&(at, _)| {
+            let before = l[..at].chars().next_back();
+            let after = l[at + q.len()..].chars().next();
+            let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+            !word(before) && !word(after)
+        });
+        if let Some((at, _)) = hit {
+            return (i + 1, at + 1);
+        }
+    }
+    (line, column)
+}
+
+/// serde_yaml_ng appends " at line L column C"; the error prints the position up front.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}

@@ -1,0 +1,237 @@
+//! From a grid file to cells: protocol presets (spec §5), the product over every axis,
+//! overrides last, de-duplication by spec hash, then the dependencies.
+use super::config::{GridConfig, Protocol};
+use super::overrides::apply;
+use super::{estimate_cost, topological_order, Cell, CellKind, Grid, GridError};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use subpt_trainer::data::DatasetName;
+use subpt_trainer::engine::spec::{Method, NflSpec, RunSpec, SubptSpec};
+
+/// The domain-generalisation targets, evaluated with the ImageNet model.
+pub const DG_TARGETS: [DatasetName; 4] = [
+    DatasetName::ImageNetV2,
+    DatasetName::ImageNetSketch,
+    DatasetName::ImageNetA,
+    DatasetName::ImageNetR,
+];
+
+/// Shots of the base-to-novel and domain-generalisation protocols.
+pub const PROTOCOL_SHOTS: usize = 4;
+
+/// The file a stage-A (CoOp / CoOp+NFL) cell leaves for SubPT cells to project onto.
+pub fn trajectory_path(output_dir: &Path, source_id: &str) -> PathBuf {
+    output_dir.join(source_id).join("trajectory.safetensors")
+}
+
+/// The spec before overrides of one (protocol, dataset, shots, seed, method, weights).
+fn preset(
+    cfg: &GridConfig,
+    protocol: Protocol,
+    dataset: DatasetName,
+    shots: usize,
+    seed: u64,
+    method: Method,
+    weights: &Path,
+) -> RunSpec {
+    let mut s = RunSpec::paper_defaults(
+        dataset.id(),
+        cfg.data_root.clone(),
+        method,
+        shots,
+        seed,
+        weights.to_path_buf(),
+    );
+    if let Some(c) = &cfg.cache_dir {
+        s.cache_dir = c.clone();
+    }
+    if protocol == Protocol::BaseToNovel {
+        s.subsample = "base".into();
+        s.eval_subsets = vec!["base".into(), "new".into()];
+        if method != Method::Cocoop {
+            s.epochs = if dataset == DatasetName::ImageNet {
+                50
+            } else {
+                100
+            };
+        }
+        if method.uses_subspace() {
+            s.subpt = Some(SubptSpec::defaults_for_shots(PROTOCOL_SHOTS));
+        }
+        if let Some(n) = &mut s.nfl {
+            *n = NflSpec {
+                names: "novel".into(),
+                lambda: n.lambda,
+            };
+        }
+    }
+    s
+}
+
+/// Every combination of override values, in file order.
+fn combinations(cfg: &GridConfig) -> Vec<Vec<(&str, &Value)>> {
+    let mut out: Vec<Vec<(&str, &Value)>> = vec![Vec::new()];
+    for o in &cfg.overrides {
+        out = out
+            .into_iter()
+            .flat_map(|prefix| {
+                o.values.iter().map(move |v| {
+                    let mut c = prefix.clone();
+                    c.push((o.key.as_str(), v));
+                    c
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+struct Builder<'a> {
+    cfg: &'a GridConfig,
+    cells: Vec<Cell>,
+    index: HashMap<String, usize>,
+}
+
+impl Builder<'_> {
+    /// Adds a cell unless an identical one exists; returns the index of the cell holding it.
+    fn add(
+        &mut self,
+        protocol: Protocol,
+        kind: CellKind,
+        spec: RunSpec,
+        deps: Vec<String>,
+    ) -> usize {
+        let id = spec.hash();
+        if let Some(&i) = self.index.get(&id) {
+            return i;
+        }
+        let cost = estimate_cost(&spec, &kind);
+        self.index.insert(id.clone(), self.cells.len());
+        self.cells.push(Cell {
+            out_dir: self.cfg.output_dir.join(&id),
+            id,
+            protocol,
+            kind,
+            spec,
+            deps,
+            cost,
+        });
+        self.cells.len() - 1
+    }
+
+    fn overridden(&self, spec: &RunSpec, combo: &[(&str, &Value)]) -> Result<RunSpec, GridError> {
+        apply(spec, combo).map_err(|message| {
+            let first = self.cfg.overrides.first();
+            GridError::Invalid {
+                path: self.cfg.source.clone(),
+                key: format!(
+                    "overrides.{}",
+                    combo.iter().map(|(k, _)| *k).collect::<Vec<_>>().join("+")
+                ),
+                line: first.and_then(|o| o.line),
+                message,
+            }
+        })
+    }
+}
+
+pub fn expand(cfg: &GridConfig) -> Result<Grid, GridError> {
+    let combos = combinations(cfg);
+    let mut b = Builder {
+        cfg,
+        cells: Vec::new(),
+        index: HashMap::new(),
+    };
+    // Stage 1: training cells (unlinked), and which of them are DG models.
+    let mut pending: Vec<(Protocol, RunSpec)> = Vec::new();
+    for &protocol in &cfg.protocols {
+        let (datasets, shots): (&[DatasetName], &[usize]) = match protocol {
+            Protocol::FewShot => (&cfg.datasets, &cfg.shots),
+            Protocol::BaseToNovel => (&cfg.datasets, &[PROTOCOL_SHOTS]),
+            Protocol::DomainGeneralization => (&[DatasetName::ImageNet], &[PROTOCOL_SHOTS]),
+        };
+        for &d in datasets {
+            for &k in shots {
+                for &seed in &cfg.seeds {
+                    for &m in &cfg.methods {
+                        for w in &cfg.weights {
+                            let base = preset(cfg, protocol, d, k, seed, m, w);
+                            for combo in &combos {
+                                pending.push((protocol, b.overridden(&base, combo)?));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Stage 2: link SubPT cells to the stage-A cell they share everything else with.
+    let unlinked: HashMap<String, ()> = pending.iter().map(|(_, s)| (s.hash(), ())).collect();
+    let mut dg_models = Vec::new();
+    for (protocol, mut spec) in pending {
+        let mut deps = Vec::new();
+        if let Some(src_method) = spec.method.trajectory_source() {
+            if spec.subpt.as_ref().is_some_and(|s| s.trajectory.is_none()) {
+                let mut src = spec.clone();
+                src.method = src_method;
+                src.subpt = None;
+                let src_id = src.hash();
+                if unlinked.contains_key(&src_id) {
+                    let early = spec.subpt.as_ref().map_or(0, |s| s.early_epochs);
+                    if early > spec.epochs {
+                        // The shared trajectory holds only `epochs` contexts.
+                        return Err(GridError::Invalid {
+                            path: cfg.source.clone(),
+                            key: "overrides.subpt.early_epochs".into(),
+                            line: cfg
+                                .overrides
+                                .iter()
+                                .find(|o| o.key == "subpt.early_epochs")
+                                .and_then(|o| o.line),
+                            message: format!(
+                                "t_early {early} exceeds the {} epochs of the {} run on {} whose \
+                                 trajectory it reuses",
+                                spec.epochs, src_method, spec.dataset
+                            ),
+                        });
+                    }
+                    if let Some(sub) = &mut spec.subpt {
+                        sub.trajectory = Some(trajectory_path(&cfg.output_dir, &src_id));
+                    }
+                    deps.push(src_id);
+                }
+            }
+        }
+        let i = b.add(protocol, CellKind::Train, spec, deps);
+        if protocol == Protocol::DomainGeneralization && !dg_models.contains(&i) {
+            dg_models.push(i);
+        }
+    }
+    // Stage 3: the DG evaluations of each ImageNet model.
+    for i in dg_models {
+        let model = b.cells[i].clone();
+        for target in DG_TARGETS {
+            let mut spec = model.spec.clone();
+            spec.dataset = target.id().into();
+            spec.subsample = "all".into();
+            spec.eval_subsets = vec!["all".into()];
+            let kind = CellKind::Evaluate {
+                model: model.id.clone(),
+            };
+            b.add(
+                Protocol::DomainGeneralization,
+                kind,
+                spec,
+                vec![model.id.clone()],
+            );
+        }
+    }
+    let cells = topological_order(&cfg.name, b.cells)?;
+    Ok(Grid {
+        name: cfg.name.clone(),
+        source: cfg.source.clone(),
+        output_dir: cfg.output_dir.clone(),
+        cells,
+    })
+}

@@ -1,0 +1,178 @@
+//! Benchmark grids: a YAML file naming datasets, protocols, shots, seeds, methods and
+//! ablation axes, expanded into fully resolved cells (one `RunSpec` each) with the
+//! dependencies between them (SubPT reusing a CoOp trajectory, domain-generalisation
+//! evaluations reusing an ImageNet model).
+//!
+//! - `config`: the YAML schema and its validation (errors name file, key and line).
+//! - `overrides`: setting `RunSpec` fields by dotted path; list values are axes.
+//! - `expand`: protocol presets, the cartesian product, de-duplication and the DAG.
+//! - `cost`: the relative cost estimate of a cell.
+//! - `dryrun`: the `--dry-run` listing.
+
+pub mod cli;
+mod config;
+mod cost;
+mod dryrun;
+mod expand;
+mod overrides;
+#[cfg(test)]
+mod tests;
+
+pub use config::{GridConfig, Protocol};
+pub use cost::estimate_cost;
+pub use dryrun::dry_run;
+pub use expand::expand;
+
+use std::path::{Path, PathBuf};
+use subpt_trainer::engine::spec::RunSpec;
+
+/// A user-input problem with a grid file. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum GridError {
+    #[error("{path}: cannot read the grid file")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Syntax, unknown keys, wrong types, unknown datasets or methods (serde's message
+    /// carries the key path and the position).
+    #[error("{path}:{line}:{column}: {message}")]
+    Yaml {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A value that parses but makes no sense (bad override path, missing axis...).
+    #[error("{path}{}: key `{key}`: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("grid `{name}`: dependency cycle through cell {cell}")]
+    Cycle { name: String, cell: String },
+    #[error("grid `{name}`: cell {cell} depends on {dep}, which is not in the grid")]
+    Dangling {
+        name: String,
+        cell: String,
+        dep: String,
+    },
+}
+
+impl GridError {
+    /// The 1-based line the error points at, when known.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            GridError::Yaml { line, .. } => Some(*line),
+            GridError::Invalid { line, .. } => *line,
+            _ => None,
+        }
+    }
+}
+
+/// What a cell does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CellKind {
+    /// Train (or, for zero-shot CLIP, only evaluate) with the trainer on `spec`.
+    Train,
+    /// Evaluate the context learned by cell `model` on `spec.dataset` (domain
+    /// generalisation). The trainer cannot run these yet; they are scheduled only.
+    Evaluate { model: String },
+}
+
+/// One resolved unit of work.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// `spec.hash()`: also the name of the cell's output directory.
+    pub id: String,
+    pub protocol: Protocol,
+    pub kind: CellKind,
+    pub spec: RunSpec,
+    /// Ids of the cells that must finish first.
+    pub deps: Vec<String>,
+    /// Relative cost (see `cost`).
+    pub cost: f64,
+    /// `<output_dir>/<id>`.
+    pub out_dir: PathBuf,
+}
+
+/// An expanded grid: cells in topological order (every cell after its dependencies).
+#[derive(Debug, Clone)]
+pub struct Grid {
+    pub name: String,
+    pub source: PathBuf,
+    pub output_dir: PathBuf,
+    pub cells: Vec<Cell>,
+}
+
+impl Grid {
+    /// Reads, validates and expands a grid file. `out` replaces the file's `output_dir`.
+    pub fn load(path: &Path, out: Option<&Path>) -> Result<Grid, GridError> {
+        let mut cfg = GridConfig::load(path)?;
+        if let Some(o) = out {
+            cfg.output_dir = o.to_path_buf();
+        }
+        expand(&cfg)
+    }
+
+    pub fn cell(&self, id: &str) -> Option<&Cell> {
+        self.cells.iter().find(|c| c.id == id)
+    }
+
+    pub fn total_cost(&self) -> f64 {
+        self.cells.iter().map(|c| c.cost).sum()
+    }
+}
+
+/// Orders cells so each comes after its dependencies, keeping the given order otherwise
+/// (Kahn's algorithm, always taking the earliest ready cell).
+pub fn topological_order(name: &str, cells: Vec<Cell>) -> Result<Vec<Cell>, GridError> {
+    use std::collections::HashMap;
+    let index: HashMap<&str, usize> = cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect();
+    let mut pending: Vec<usize> = cells.iter().map(|c| c.deps.len()).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); cells.len()];
+    for (i, c) in cells.iter().enumerate() {
+        for d in &c.deps {
+            match index.get(d.as_str()) {
+                Some(&j) => dependents[j].push(i),
+                None => {
+                    return Err(GridError::Dangling {
+                        name: name.into(),
+                        cell: c.id.clone(),
+                        dep: d.clone(),
+                    })
+                }
+            }
+        }
+    }
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..cells.len()).filter(|&i| pending[i] == 0).collect();
+    let mut order = Vec::with_capacity(cells.len());
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for &k in &dependents[i] {
+            pending[k] -= 1;
+            if pending[k] == 0 {
+                ready.insert(k);
+            }
+        }
+    }
+    if order.len() < cells.len() {
+        let stuck = (0..cells.len()).find(|&i| pending[i] > 0).unwrap_or(0);
+        return Err(GridError::Cycle {
+            name: name.into(),
+            cell: cells[stuck].id.clone(),
+        });
+    }
+    let mut slots: Vec<Option<Cell>> = cells.into_iter().map(Some).collect();
+    Ok(order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each index once"))
+        .collect())
+}

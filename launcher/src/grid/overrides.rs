@@ -1,0 +1,118 @@
+//! `overrides:` entries: a dotted `RunSpec` field path and a value. A list value is an
+//! axis (one cell per element); to set a field that is itself a list, write a list of
+//! lists (`eval_subsets: [[base, new]]`).
+//!
+//! A path whose parent is unset on a cell (`subpt.rank` on a CoOp cell, `nfl.lambda` on a
+//! method without NFL) does not apply to that cell, so an ablation over SubPT settings
+//! leaves the CoOp cells alone and they collapse into one cell each.
+use super::config::nested_line;
+use super::GridError;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use subpt_trainer::engine::spec::{Method, RunSpec};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    /// Dotted field path, e.g. `subpt.rank`.
+    pub key: String,
+    /// One value, or the values of an axis.
+    pub values: Vec<Value>,
+    /// Whether the file gave a list (an axis, even of one value).
+    pub axis: bool,
+    /// Where the key is written (1-based).
+    pub line: Option<usize>,
+}
+
+/// Reads and checks the `overrides` mapping against a spec that has every optional part
+/// set, so a misspelt path or a wrongly typed value fails before any expansion.
+pub(crate) fn parse(
+    map: &serde_yaml_ng::Mapping,
+    text: &str,
+    path: &Path,
+) -> Result<Vec<Override>, GridError> {
+    let probe = RunSpec::paper_defaults(
+        "imagenet",
+        PathBuf::from("/data"),
+        Method::CoopSubNfl,
+        4,
+        1,
+        PathBuf::from("/weights"),
+    );
+    let mut out = Vec::with_capacity(map.len());
+    for (k, v) in map {
+        let Some(key) = k.as_str() else {
+            return Err(GridError::Invalid {
+                path: path.to_path_buf(),
+                key: format!("overrides.{k:?}"),
+                line: None,
+                message: "override keys are RunSpec field paths (strings)".into(),
+            });
+        };
+        let line = nested_line(text, "overrides", key);
+        let invalid = |message: String| GridError::Invalid {
+            path: path.to_path_buf(),
+            key: format!("overrides.{key}"),
+            line,
+            message,
+        };
+        let json = serde_json::to_value(v).map_err(|e| invalid(e.to_string()))?;
+        let (values, axis) = match json {
+            Value::Array(a) if a.is_empty() => {
+                return Err(invalid("an axis needs at least one value".into()))
+            }
+            Value::Array(a) => (a, true),
+            other => (vec![other], false),
+        };
+        for v in &values {
+            apply(&probe, &[(key, v)]).map_err(&invalid)?;
+        }
+        out.push(Override {
+            key: key.to_string(),
+            values,
+            axis,
+            line,
+        });
+    }
+    Ok(out)
+}
+
+/// `spec` with each `(path, value)` set, skipping paths whose parent is unset.
+pub(crate) fn apply(spec: &RunSpec, assignment: &[(&str, &Value)]) -> Result<RunSpec, String> {
+    let mut json = serde_json::to_value(spec).map_err(|e| e.to_string())?;
+    for (key, value) in assignment {
+        set(&mut json, key, value)?;
+    }
+    serde_json::from_value(json).map_err(|e| format!("does not fit the run spec: {e}"))
+}
+
+fn set(root: &mut Value, key: &str, value: &Value) -> Result<(), String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut node = root;
+    for (i, part) in parts.iter().enumerate() {
+        let here = parts[..i].join(".");
+        let obj = match node {
+            Value::Object(o) => o,
+            // Inactive for this cell (e.g. SubPT settings on a CoOp cell).
+            Value::Null => return Ok(()),
+            _ => return Err(format!("`{here}` is a value, not a group of fields")),
+        };
+        if !obj.contains_key(*part) {
+            let known: Vec<&str> = obj.keys().map(|k| k.as_str()).collect();
+            let within = if here.is_empty() {
+                "the run spec".to_string()
+            } else {
+                format!("`{here}`")
+            };
+            return Err(format!(
+                "unknown field `{part}` in {within} (known: {})",
+                known.join(", ")
+            ));
+        }
+        if i + 1 == parts.len() {
+            obj.insert(part.to_string(), value.clone());
+            return Ok(());
+        }
+        node = obj.get_mut(*part).expect("checked above");
+    }
+    Ok(())
+}

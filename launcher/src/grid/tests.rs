@@ -1,0 +1,352 @@
+use super::*;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use subpt_trainer::engine::spec::Method;
+
+fn configs() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs")
+}
+
+fn load(name: &str) -> Grid {
+    Grid::load(&configs().join(name), None).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+const MINIMAL: &str = "\
+name: t
+protocols: [few_shot]
+datasets: [eurosat, dtd]
+shots: [1, 4]
+seeds: [1]
+methods: [coop, coop_sub]
+weights: w.pt
+data_root: data
+output_dir: out
+";
+
+fn parse_err(text: &str) -> GridError {
+    GridConfig::parse(text, Path::new("/g/grid.yaml")).expect_err("should not parse")
+}
+
+#[test]
+fn parse_errors_name_file_key_and_line() {
+    // (text, expected 1-based line, words the message must hold)
+    let cases: Vec<(String, usize, Vec<&str>)> = vec![
+        (format!("{MINIMAL}epoch: 3\n"), 10, vec!["epoch"]),
+        (
+            MINIMAL.replace("shots: [1, 4]", "shots: [1, four]"),
+            4,
+            vec!["shots"],
+        ),
+        (
+            MINIMAL.replace("[eurosat, dtd]", "[eurosat,\n  cifar10]"),
+            4,
+            vec!["cifar10", "datasets"],
+        ),
+        (
+            MINIMAL.replace("[coop, coop_sub]", "[coop, subpt]"),
+            6,
+            vec!["subpt", "methods", "coop_sub_nfl"],
+        ),
+        (
+            MINIMAL.replace("[eurosat, dtd]", "[imagenet_r]"),
+            3,
+            vec!["imagenet_r", "domain_generalization"],
+        ),
+        (
+            format!("{MINIMAL}overrides:\n  epochs: 2\n  subpt.rnak: [2, 5]\n"),
+            12,
+            vec!["overrides.subpt.rnak", "rnak", "early_epochs"],
+        ),
+        (
+            format!("{MINIMAL}overrides:\n  subpt.rank: [2, five]\n"),
+            11,
+            vec!["overrides.subpt.rank", "run spec"],
+        ),
+        (
+            MINIMAL.replace("[coop, coop_sub]", "\n  - coop\n  - zsclip\n  - cooop"),
+            9,
+            vec!["cooop", "methods"],
+        ),
+        (MINIMAL.replace("shots: [1, 4]\n", ""), 0, vec!["shots"]),
+    ];
+    for (text, line, words) in cases {
+        let e = parse_err(&text);
+        let msg = e.to_string();
+        assert!(msg.starts_with("/g/grid.yaml"), "{msg}");
+        for w in words {
+            assert!(msg.contains(w), "`{w}` missing from: {msg}");
+        }
+        if line > 0 {
+            assert_eq!(e.line(), Some(line), "{msg}");
+            assert!(msg.contains(&format!(":{line}")), "{msg}");
+        }
+    }
+}
+
+#[test]
+fn paths_resolve_against_the_file_and_home() {
+    let cfg = GridConfig::parse(MINIMAL, Path::new("/g/grid.yaml")).unwrap();
+    assert_eq!(cfg.data_root, PathBuf::from("/g/data"));
+    assert_eq!(cfg.weights, vec![PathBuf::from("/g/w.pt")]);
+    let full = GridConfig::load(&configs().join("full.yaml")).unwrap();
+    let home = PathBuf::from(std::env::var_os("HOME").expect("HOME set"));
+    assert_eq!(full.weights, vec![home.join(".cache/clip/RN50.pt")]);
+}
+
+#[test]
+fn full_grid_has_the_papers_cell_count() {
+    let g = load("full.yaml");
+    let (datasets, shots, seeds, methods, dg_targets) = (11, 5, 3, 5, 4);
+    let few_shot = datasets * shots * seeds * methods;
+    let b2n = datasets * seeds * methods;
+    // The DG model is the ImageNet 4-shot 50-epoch run, which the few-shot protocol
+    // already trains (ImageNet always runs 50 epochs): only the evaluations are new.
+    let dg_evals = seeds * methods * dg_targets;
+    assert_eq!(g.cells.len(), few_shot + b2n + dg_evals);
+    let count = |p: Protocol| g.cells.iter().filter(|c| c.protocol == p).count();
+    assert_eq!(count(Protocol::FewShot), few_shot);
+    assert_eq!(count(Protocol::BaseToNovel), b2n);
+    assert_eq!(count(Protocol::DomainGeneralization), dg_evals);
+    let ids: HashSet<&str> = g.cells.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), g.cells.len(), "ids are unique");
+    for c in &g.cells {
+        if c.kind == CellKind::Train {
+            assert_eq!(c.id, c.spec.hash());
+        }
+        assert_eq!(c.out_dir, g.output_dir.join(&c.id));
+    }
+}
+
+#[test]
+fn protocol_presets_follow_the_paper() {
+    let g = load("full.yaml");
+    for c in g
+        .cells
+        .iter()
+        .filter(|c| c.protocol == Protocol::BaseToNovel)
+    {
+        let s = &c.spec;
+        assert_eq!((s.subsample.as_str(), s.shots), ("base", 4));
+        assert_eq!(s.eval_subsets, vec!["base".to_string(), "new".to_string()]);
+        assert_eq!(s.epochs, if s.dataset == "imagenet" { 50 } else { 100 });
+        if let Some(sub) = &s.subpt {
+            assert_eq!((sub.early_epochs, sub.rank), (30, 10));
+        }
+        assert_eq!(s.nfl.is_some(), s.method.uses_nfl());
+        if let Some(n) = &s.nfl {
+            assert_eq!(n.names, "novel");
+        }
+    }
+    for c in g.cells.iter().filter(|c| c.protocol == Protocol::FewShot) {
+        if let Some(n) = &c.spec.nfl {
+            assert_eq!(n.names, "imagenet_100");
+        }
+    }
+}
+
+/// Every SubPT cell points at the stage-A cell that differs only in method and subpt.
+fn assert_subpt_linked(g: &Grid) -> usize {
+    let mut linked = 0;
+    let subpt_training = g
+        .cells
+        .iter()
+        .filter(|c| c.kind == CellKind::Train && c.spec.method.uses_subspace());
+    for c in subpt_training {
+        assert_eq!(c.deps.len(), 1, "{}", c.id);
+        let src = g.cell(&c.deps[0]).expect("source in grid");
+        assert_eq!(Some(src.spec.method), c.spec.method.trajectory_source());
+        assert!(src.deps.is_empty() && src.spec.subpt.is_none());
+        let mut same = c.spec.clone();
+        same.method = src.spec.method;
+        same.subpt = None;
+        assert_eq!(same, src.spec, "source differs beyond method and subpt");
+        let traj = c.spec.subpt.as_ref().unwrap().trajectory.clone();
+        assert_eq!(traj, Some(src.out_dir.join("trajectory.safetensors")));
+        linked += 1;
+    }
+    linked
+}
+
+#[test]
+fn subpt_cells_depend_on_their_coop_source() {
+    let g = load("full.yaml");
+    let linked = assert_subpt_linked(&g);
+    // coop_sub and coop_sub_nfl in every few-shot and base-to-novel setting.
+    assert_eq!(linked, 2 * (11 * 5 * 3 + 11 * 3));
+    for c in &g.cells {
+        match &c.kind {
+            CellKind::Train if c.spec.method.uses_subspace() => {}
+            CellKind::Train => assert!(c.deps.is_empty()),
+            CellKind::Evaluate { model } => {
+                assert_eq!(c.deps, vec![model.clone()]);
+                let m = g.cell(model).unwrap();
+                assert_eq!((m.spec.dataset.as_str(), m.spec.shots), ("imagenet", 4));
+                assert_eq!(m.spec.epochs, 50);
+            }
+        }
+    }
+}
+
+#[test]
+fn ablation_cells_share_one_trajectory() {
+    for (file, axis) in [("ablation-rank.yaml", 6), ("ablation-early.yaml", 5)] {
+        let g = load(file);
+        assert_subpt_linked(&g);
+        let settings = 11 * 3; // datasets x seeds, 16 shots
+        let of = |m: Method| g.cells.iter().filter(|c| c.spec.method == m).count();
+        assert_eq!(of(Method::Coop), settings, "{file}: CoOp trained once each");
+        assert_eq!(of(Method::CoopNfl), settings, "{file}");
+        assert_eq!(of(Method::CoopSub), settings * axis, "{file}");
+        assert_eq!(of(Method::CoopSubNfl), settings * axis, "{file}");
+        let mut per_source: std::collections::HashMap<&str, usize> = Default::default();
+        let subpt = g.cells.iter().filter(|c| c.spec.method.uses_subspace());
+        for c in subpt {
+            *per_source.entry(c.deps[0].as_str()).or_default() += 1;
+        }
+        assert_eq!(per_source.len(), 2 * settings, "{file}");
+        assert!(per_source.values().all(|&n| n == axis), "{file}");
+    }
+}
+
+#[test]
+fn subpt_without_its_source_trains_its_own_early_stage() {
+    let text = MINIMAL.replace("[coop, coop_sub]", "[coop_sub]");
+    let cfg = GridConfig::parse(&text, Path::new("/g/grid.yaml")).unwrap();
+    let g = expand(&cfg).unwrap();
+    assert_eq!(g.cells.len(), 4);
+    for c in &g.cells {
+        assert!(c.deps.is_empty());
+        assert_eq!(c.spec.subpt.as_ref().unwrap().trajectory, None);
+    }
+    // The same cell with a source to reuse costs less by the early stage.
+    let linked = expand(&GridConfig::parse(MINIMAL, Path::new("/g/grid.yaml")).unwrap()).unwrap();
+    let own = g
+        .cells
+        .iter()
+        .find(|c| c.spec.dataset == "dtd" && c.spec.shots == 4);
+    let reuse = linked
+        .cells
+        .iter()
+        .find(|c| c.spec.method == Method::CoopSub && c.spec.dataset == "dtd" && c.spec.shots == 4);
+    let (own, reuse) = (own.unwrap(), reuse.unwrap());
+    let early = own.spec.subpt.as_ref().unwrap().early_epochs as f64;
+    let epochs = own.spec.epochs as f64;
+    let eval = 47.0;
+    assert!(
+        ((own.cost - eval) / (reuse.cost - eval) - (epochs + early) / epochs).abs() < 1e-12,
+        "{} vs {}",
+        own.cost,
+        reuse.cost
+    );
+}
+
+#[test]
+fn order_puts_dependencies_first_and_cycles_are_caught() {
+    for file in [
+        "full.yaml",
+        "fewshot.yaml",
+        "base2new.yaml",
+        "dg.yaml",
+        "smoke.yaml",
+    ] {
+        let g = load(file);
+        let mut done = HashSet::new();
+        for c in &g.cells {
+            assert!(c.deps.iter().all(|d| done.contains(d)), "{file}: {}", c.id);
+            done.insert(c.id.clone());
+        }
+    }
+    let g = load("smoke.yaml");
+    let mut cells: Vec<Cell> = g.cells.iter().take(3).cloned().collect();
+    cells[0].deps = vec![cells[2].id.clone()];
+    cells[2].deps = vec![cells[1].id.clone()];
+    cells[1].deps = vec![cells[0].id.clone()];
+    assert!(matches!(
+        topological_order("t", cells.clone()),
+        Err(GridError::Cycle { .. })
+    ));
+    cells[1].deps = vec!["nowhere".into()];
+    assert!(matches!(
+        topological_order("t", cells),
+        Err(GridError::Dangling { .. })
+    ));
+}
+
+#[test]
+fn smoke_overrides_apply_where_the_field_exists() {
+    let g = load("smoke.yaml");
+    // few-shot: 2 shots x 2 seeds x 5 methods; base-to-novel: 2 seeds x 5 methods.
+    assert_eq!(g.cells.len(), 2 * 2 * 5 + 2 * 5);
+    let root = configs().join("../results/smoke/data");
+    for c in &g.cells {
+        assert_eq!(c.spec.epochs, 4);
+        assert_eq!(c.spec.root, root);
+        assert_eq!(c.spec.subpt.is_some(), c.spec.method.uses_subspace());
+        if let Some(s) = &c.spec.subpt {
+            assert_eq!((s.rank, s.early_epochs), (2, 3));
+        }
+    }
+    assert_subpt_linked(&g);
+}
+
+#[test]
+fn dg_grid_models_and_evaluations() {
+    let g = load("dg.yaml");
+    let train: Vec<&Cell> = g
+        .cells
+        .iter()
+        .filter(|c| c.kind == CellKind::Train)
+        .collect();
+    assert_eq!(train.len(), 3 * 5);
+    assert_eq!(g.cells.len(), 3 * 5 * 5);
+    let targets: HashSet<&str> = g
+        .cells
+        .iter()
+        .filter(|c| c.kind != CellKind::Train)
+        .map(|c| c.spec.dataset.as_str())
+        .collect();
+    let want: HashSet<&str> = ["imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"].into();
+    assert_eq!(targets, want);
+}
+
+#[test]
+fn dry_run_lists_cells_dependencies_and_total() {
+    let g = load("smoke.yaml");
+    let text = dry_run(&g);
+    assert!(
+        text.contains("grid `smoke`") && text.contains("30 cells"),
+        "{text}"
+    );
+    for c in &g.cells {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&c.id) && l.contains(c.spec.method.to_string().as_str()))
+            .unwrap_or_else(|| panic!("no line for {}", c.id));
+        for d in &c.deps {
+            assert!(line.contains(d.as_str()), "{line}");
+        }
+    }
+    let total = format!("total cost estimate: {:.0}", g.total_cost());
+    assert!(text.contains(&total), "{text}");
+    let sum: f64 = g.cells.iter().map(|c| c.cost).sum();
+    assert!(sum > 0.0 && (g.total_cost() - sum).abs() < 1e-9);
+    assert_eq!(text.lines().count(), g.cells.len() + 4);
+}
+
+#[test]
+fn early_stage_longer_than_the_shared_trajectory_is_refused() {
+    // dtd at 1 shot trains 50 epochs: a 60-epoch early stage cannot come from that run.
+    let text = format!("{MINIMAL}overrides:\n  subpt.early_epochs: [10, 60]\n");
+    let cfg = GridConfig::parse(&text, Path::new("/g/grid.yaml")).unwrap();
+    let e = expand(&cfg).expect_err("t_early 60 > 50 epochs");
+    let msg = e.to_string();
+    assert_eq!(e.line(), Some(11), "{msg}");
+    assert!(
+        msg.contains("t_early 60") && msg.contains("50 epochs"),
+        "{msg}"
+    );
+    // Without a CoOp cell to reuse, the SubPT cell trains its own early stage: allowed.
+    let alone = text.replace("[coop, coop_sub]", "[coop_sub]");
+    let cfg = GridConfig::parse(&alone, Path::new("/g/grid.yaml")).unwrap();
+    assert_eq!(expand(&cfg).unwrap().cells.len(), 2 * 2 * 2);
+}
