@@ -218,3 +218,31 @@ fn non_finite_loss_fails_the_cell_with_a_clear_error() {
     );
     assert!(!dir.path().join("out/context.safetensors").exists());
 }
+
+#[test]
+fn reduced_precision_towers_train_an_fp32_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = setup(dir.path(), &FixtureOptions::default());
+    for p in [
+        subpt_trainer::clip::Precision::Bf16,
+        subpt_trainer::clip::Precision::Fp16,
+    ] {
+        let mut s = spec(dir.path(), &w, Method::CoopSubNfl, 2, 3);
+        s.precision = p;
+        s.subpt = Some(SubptSpec {
+            rank: 1,
+            early_epochs: 2,
+            ..SubptSpec::defaults_for_shots(2)
+        });
+        let out = dir.path().join(p.to_string());
+        run(&s, &out, Device::Cpu, &Single).unwrap();
+        let t: std::collections::HashMap<String, Tensor> =
+            Tensor::read_safetensors(out.join("trajectory.safetensors"))
+                .unwrap()
+                .into_iter()
+                .collect();
+        assert_eq!(t["ctx_3"].kind(), tch::Kind::Float, "{p}");
+        let moved = (&t["ctx_3"] - &t["theta0"]).abs().max().double_value(&[]);
+        assert!(moved > 0.0 && moved.is_finite(), "{p}: {moved}");
+    }
+}
