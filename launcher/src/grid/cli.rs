@@ -3,7 +3,7 @@ use super::{dry_run, Grid};
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 
-#[derive(clap::Args, Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct GridArgs {
     /// Grid file (see configs/).
     #[arg(long, value_name = "FILE")]
@@ -14,6 +14,50 @@ pub struct GridArgs {
     /// List the cells, their dependencies and the total cost estimate; run nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto", value_parser = subpt_trainer::device::parse_device)]
+    pub device: tch::Device,
+}
+
+impl Default for GridArgs {
+    fn default() -> Self {
+        GridArgs {
+            grid: None,
+            out: None,
+            dry_run: false,
+            device: tch::Device::Cpu,
+        }
+    }
+}
+
+/// Runs the grid's remaining cells in this process, then writes the report.
+fn execute_and_report(grid: &Grid, device: tch::Device) -> Result<()> {
+    let s = super::execute::execute(grid, device);
+    let reference = std::path::Path::new("results/reference");
+    let report = grid.output_dir.join("report");
+    if let Err(e) = crate::report::generate(&grid.output_dir, reference, &report) {
+        tracing::warn!("report not written: {e}");
+    }
+    println!(
+        "grid `{}`: {} cells, {} already done, {} ran, {} failed, {} skipped; report in {}",
+        grid.name,
+        grid.cells.len(),
+        s.already_done.len(),
+        s.ran.len(),
+        s.failed.len(),
+        s.skipped.len(),
+        report.display()
+    );
+    for (id, e) in &s.failed {
+        println!("  failed  {id}: {e}");
+    }
+    for (id, why) in &s.skipped {
+        println!("  skipped {id}: {why}");
+    }
+    if !s.failed.is_empty() {
+        bail!("{} cell(s) failed", s.failed.len());
+    }
+    Ok(())
 }
 
 pub fn run(args: &GridArgs) -> Result<()> {
@@ -22,11 +66,7 @@ pub fn run(args: &GridArgs) -> Result<()> {
     };
     let grid = Grid::load(file, args.out.as_deref())?;
     if !args.dry_run {
-        bail!(
-            "running a grid ({} cells) lands with the MPI scheduler; for now use --dry-run to \
-             list the cells, or `subpt-bench train` for a single cell",
-            grid.cells.len()
-        );
+        return execute_and_report(&grid, args.device);
     }
     // A listing piped into `head` must end quietly, not panic on the closed pipe.
     use std::io::Write;

@@ -13,6 +13,7 @@ pub mod cli;
 mod config;
 mod cost;
 mod dryrun;
+pub mod execute;
 mod expand;
 mod overrides;
 #[cfg(test)]

@@ -1,0 +1,150 @@
+//! Running a grid in one process: every cell runs once, reruns resume, a broken result is
+//! redone, failures are isolated to their cell and its dependants, and a run killed with
+//! SIGKILL loses nothing that had finished.
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_subpt-bench");
+
+fn bench(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("start subpt-bench")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Data, a good and a broken weights file, and a grid over both.
+fn setup(d: &Path, epochs: usize, weights: &str) -> std::path::PathBuf {
+    let data = d.join("data");
+    ok(bench(&[
+        "prepare",
+        "fashion-mnist",
+        "--out",
+        data.to_str().unwrap(),
+        "--per-class",
+        "6",
+        "--val-per-class",
+        "2",
+    ]));
+    ok(bench(&[
+        "prepare",
+        "tiny-clip",
+        "--out",
+        d.join("good.safetensors").to_str().unwrap(),
+    ]));
+    std::fs::write(d.join("bad.safetensors"), b"not weights").unwrap();
+    let grid = d.join("grid.yaml");
+    std::fs::write(
+        &grid,
+        format!(
+            "name: t\nprotocols: [few_shot]\ndatasets: [fashion_mnist]\nshots: [2]\nseeds: [1]\n\
+             methods: [zsclip, coop, coop_sub]\nweights: {weights}\ndata_root: data\n\
+             output_dir: runs\ncache_dir: cache\n\
+             overrides:\n  epochs: {epochs}\n  subpt.early_epochs: 2\n  subpt.rank: 1\n"
+        ),
+    )
+    .unwrap();
+    grid
+}
+
+fn grid_run(grid: &Path) -> Output {
+    bench(&["--grid", grid.to_str().unwrap(), "--device", "cpu"])
+}
+
+#[test]
+fn reruns_resume_and_redo_broken_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = setup(dir.path(), 3, "good.safetensors");
+    let first = ok(grid_run(&grid));
+    assert!(
+        first.contains("3 cells, 0 already done, 3 ran, 0 failed"),
+        "{first}"
+    );
+    let again = ok(grid_run(&grid));
+    assert!(again.contains("3 already done, 0 ran"), "{again}");
+    // A truncated result does not count as done.
+    let results: Vec<_> = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path().join("result.json");
+            p.exists().then_some(p)
+        })
+        .collect();
+    assert_eq!(results.len(), 3);
+    let text = std::fs::read_to_string(&results[0]).unwrap();
+    std::fs::write(&results[0], &text[..text.len() / 2]).unwrap();
+    let third = ok(grid_run(&grid));
+    assert!(third.contains("2 already done, 1 ran"), "{third}");
+    assert!(dir.path().join("runs/report/fewshot.csv").exists());
+}
+
+#[test]
+fn a_failing_cell_skips_its_dependants_and_the_rest_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = setup(dir.path(), 3, "[good.safetensors, bad.safetensors]");
+    let out = grid_run(&grid);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !out.status.success(),
+        "a failed cell must fail the run: {text}"
+    );
+    // Good weights: 3 cells ran. Bad weights: zsclip and coop fail, coop_sub (after coop) is
+    // skipped.
+    assert!(
+        text.contains("6 cells, 0 already done, 3 ran, 2 failed, 1 skipped"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bad.safetensors"),
+        "the error names the file: {text}"
+    );
+    let failures = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join("failure.json").exists())
+        .count();
+    assert_eq!(failures, 2);
+}
+
+#[test]
+fn sigkill_mid_grid_loses_nothing_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = setup(dir.path(), 40, "good.safetensors");
+    let mut child = Command::new(BIN)
+        .args(["--grid", grid.to_str().unwrap(), "--device", "cpu"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let runs = dir.path().join("runs");
+    let done = || {
+        std::fs::read_dir(&runs)
+            .map(|r| {
+                r.filter(|e| e.as_ref().unwrap().path().join("result.json").exists())
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let start = std::time::Instant::now();
+    while done() == 0 && start.elapsed().as_secs() < 300 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let finished = done();
+    assert!(finished >= 1, "no cell finished before the kill");
+    let text = ok(grid_run(&grid));
+    assert!(
+        text.contains(&format!("{finished} already done, {} ran", 3 - finished)),
+        "{text}"
+    );
+}
