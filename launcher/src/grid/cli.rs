@@ -30,9 +30,50 @@ impl Default for GridArgs {
     }
 }
 
-/// Runs the grid's remaining cells in this process, then writes the report.
+/// The world size when started by mpirun (Open MPI or a PMI-based launcher), else 1.
+fn launched_world_size() -> usize {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok()?.parse().ok())
+        .unwrap_or(1)
+}
+
+/// One GPU per local rank when CUDA is in use.
+fn local_device(device: tch::Device) -> tch::Device {
+    let local: Option<usize> = [
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "MPI_LOCALRANKID",
+        "SLURM_LOCALID",
+    ]
+    .iter()
+    .find_map(|k| std::env::var(k).ok()?.parse().ok());
+    match (device, local) {
+        (tch::Device::Cuda(_), Some(l)) => {
+            tch::Device::Cuda(l % (tch::Cuda::device_count().max(1) as usize))
+        }
+        _ => device,
+    }
+}
+
+/// Runs the grid's remaining cells (over all MPI ranks when started by mpirun), then writes
+/// the report on rank 0.
 fn execute_and_report(grid: &Grid, device: tch::Device) -> Result<()> {
-    let s = super::execute::execute(grid, device);
+    let s = if launched_world_size() > 1 {
+        let Some((universe, threading)) = mpi::initialize_with_threading(mpi::Threading::Multiple)
+        else {
+            bail!("MPI was already initialised");
+        };
+        if threading < mpi::Threading::Multiple {
+            bail!("the MPI library does not support MPI_THREAD_MULTIPLE, which the grid dispatcher needs (got {threading:?})");
+        }
+        let world = universe.world();
+        match super::scheduler::execute_mpi(grid, local_device(device), &world) {
+            Some(s) => s,
+            None => return Ok(()),
+        }
+    } else {
+        super::execute::execute(grid, device)
+    };
     let reference = std::path::Path::new("results/reference");
     let report = grid.output_dir.join("report");
     if let Err(e) = crate::report::generate(&grid.output_dir, reference, &report) {

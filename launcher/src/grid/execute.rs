@@ -40,6 +40,22 @@ fn write_json(path: &Path, v: &impl serde::Serialize) -> std::io::Result<()> {
     subpt_trainer::io::write_atomic(path, text.as_bytes())
 }
 
+/// Trains one cell and stores its result, or records why it failed in `failure.json`.
+pub fn run_cell(cell: &Cell, device: Device) -> Result<(), String> {
+    let _ = std::fs::remove_file(cell.out_dir.join("failure.json"));
+    let outcome = run(&cell.spec, &cell.out_dir, device, &Single)
+        .map_err(|e| e.to_string())
+        .and_then(|r| write_json(&cell.out_dir.join("result.json"), &r).map_err(|e| e.to_string()));
+    if let Err(e) = &outcome {
+        tracing::error!(cell = %cell.id, "failed: {e}");
+        let _ = write_json(
+            &cell.out_dir.join("failure.json"),
+            &serde_json::json!({ "id": cell.id, "error": e, "spec": cell.spec }),
+        );
+    }
+    outcome
+}
+
 /// Runs every cell not yet done, in order, on `device`.
 pub fn execute(grid: &Grid, device: Device) -> Summary {
     let mut s = Summary::default();
@@ -74,20 +90,9 @@ pub fn execute(grid: &Grid, device: Device) -> Summary {
             continue;
         }
         tracing::info!(cell = %cell.id, "{tag}: running");
-        let _ = std::fs::remove_file(cell.out_dir.join("failure.json"));
-        let outcome = run(&cell.spec, &cell.out_dir, device, &Single)
-            .map_err(|e| e.to_string())
-            .and_then(|r| {
-                write_json(&cell.out_dir.join("result.json"), &r).map_err(|e| e.to_string())
-            });
-        match outcome {
+        match run_cell(cell, device) {
             Ok(()) => s.ran.push(cell.id.clone()),
             Err(e) => {
-                tracing::error!(cell = %cell.id, "{tag}: failed: {e}");
-                let _ = write_json(
-                    &cell.out_dir.join("failure.json"),
-                    &serde_json::json!({ "id": cell.id, "error": e, "spec": cell.spec }),
-                );
                 s.failed.insert(cell.id.clone(), e);
             }
         }

@@ -16,6 +16,7 @@ mod dryrun;
 pub mod execute;
 mod expand;
 mod overrides;
+pub mod scheduler;
 #[cfg(test)]
 mod tests;
 
