@@ -19,6 +19,14 @@ fn setup(dir: &Path, opts: &FixtureOptions) -> std::path::PathBuf {
     w
 }
 
+/// `theta0` and `ctx_<e>` of a run's trajectory file.
+fn trajectory(out: &Path) -> std::collections::HashMap<String, Tensor> {
+    Tensor::read_safetensors(out.join("trajectory.safetensors"))
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
 fn spec(dir: &Path, weights: &Path, method: Method, shots: usize, epochs: usize) -> RunSpec {
     let mut s = RunSpec::paper_defaults(
         "eurosat",
@@ -105,21 +113,13 @@ fn subpt_moves_the_context_only_inside_its_subspace_plus_weight_decay() {
     });
     let out = dir.path().join("sub");
     run(&s, &out, Device::Cpu, &Single).unwrap();
-    let t: std::collections::HashMap<String, Tensor> =
-        Tensor::read_safetensors(out.join("trajectory.safetensors"))
-            .unwrap()
-            .into_iter()
-            .collect();
+    let t: std::collections::HashMap<String, Tensor> = trajectory(&out);
     // Rebuild the basis from the early stage, which reruns the same seed: CoOp's first 3 epochs.
     let mut coop = spec(dir.path(), &w, Method::Coop, 4, 4);
     coop.sgd.weight_decay = 0.0;
     let early_dir = dir.path().join("coop");
     run(&coop, &early_dir, Device::Cpu, &Single).unwrap();
-    let e: std::collections::HashMap<String, Tensor> =
-        Tensor::read_safetensors(early_dir.join("trajectory.safetensors"))
-            .unwrap()
-            .into_iter()
-            .collect();
+    let e: std::collections::HashMap<String, Tensor> = trajectory(&early_dir);
     let pts: Vec<Tensor> = (1..=3)
         .map(|i| e[&format!("ctx_{i}")].shallow_clone())
         .collect();
@@ -236,11 +236,7 @@ fn reduced_precision_towers_train_an_fp32_context() {
         });
         let out = dir.path().join(p.to_string());
         run(&s, &out, Device::Cpu, &Single).unwrap();
-        let t: std::collections::HashMap<String, Tensor> =
-            Tensor::read_safetensors(out.join("trajectory.safetensors"))
-                .unwrap()
-                .into_iter()
-                .collect();
+        let t: std::collections::HashMap<String, Tensor> = trajectory(&out);
         assert_eq!(t["ctx_3"].kind(), tch::Kind::Float, "{p}");
         let moved = (&t["ctx_3"] - &t["theta0"]).abs().max().double_value(&[]);
         assert!(moved > 0.0 && moved.is_finite(), "{p}: {moved}");
