@@ -148,3 +148,43 @@ fn sigkill_mid_grid_loses_nothing_finished() {
         "{text}"
     );
 }
+
+#[test]
+fn domain_generalisation_cells_evaluate_the_imagenet_model_on_each_variant() {
+    use subpt_trainer::data::fixtures::{write_fixture, FixtureOptions};
+    use subpt_trainer::data::DatasetName;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for ds in [
+        DatasetName::ImageNet,
+        DatasetName::ImageNetV2,
+        DatasetName::ImageNetSketch,
+        DatasetName::ImageNetA,
+        DatasetName::ImageNetR,
+    ] {
+        write_fixture(ds, &d.join("data"), &FixtureOptions::default()).unwrap();
+    }
+    ok(bench(&[
+        "prepare",
+        "tiny-clip",
+        "--out",
+        d.join("tiny.safetensors").to_str().unwrap(),
+    ]));
+    let grid = d.join("dg.yaml");
+    std::fs::write(
+        &grid,
+        "name: dg\nprotocols: [domain_generalization]\ndatasets: [imagenet]\nseeds: [1]\n\
+         methods: [zsclip, coop]\nweights: tiny.safetensors\ndata_root: data\n\
+         output_dir: runs\ncache_dir: cache\noverrides:\n  epochs: 2\n",
+    )
+    .unwrap();
+    let text = ok(grid_run(&grid));
+    assert!(
+        text.contains("10 cells, 0 already done, 10 ran, 0 failed, 0 skipped"),
+        "{text}"
+    );
+    let table = std::fs::read_to_string(d.join("runs/report/domain_generalisation.csv")).unwrap();
+    for target in ["imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"] {
+        assert!(table.contains(target), "{target} missing from\n{table}");
+    }
+}

@@ -242,3 +242,42 @@ fn reduced_precision_towers_train_an_fp32_context() {
         assert!(moved > 0.0 && moved.is_finite(), "{p}: {moved}");
     }
 }
+
+#[test]
+fn a_trained_context_is_evaluated_on_a_domain_shift_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    write_fixture(DatasetName::ImageNet, &root, &FixtureOptions::default()).unwrap();
+    let sketch = write_fixture(
+        DatasetName::ImageNetSketch,
+        &root,
+        &FixtureOptions::default(),
+    )
+    .unwrap();
+    let w = dir.path().join("tiny.safetensors");
+    let t = generate(&Spec::tiny_vit(), 5);
+    let named: Vec<(&str, &Tensor)> = t.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    Tensor::write_safetensors(&named, &w).unwrap();
+    let mut src = RunSpec::paper_defaults("imagenet", root.clone(), Method::Coop, 2, 1, w.clone());
+    src.epochs = 2;
+    src.prompt.n_ctx = 4;
+    src.cache_dir = dir.path().join("cache");
+    let src_out = dir.path().join("imagenet");
+    run(&src, &src_out, Device::Cpu, &Single).unwrap();
+    let mut dg = src.clone();
+    dg.dataset = "imagenet_sketch".into();
+    dg.evaluate_context = Some(src_out.join("context.safetensors"));
+    let out = dir.path().join("sketch");
+    let r = run(&dg, &out, Device::Cpu, &Single).unwrap();
+    assert_eq!(r.test_size["all"], sketch.test.len());
+    assert!((0.0..=100.0).contains(&r.accuracy["all"]));
+    assert!(r.curves.is_empty(), "evaluation only: no training epochs");
+    assert!(!out.join("trajectory.safetensors").exists());
+    // A missing source context is a clear error naming the file.
+    dg.evaluate_context = Some(dir.path().join("absent/context.safetensors"));
+    let err = run(&dg, &out, Device::Cpu, &Single).expect_err("missing context");
+    assert!(
+        err.to_string().contains("absent/context.safetensors"),
+        "{err}"
+    );
+}

@@ -1,7 +1,7 @@
 //! Executes a grid in one process, in dependency order, with a result store that makes reruns
 //! resume: a cell is done only when its `result.json` parses and carries its own spec and hash.
 //! Failed cells are recorded (`failure.json`) and their dependants skipped; the rest go on.
-use super::{Cell, CellKind, Grid};
+use super::{Cell, Grid};
 use std::collections::BTreeMap;
 use std::path::Path;
 use subpt_trainer::comm::Single;
@@ -80,13 +80,6 @@ pub fn execute(grid: &Grid, device: Device) -> Summary {
         }
         if is_done(cell) {
             s.already_done.push(cell.id.clone());
-            continue;
-        }
-        if let CellKind::Evaluate { .. } = cell.kind {
-            s.skipped.insert(
-                cell.id.clone(),
-                "domain-generalisation evaluation cells are not executable yet".into(),
-            );
             continue;
         }
         tracing::info!(cell = %cell.id, "{tag}: running");

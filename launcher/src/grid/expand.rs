@@ -216,6 +216,10 @@ pub fn expand(cfg: &GridConfig) -> Result<Grid, GridError> {
             spec.dataset = target.id().into();
             spec.subsample = "all".into();
             spec.eval_subsets = vec!["all".into()];
+            // Zero-shot CLIP has no context: its target cell is plain zero-shot evaluation.
+            if spec.method != Method::Zsclip {
+                spec.evaluate_context = Some(model.out_dir.join("context.safetensors"));
+            }
             let kind = CellKind::Evaluate {
                 model: model.id.clone(),
             };

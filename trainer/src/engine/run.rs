@@ -119,21 +119,34 @@ pub fn run(
         move |source| RunError::Io { path, source }
     };
     std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
+    if dataset.info().test_only && spec.method != Method::Zsclip && spec.evaluate_context.is_none()
+    {
+        return Err(RunError::Spec(format!(
+            "{} is test-only: evaluate a trained context on it (evaluate_context) instead of training",
+            spec.dataset
+        )));
+    }
     let full = read_dataset(dataset, &spec.root)?;
-    let (fewshot, source) = load_or_draw_fewshot(
-        dataset,
-        &spec.root,
-        &full,
-        spec.shots,
-        spec.seed,
-        CacheMode::Read,
-        Some(&DasslPickle),
-    )?;
-    let drawn = DatasetSplits {
-        train: fewshot.train,
-        val: fewshot.val.unwrap_or_default(),
-        test: full.test.clone(),
-        classnames: full.classnames.clone(),
+    // Evaluation-only cells (domain-generalisation targets are test-only) draw no subset.
+    let (drawn, source) = if spec.evaluate_context.is_some() || dataset.info().test_only {
+        (full.clone(), "none (evaluation only)".to_string())
+    } else {
+        let (fewshot, source) = load_or_draw_fewshot(
+            dataset,
+            &spec.root,
+            &full,
+            spec.shots,
+            spec.seed,
+            CacheMode::Read,
+            Some(&DasslPickle),
+        )?;
+        let drawn = DatasetSplits {
+            train: fewshot.train,
+            val: fewshot.val.unwrap_or_default(),
+            test: full.test.clone(),
+            classnames: full.classnames.clone(),
+        };
+        (drawn, format!("{source:?}"))
     };
     let train_split = subsample(&drawn, &spec.subsample)?;
     let cache = FeatureCache::new(&spec.cache_dir);
@@ -155,6 +168,10 @@ pub fn run(
     let template = dataset.info().template;
     let t_train = Instant::now();
     let mut trained = match spec.method {
+        _ if spec.evaluate_context.is_some() && spec.method != Method::Zsclip => {
+            let path = spec.evaluate_context.as_deref().expect("checked");
+            Trained::Prompts(Box::new(load_context(&clip, &tok, &eval_sets, spec, path)?))
+        }
         Method::Zsclip => Trained::ZeroShot,
         Method::Cocoop => {
             tch::manual_seed(spec.seed as i64);
@@ -288,7 +305,7 @@ pub fn run(
         train_size: train_split.train.len(),
         curves,
         subspace: subspace_summary,
-        fewshot_source: format!("{source:?}"),
+        fewshot_source: source,
         timings,
         versions,
     })
@@ -336,6 +353,37 @@ fn build_nfl(
         targets,
         lambda: n.lambda,
     })
+}
+
+/// A prompt learner for the evaluated classes carrying a context trained elsewhere.
+fn load_context(
+    clip: &Clip,
+    tok: &Tokenizer,
+    eval_sets: &[EvalSet],
+    spec: &RunSpec,
+    path: &Path,
+) -> Result<PromptLearner, RunError> {
+    if spec.method == Method::Cocoop || spec.prompt.class_specific {
+        return Err(RunError::Spec(
+            "evaluate_context needs a shared context (CoOp-family methods without CSC)".into(),
+        ));
+    }
+    let ctx = Tensor::read_safetensors(path)
+        .map_err(|e| RunError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .into_iter()
+        .find(|(k, _)| k == "ctx")
+        .ok_or_else(|| RunError::Spec(format!("{}: no tensor `ctx`", path.display())))?
+        .1;
+    let names = eval_sets
+        .first()
+        .map(|s| s.classnames.clone())
+        .unwrap_or_default();
+    let mut learner = PromptLearner::new(clip, tok, &names, spec.prompt.clone())?;
+    learner.set_context(&ctx)?;
+    Ok(learner)
 }
 
 /// The trajectory file holds `ctx_<e>` for e = 1..E (context after epoch e) and `theta0`.

@@ -143,6 +143,10 @@ pub struct RunSpec {
     /// Where frozen features are cached (shared by every cell).
     #[serde(default = "default_cache")]
     pub cache_dir: PathBuf,
+    /// Evaluate a trained context (a `context.safetensors` written by another cell) on this
+    /// dataset's test split instead of training: domain generalisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluate_context: Option<PathBuf>,
 }
 
 fn default_subsample() -> String {
@@ -226,6 +230,7 @@ impl RunSpec {
             }),
             eval_every: 0,
             cache_dir: default_cache(),
+            evaluate_context: None,
         }
     }
 }
