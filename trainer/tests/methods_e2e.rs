@@ -46,14 +46,7 @@ fn spec(dir: &Path, weights: &Path, method: Method, shots: usize, epochs: usize)
 fn every_method_runs_base_to_novel_and_writes_complete_results() {
     let dir = tempfile::tempdir().unwrap();
     let w = setup(dir.path(), &FixtureOptions::default());
-    for method in [
-        Method::Zsclip,
-        Method::Coop,
-        Method::CoopNfl,
-        Method::CoopSub,
-        Method::CoopSubNfl,
-        Method::Cocoop,
-    ] {
+    for method in Method::ALL {
         let mut s = spec(dir.path(), &w, method, 2, 3);
         s.subsample = "base".into();
         s.eval_subsets = vec!["base".into(), "new".into()];

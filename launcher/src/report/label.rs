@@ -2,14 +2,7 @@
 use subpt_trainer::engine::spec::{Method, RunSpec, SubptSpec};
 
 /// Methods in the order the papers list them.
-pub const METHODS: [Method; 6] = [
-    Method::Zsclip,
-    Method::Coop,
-    Method::CoopNfl,
-    Method::CoopSub,
-    Method::CoopSubNfl,
-    Method::Cocoop,
-];
+pub const METHODS: [Method; 6] = Method::ALL;
 
 /// Target datasets of domain generalisation (the source is ImageNet).
 pub const DG_TARGETS: [&str; 4] = ["imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"];

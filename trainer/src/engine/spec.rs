@@ -18,6 +18,16 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method, in the order the papers list them.
+    pub const ALL: [Method; 6] = [
+        Method::Zsclip,
+        Method::Coop,
+        Method::CoopNfl,
+        Method::CoopSub,
+        Method::CoopSubNfl,
+        Method::Cocoop,
+    ];
+
     pub fn uses_nfl(self) -> bool {
         matches!(self, Method::CoopNfl | Method::CoopSubNfl)
     }
