@@ -12,6 +12,12 @@ fn main() {
     };
     let lib = PathBuf::from(libtorch).join("lib");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    // NCCL is dlopen'ed by name for data-parallel GPU groups; the PyPI wheel keeps it beside
+    // torch (setup-venv.sh adds the unversioned name cudarc asks for).
+    let nccl = lib.join("../../nvidia/nccl/lib");
+    if nccl.join("libnccl.so.2").exists() {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", nccl.display());
+    }
     let want_cuda = match std::env::var("SUBPT_LINK_CUDA").as_deref() {
         Ok("1") => true,
         Ok("0") => false,

@@ -2,6 +2,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use subpt_bench::grid::progress::{LogWriter, ProgressMode};
 
 mod commands;
 mod prepare;
@@ -65,15 +66,25 @@ enum Command {
 }
 
 fn main() {
+    let cli = Cli::parse();
+    // With live lines on rank 0, the other ranks' progress logs would only scramble them.
+    let grid = match &cli.command {
+        Some(Command::Run(g)) => g,
+        _ => &cli.grid,
+    };
+    let quiet = grid.progress == ProgressMode::Bar
+        && subpt_bench::ranks::launched_world_size() > 1
+        && subpt_bench::ranks::launched_world_rank() != 0;
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SUBPT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("SUBPT_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(if quiet { "warn" } else { "info" })
+            }),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(LogWriter::make)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    if let Err(e) = run(Cli::parse()) {
+    if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

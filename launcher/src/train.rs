@@ -1,7 +1,7 @@
 //! `subpt-bench train`: one cell from flags or a spec file; writes `result.json` atomically.
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
-use subpt_trainer::comm::{Communicator, MpiComm, Single};
+use subpt_trainer::comm::{data_parallel, Communicator, Single};
 use subpt_trainer::engine::run::run;
 use subpt_trainer::engine::spec::{Method, RunSpec};
 
@@ -38,7 +38,8 @@ pub struct TrainArgs {
     #[arg(long, default_value = "auto", value_parser = subpt_trainer::device::parse_device)]
     pub device: tch::Device,
     /// Data-parallel: every rank of `mpirun` trains this one cell on its shard of each batch,
-    /// gradients summed over MPI before the SubPT projection; rank 0 writes the outputs.
+    /// gradients summed before the SubPT projection (NCCL on GPUs, else MPI); rank 0 writes
+    /// the outputs. With CUDA, local rank l uses GPU l (mod the GPU count).
     #[arg(long)]
     pub dp: bool,
     /// Output directory (result.json, context.safetensors, trajectory.safetensors).
@@ -130,11 +131,15 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         false => None,
     };
     // Declared after the universe so it is dropped before MPI is finalised.
+    let device = match a.dp {
+        true => subpt_bench::ranks::local_device(a.device),
+        false => a.device,
+    };
     let comm: Box<dyn Communicator> = match &universe {
-        Some(u) => Box::new(MpiComm::new(u.world())),
+        Some(u) => data_parallel(u.world(), device)?,
         None => Box::new(Single),
     };
-    let result = run(&spec, &a.out, a.device, comm.as_ref())?;
+    let result = run(&spec, &a.out, device, comm.as_ref())?;
     if comm.rank() != 0 {
         return Ok(());
     }

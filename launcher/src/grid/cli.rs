@@ -1,5 +1,7 @@
 //! `subpt-bench run --grid FILE` (also `subpt-bench --grid FILE`).
+use super::progress::ProgressMode;
 use super::{dry_run, Grid};
+use crate::ranks::{launched_world_size, local_device};
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 
@@ -17,6 +19,14 @@ pub struct GridArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto", value_parser = subpt_trainer::device::parse_device)]
     pub device: tch::Device,
+    /// Data-parallel cells: groups of N consecutive mpirun ranks train one cell together
+    /// (each rank a shard of every batch, gradients all-reduced before the SubPT projection).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub dp: u32,
+    /// Live lines (`bar`), log lines (`plain`), or `auto`: live lines on a terminal. Under
+    /// mpirun the ranks cannot see mpirun's terminal, so `auto` means plain there.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
 }
 
 impl Default for GridArgs {
@@ -26,39 +36,21 @@ impl Default for GridArgs {
             out: None,
             dry_run: false,
             device: tch::Device::Cpu,
+            dp: 1,
+            progress: ProgressMode::Auto,
         }
-    }
-}
-
-/// The world size when started by mpirun (Open MPI or a PMI-based launcher), else 1.
-fn launched_world_size() -> usize {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok()?.parse().ok())
-        .unwrap_or(1)
-}
-
-/// One GPU per local rank when CUDA is in use.
-fn local_device(device: tch::Device) -> tch::Device {
-    let local: Option<usize> = [
-        "OMPI_COMM_WORLD_LOCAL_RANK",
-        "MPI_LOCALRANKID",
-        "SLURM_LOCALID",
-    ]
-    .iter()
-    .find_map(|k| std::env::var(k).ok()?.parse().ok());
-    match (device, local) {
-        (tch::Device::Cuda(_), Some(l)) => {
-            tch::Device::Cuda(l % (tch::Cuda::device_count().max(1) as usize))
-        }
-        _ => device,
     }
 }
 
 /// Runs the grid's remaining cells (over all MPI ranks when started by mpirun), then writes
 /// the report on rank 0.
-fn execute_and_report(grid: &Grid, device: tch::Device) -> Result<()> {
-    let s = if launched_world_size() > 1 {
+fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
+    let (device, dp) = (args.device, args.dp as usize);
+    let world_size = launched_world_size();
+    if dp > world_size {
+        bail!("--dp {dp}: a data-parallel group needs {dp} ranks, but this launch has {world_size} (start it with mpirun -n {dp} or more)");
+    }
+    let s = if world_size > 1 {
         let Some((universe, threading)) = mpi::initialize_with_threading(mpi::Threading::Multiple)
         else {
             bail!("MPI was already initialised");
@@ -67,12 +59,13 @@ fn execute_and_report(grid: &Grid, device: tch::Device) -> Result<()> {
             bail!("the MPI library does not support MPI_THREAD_MULTIPLE, which the grid dispatcher needs (got {threading:?})");
         }
         let world = universe.world();
-        match super::scheduler::execute_mpi(grid, local_device(device), &world) {
+        match super::scheduler::execute_mpi(grid, local_device(device), &world, dp, args.progress)?
+        {
             Some(s) => s,
             None => return Ok(()),
         }
     } else {
-        super::execute::execute(grid, device)
+        super::execute::execute(grid, device, args.progress)
     };
     let reference = std::path::Path::new("results/reference");
     let report = grid.output_dir.join("report");
@@ -107,7 +100,7 @@ pub fn run(args: &GridArgs) -> Result<()> {
     };
     let grid = Grid::load(file, args.out.as_deref())?;
     if !args.dry_run {
-        return execute_and_report(&grid, args.device);
+        return execute_and_report(&grid, args);
     }
     // A listing piped into `head` must end quietly, not panic on the closed pipe.
     use std::io::Write;

@@ -1,10 +1,11 @@
 //! Executes a grid in one process, in dependency order, with a result store that makes reruns
 //! resume: a cell is done only when its `result.json` parses and carries its own spec and hash.
 //! Failed cells are recorded (`failure.json`) and their dependants skipped; the rest go on.
+use super::progress::{Progress, ProgressMode};
 use super::{Cell, Grid};
 use std::collections::BTreeMap;
 use std::path::Path;
-use subpt_trainer::comm::Single;
+use subpt_trainer::comm::{Communicator, Single};
 use subpt_trainer::engine::run::{run, RunResult};
 use tch::Device;
 
@@ -40,14 +41,20 @@ fn write_json(path: &Path, v: &impl serde::Serialize) -> std::io::Result<()> {
     subpt_trainer::io::write_atomic(path, text.as_bytes())
 }
 
-/// Trains one cell and stores its result, or records why it failed in `failure.json`.
-pub fn run_cell(cell: &Cell, device: Device) -> Result<(), String> {
-    let _ = std::fs::remove_file(cell.out_dir.join("failure.json"));
-    let outcome = run(&cell.spec, &cell.out_dir, device, &Single)
+/// Trains one cell with the data-parallel group `comm` (every rank of it calls this); its
+/// rank 0 stores the result, or records why the cell failed in `failure.json`.
+pub fn run_cell(cell: &Cell, device: Device, comm: &dyn Communicator) -> Result<(), String> {
+    let writer = comm.rank() == 0;
+    if writer {
+        let _ = std::fs::remove_file(cell.out_dir.join("failure.json"));
+    }
+    let outcome = run(&cell.spec, &cell.out_dir, device, comm)
         .map_err(|e| e.to_string())
-        .and_then(|r| write_json(&cell.out_dir.join("result.json"), &r).map_err(|e| e.to_string()));
-    if let Err(e) = &outcome {
-        tracing::error!(cell = %cell.id, "failed: {e}");
+        .and_then(|r| match writer {
+            true => write_json(&cell.out_dir.join("result.json"), &r).map_err(|e| e.to_string()),
+            false => Ok(()),
+        });
+    if let (Err(e), true) = (&outcome, writer) {
         let _ = write_json(
             &cell.out_dir.join("failure.json"),
             &serde_json::json!({ "id": cell.id, "error": e, "spec": cell.spec }),
@@ -57,18 +64,11 @@ pub fn run_cell(cell: &Cell, device: Device) -> Result<(), String> {
 }
 
 /// Runs every cell not yet done, in order, on `device`.
-pub fn execute(grid: &Grid, device: Device) -> Summary {
+pub fn execute(grid: &Grid, device: Device, mode: ProgressMode) -> Summary {
     let mut s = Summary::default();
-    for (i, cell) in grid.cells.iter().enumerate() {
-        let tag = format!(
-            "[{}/{}] {} {} {}-shot seed {}",
-            i + 1,
-            grid.cells.len(),
-            cell.spec.dataset,
-            cell.spec.method,
-            cell.spec.shots,
-            cell.spec.seed
-        );
+    let done: Vec<bool> = grid.cells.iter().map(is_done).collect();
+    let mut progress = Progress::new(grid, vec!["this process".into()], &done, mode, false);
+    for (cell, &done) in grid.cells.iter().zip(&done) {
         if let Some(d) = cell
             .deps
             .iter()
@@ -76,19 +76,27 @@ pub fn execute(grid: &Grid, device: Device) -> Summary {
         {
             s.skipped
                 .insert(cell.id.clone(), format!("dependency {d} did not finish"));
+            progress.skip(cell);
             continue;
         }
-        if is_done(cell) {
+        if done {
             s.already_done.push(cell.id.clone());
             continue;
         }
-        tracing::info!(cell = %cell.id, "{tag}: running");
-        match run_cell(cell, device) {
+        progress.start(0, cell);
+        let outcome = run_cell(cell, device, &Single);
+        progress.finish(
+            0,
+            cell,
+            outcome.as_ref().map(|_| ()).map_err(|e| e.as_str()),
+        );
+        match outcome {
             Ok(()) => s.ran.push(cell.id.clone()),
             Err(e) => {
                 s.failed.insert(cell.id.clone(), e);
             }
         }
     }
+    progress.close();
     s
 }

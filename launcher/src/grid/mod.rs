@@ -8,6 +8,8 @@
 //! - `expand`: protocol presets, the cartesian product, de-duplication and the DAG.
 //! - `cost`: the relative cost estimate of a cell.
 //! - `dryrun`: the `--dry-run` listing.
+//! - `execute` / `scheduler`: running the cells in one process or over MPI rank groups.
+//! - `progress`: live lines or log lines for a person watching.
 
 pub mod cli;
 mod config;
@@ -16,6 +18,7 @@ mod dryrun;
 pub mod execute;
 mod expand;
 mod overrides;
+pub mod progress;
 pub mod scheduler;
 #[cfg(test)]
 mod tests;
@@ -80,7 +83,7 @@ pub enum CellKind {
     /// Train (or, for zero-shot CLIP, only evaluate) with the trainer on `spec`.
     Train,
     /// Evaluate the context learned by cell `model` on `spec.dataset` (domain
-    /// generalisation). The trainer cannot run these yet; they are scheduled only.
+    /// generalisation); runs after that cell, with `spec.evaluate_context` pointing at it.
     Evaluate { model: String },
 }
 

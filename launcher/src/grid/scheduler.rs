@@ -1,13 +1,17 @@
-//! MPI fan-out of a grid. Rank 0 runs a dispatcher thread that hands ready cells (all
-//! dependencies done) to whichever rank asks, longest estimate first, while rank 0's main thread
-//! works like every other rank. Results go to the shared output directory; the dispatcher only
-//! learns whether a cell succeeded, and skips the dependants of failed cells.
+//! MPI fan-out of a grid. The world splits into data-parallel groups of `dp` consecutive ranks
+//! (groups of one by default); each group trains one cell at a time, its rank 0 (the leader)
+//! asking for work. World rank 0 runs a dispatcher thread that hands ready cells (all
+//! dependencies done) to whichever leader asks, longest estimate first, while its main thread
+//! works in group 0 like every other rank. Results go to the shared output directory; the
+//! dispatcher only learns whether a cell succeeded, and skips the dependants of failed cells.
 use super::execute::{is_done, run_cell, Summary};
+use super::progress::{Progress, ProgressMode};
 use super::Grid;
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
-use mpi::topology::SimpleCommunicator;
-use mpi::traits::Communicator as _;
+use mpi::topology::{Color, SimpleCommunicator};
+use mpi::traits::{Communicator as _, Root};
 use std::sync::mpsc::{channel, Receiver, Sender};
+use subpt_trainer::comm::{data_parallel, CommError};
 use tch::Device;
 
 const REQUEST: i32 = 11;
@@ -31,6 +35,9 @@ type Report = (i64, bool);
 struct Dispatcher<'a> {
     grid: &'a Grid,
     state: Vec<State>,
+    progress: Progress,
+    /// Group leaders' world ranks, in group order.
+    leaders: Vec<usize>,
 }
 
 impl Dispatcher<'_> {
@@ -38,12 +45,14 @@ impl Dispatcher<'_> {
         self.grid.cells.iter().position(|c| c.id == id)
     }
 
-    fn record(&mut self, (cell, ok): Report) {
+    fn record(&mut self, leader: usize, (cell, ok): Report) {
         if cell < 0 {
             return;
         }
         let c = &self.grid.cells[cell as usize];
+        let worker = self.worker(leader);
         self.state[cell as usize] = if ok {
+            self.progress.finish(worker, c, Ok(()));
             State::Done
         } else {
             let why = std::fs::read_to_string(c.out_dir.join("failure.json"))
@@ -51,8 +60,16 @@ impl Dispatcher<'_> {
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
                 .and_then(|v| v["error"].as_str().map(str::to_string))
                 .unwrap_or_else(|| "failed (no failure.json)".into());
+            self.progress.finish(worker, c, Err(&why));
             State::Failed(why)
         };
+    }
+
+    fn worker(&self, leader: usize) -> usize {
+        self.leaders
+            .iter()
+            .position(|&l| l == leader)
+            .expect("reports come from group leaders")
     }
 
     /// Skips pending cells whose dependencies failed or were skipped.
@@ -65,6 +82,7 @@ impl Dispatcher<'_> {
                 if let Some(j) = self.index_of(d) {
                     if matches!(self.state[j], State::Failed(_) | State::Skipped(_)) {
                         self.state[i] = State::Skipped(format!("dependency {d} did not finish"));
+                        self.progress.skip(&self.grid.cells[i]);
                         break;
                     }
                 }
@@ -72,8 +90,8 @@ impl Dispatcher<'_> {
         }
     }
 
-    /// The ready cell with the largest cost estimate, marked running.
-    fn next(&mut self) -> Option<usize> {
+    /// The ready cell with the largest cost estimate, marked running on `leader`'s group.
+    fn next(&mut self, leader: usize) -> Option<usize> {
         self.propagate();
         let ready = (0..self.state.len())
             .filter(|&i| self.state[i] == State::Pending)
@@ -85,6 +103,8 @@ impl Dispatcher<'_> {
             })
             .max_by(|&a, &b| self.grid.cells[a].cost.total_cmp(&self.grid.cells[b].cost))?;
         self.state[ready] = State::Running;
+        let worker = self.worker(leader);
+        self.progress.start(worker, &self.grid.cells[ready]);
         Some(ready)
     }
 
@@ -116,46 +136,59 @@ impl Dispatcher<'_> {
     }
 }
 
-/// Rank 0's dispatcher loop: serves remote ranks over MPI and rank 0's own worker through
-/// channels, until every cell is settled and every worker has been told to stop.
-fn dispatch(grid: &Grid, size: usize, local: (Receiver<Report>, Sender<i64>)) -> Summary {
+/// Rank 0's dispatcher loop: serves remote leaders over MPI and group 0's leader (this
+/// process) through channels, until every cell is settled and every leader has been told to
+/// stop.
+fn dispatch(
+    grid: &Grid,
+    leaders: Vec<usize>,
+    names: Vec<String>,
+    mode: ProgressMode,
+    local: (Receiver<Report>, Sender<i64>),
+) -> Summary {
     let world = SimpleCommunicator::world();
+    let done: Vec<bool> = grid.cells.iter().map(is_done).collect();
+    let state = done
+        .iter()
+        .map(|&d| {
+            if d {
+                State::AlreadyDone
+            } else {
+                State::Pending
+            }
+        })
+        .collect();
+    let progress = Progress::new(grid, names, &done, mode, true);
+    let workers = leaders.len();
     let mut d = Dispatcher {
         grid,
-        state: grid
-            .cells
-            .iter()
-            .map(|c| {
-                if is_done(c) {
-                    State::AlreadyDone
-                } else {
-                    State::Pending
-                }
-            })
-            .collect(),
+        state,
+        progress,
+        leaders,
     };
     let mut waiting: Vec<usize> = Vec::new();
     let mut stopped = 0;
     let (local_reports, local_assign) = local;
-    while stopped < size {
+    while stopped < workers {
         let mut busy = false;
         while let Some(probed) = world
             .any_process()
             .immediate_matched_probe_with_tag(REQUEST)
         {
             let (v, status) = probed.matched_receive_vec::<i64>();
-            d.record((v[0], v[1] == 1));
-            waiting.push(status.source_rank() as usize);
+            let from = status.source_rank() as usize;
+            d.record(from, (v[0], v[1] == 1));
+            waiting.push(from);
             busy = true;
         }
         while let Ok(r) = local_reports.try_recv() {
-            d.record(r);
+            d.record(0, r);
             waiting.push(0);
             busy = true;
         }
         let mut still = Vec::new();
         for w in waiting.drain(..) {
-            let reply = match d.next() {
+            let reply = match d.next(w) {
                 Some(i) => i as i64,
                 None if d.finished() => STOP,
                 None => {
@@ -180,42 +213,105 @@ fn dispatch(grid: &Grid, size: usize, local: (Receiver<Report>, Sender<i64>)) ->
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }
+    d.progress.close();
     d.summary()
 }
 
-/// Runs the grid over all ranks of `world`; returns the summary on rank 0 only.
-pub fn execute_mpi(grid: &Grid, device: Device, world: &SimpleCommunicator) -> Option<Summary> {
+/// How the world splits into data-parallel groups of `dp` consecutive ranks (the last group
+/// may be smaller): each group's leader and its name for progress lines.
+fn groups(size: usize, dp: usize) -> Vec<(usize, String)> {
+    (0..size)
+        .step_by(dp)
+        .map(|first| {
+            let last = (first + dp).min(size) - 1;
+            let name = match first == last {
+                true => format!("rank {first}"),
+                false => format!("ranks {first}-{last}"),
+            };
+            (first, name)
+        })
+        .collect()
+}
+
+/// Runs the grid over all ranks of `world` in data-parallel groups of `dp` ranks; returns the
+/// summary on rank 0 only. Fails (on every rank of a group) when the group's communicator
+/// cannot be set up.
+pub fn execute_mpi(
+    grid: &Grid,
+    device: Device,
+    world: &SimpleCommunicator,
+    dp: usize,
+    mode: ProgressMode,
+) -> Result<Option<Summary>, CommError> {
     let rank = world.rank() as usize;
     let size = world.size() as usize;
+    let dp = dp.clamp(1, size);
+    let group = world
+        .split_by_color(Color::with_value((rank / dp) as i32))
+        .expect("every rank has a colour");
+    // The cell numbers travel on their own communicator, apart from the training collectives.
+    let cells = group.duplicate();
+    let comm = data_parallel(group, device)?;
+    let leader = comm.rank() == 0;
     if rank == 0 {
         let (report_tx, report_rx) = channel::<Report>();
         let (assign_tx, assign_rx) = channel::<i64>();
-        std::thread::scope(|s| {
-            let dispatcher = s.spawn(|| dispatch(grid, size, (report_rx, assign_tx)));
+        let (leaders, names) = groups(size, dp).into_iter().unzip();
+        let summary = std::thread::scope(|s| {
+            let dispatcher =
+                s.spawn(|| dispatch(grid, leaders, names, mode, (report_rx, assign_tx)));
             let mut last: Report = (-1, false);
             loop {
-                if report_tx.send(last).is_err() {
-                    break;
-                }
-                let Ok(cell) = assign_rx.recv() else { break };
+                let mut cell = match report_tx.send(last) {
+                    Ok(()) => assign_rx.recv().unwrap_or(STOP),
+                    Err(_) => STOP,
+                };
+                cells.process_at_rank(0).broadcast_into(&mut cell);
                 if cell == STOP {
                     break;
                 }
-                last = (cell, run_cell(&grid.cells[cell as usize], device).is_ok());
+                last = (
+                    cell,
+                    run_cell(&grid.cells[cell as usize], device, comm.as_ref()).is_ok(),
+                );
             }
-            Some(dispatcher.join().expect("dispatcher thread"))
-        })
-    } else {
-        let root = world.process_at_rank(0);
-        let mut last: Report = (-1, false);
-        loop {
+            dispatcher.join().expect("dispatcher thread")
+        });
+        return Ok(Some(summary));
+    }
+    let root = world.process_at_rank(0);
+    let mut last: Report = (-1, false);
+    loop {
+        let mut cell = STOP;
+        if leader {
             root.send_with_tag(&[last.0, i64::from(last.1)][..], REQUEST);
-            let (v, _) = root.receive_vec_with_tag::<i64>(ASSIGN);
-            if v[0] == STOP {
-                break;
-            }
-            last = (v[0], run_cell(&grid.cells[v[0] as usize], device).is_ok());
+            cell = root.receive_vec_with_tag::<i64>(ASSIGN).0[0];
         }
-        None
+        cells.process_at_rank(0).broadcast_into(&mut cell);
+        if cell == STOP {
+            break;
+        }
+        last = (
+            cell,
+            run_cell(&grid.cells[cell as usize], device, comm.as_ref()).is_ok(),
+        );
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn groups_take_consecutive_ranks() {
+        let g = super::groups(5, 2);
+        assert_eq!(
+            g,
+            vec![
+                (0, "ranks 0-1".to_string()),
+                (2, "ranks 2-3".to_string()),
+                (4, "rank 4".to_string())
+            ]
+        );
+        assert_eq!(super::groups(3, 1).len(), 3);
     }
 }

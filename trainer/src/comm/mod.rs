@@ -2,9 +2,12 @@
 //! of ranks training one cell sums the prompt gradient here *before* SubPT's projection, so
 //! every rank applies the same update.
 mod mpi_backend;
+mod nccl_backend;
 
+use mpi::topology::SimpleCommunicator;
 pub use mpi_backend::MpiComm;
-use tch::Tensor;
+pub use nccl_backend::NcclComm;
+use tch::{Device, Tensor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommError {
@@ -36,6 +39,61 @@ impl Communicator for Single {
     fn backend(&self) -> &'static str {
         "single"
     }
+}
+
+/// The communicator for a data-parallel group on `device`: NCCL when the device is a GPU and
+/// the CUDA driver and NCCL load, else MPI (GPU tensors then travel through host memory).
+/// Collective: every rank of `group` calls it with its own device.
+pub fn data_parallel(
+    group: SimpleCommunicator,
+    device: Device,
+) -> Result<Box<dyn Communicator>, CommError> {
+    let comm: Box<dyn Communicator> = match device {
+        Device::Cuda(ordinal) => match nccl_usable(&group, ordinal) {
+            Ok(()) => Box::new(NcclComm::new(&group, ordinal)?),
+            Err(why) => {
+                tracing::warn!("the data-parallel group reduces over MPI: {why}");
+                Box::new(MpiComm::new(group))
+            }
+        },
+        _ => Box::new(MpiComm::new(group)),
+    };
+    if comm.size() > 1 && comm.rank() == 0 {
+        tracing::info!(
+            "data-parallel group of {} ranks, gradients all-reduced over {}",
+            comm.size(),
+            comm.backend()
+        );
+    }
+    Ok(comm)
+}
+
+/// Whether every rank of `group` can join an NCCL communicator: NCCL loads everywhere and no
+/// two ranks share a GPU (NCCL refuses that). Every rank reaches the same answer.
+fn nccl_usable(group: &SimpleCommunicator, ordinal: usize) -> Result<(), String> {
+    use mpi::traits::{Communicator as _, CommunicatorCollectives};
+    use std::hash::{Hash, Hasher};
+    let mut host = std::collections::hash_map::DefaultHasher::new();
+    mpi::environment::processor_name()
+        .unwrap_or_default()
+        .hash(&mut host);
+    let mine = [
+        host.finish(),
+        ordinal as u64,
+        u64::from(NcclComm::available()),
+    ];
+    let mut all = vec![0u64; 3 * group.size() as usize];
+    group.all_gather_into(&mine[..], &mut all[..]);
+    let ranks: Vec<&[u64]> = all.chunks_exact(3).collect();
+    if let Some(r) = ranks.iter().position(|r| r[2] == 0) {
+        return Err(format!("rank {r} cannot load the CUDA driver and NCCL"));
+    }
+    for (i, a) in ranks.iter().enumerate() {
+        if let Some(j) = ranks[..i].iter().position(|b| b[..2] == a[..2]) {
+            return Err(format!("ranks {j} and {i} share GPU {}", a[1]));
+        }
+    }
+    Ok(())
 }
 
 /// The contiguous share of `n` items that `rank` of `size` takes (the first `n % size` ranks

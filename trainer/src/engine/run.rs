@@ -45,6 +45,8 @@ pub enum RunError {
         batch: usize,
         what: &'static str,
     },
+    #[error("{failures} other rank(s) of the data-parallel group failed at the same step")]
+    PeerFailed { failures: i64 },
     #[error("{path}: {source}")]
     Io {
         path: String,

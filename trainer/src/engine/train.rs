@@ -112,6 +112,44 @@ impl Model<'_> {
     }
 }
 
+/// Sums every rank's gradients in one all-reduce, with a trailing count of ranks that failed
+/// this step: when any did, every rank returns an error (its own, or a peer's failure).
+fn reduce_over_group(
+    comm: &dyn Communicator,
+    local: Result<Vec<Tensor>, RunError>,
+    like: &[Tensor],
+) -> Result<Vec<Tensor>, RunError> {
+    let (flat, failed) = match &local {
+        Ok(grads) => (
+            grads.iter().map(|g| g.reshape([-1])).collect::<Vec<_>>(),
+            0.0,
+        ),
+        Err(_) => (
+            like.iter().map(|p| p.zeros_like().reshape([-1])).collect(),
+            1.0,
+        ),
+    };
+    let flag = Tensor::from_slice(&[failed as f32]).to_device(like[0].device());
+    let mut all = Tensor::cat(&[Tensor::cat(&flat, 0), flag.to_kind(like[0].kind())], 0);
+    comm.all_reduce_sum(&mut all)?;
+    let total = all.numel() as i64;
+    let failures = all.double_value(&[total - 1]).round() as i64;
+    let mine = local?;
+    if failures > 0 {
+        return Err(RunError::PeerFailed { failures });
+    }
+    let mut offset = 0;
+    Ok(mine
+        .iter()
+        .map(|g| {
+            let n = g.numel() as i64;
+            let part = all.narrow(0, offset, n).view_as(g);
+            offset += n;
+            part
+        })
+        .collect())
+}
+
 fn finite(t: &Tensor) -> bool {
     t.isfinite().all().int64_value(&[]) == 1
 }
@@ -178,43 +216,50 @@ pub fn train(
                 batch: b,
                 what,
             };
-            let mut terms = Vec::new();
-            if !mine.is_empty() {
-                let batch = batches
-                    .next()
-                    .expect("one loaded batch per non-empty shard")?;
-                let img = tch::no_grad(|| s.clip.encode_image(&batch.images));
-                let labels = batch.labels.to_device(s.clip.device);
-                let (ce, logits) = model.loss(s, &img, &labels);
-                let value = ce.double_value(&[]);
-                if !value.is_finite() {
-                    return Err(non_finite("loss"));
+            // A rank's failure travels with the gradient sum, so the whole group stops at the
+            // same step instead of leaving its peers waiting in the all-reduce.
+            let mut local = || -> Result<Vec<Tensor>, RunError> {
+                let mut terms = Vec::new();
+                if !mine.is_empty() {
+                    let batch = batches
+                        .next()
+                        .expect("one loaded batch per non-empty shard")?;
+                    let img = tch::no_grad(|| s.clip.encode_image(&batch.images));
+                    let labels = batch.labels.to_device(s.clip.device);
+                    let (ce, logits) = model.loss(s, &img, &labels);
+                    let value = ce.double_value(&[]);
+                    if !value.is_finite() {
+                        return Err(non_finite("loss"));
+                    }
+                    // Summed over ranks, the shard-weighted means give the global batch mean.
+                    terms.push(ce * (mine.len() as f64 / global_batch.len() as f64));
+                    loss_sum += value * mine.len() as f64;
+                    correct += coop::correct(&logits.detach(), &labels);
+                    seen += mine.len() as i64;
                 }
-                // Summed over ranks, the shard-weighted means give the global batch mean.
-                terms.push(ce * (mine.len() as f64 / global_batch.len() as f64));
-                loss_sum += value * mine.len() as f64;
-                correct += coop::correct(&logits.detach(), &labels);
-                seen += mine.len() as i64;
-            }
-            if let Some(extra) = model.extra_loss(s) {
-                if !extra.double_value(&[]).is_finite() {
-                    return Err(non_finite("loss"));
+                if let Some(extra) = model.extra_loss(s) {
+                    if !extra.double_value(&[]).is_finite() {
+                        return Err(non_finite("loss"));
+                    }
+                    terms.push(extra / size as f64);
                 }
-                terms.push(extra / size as f64);
-            }
-            let mut params = model.params_mut();
-            let mut grads: Vec<Tensor> = if terms.is_empty() {
-                params.iter().map(|p| p.zeros_like()).collect()
-            } else {
-                let total = terms.into_iter().reduce(|a, b| a + b).expect("non-empty");
-                let inputs: Vec<&Tensor> = params.iter().map(|p| &**p).collect();
-                Tensor::run_backward(&[&total], &inputs, false, false)
+                let params = model.params_mut();
+                Ok(match terms.into_iter().reduce(|a, b| a + b) {
+                    None => params.iter().map(|p| p.zeros_like()).collect(),
+                    Some(total) => {
+                        let inputs: Vec<&Tensor> = params.iter().map(|p| &**p).collect();
+                        Tensor::run_backward(&[&total], &inputs, false, false)
+                    }
+                })
             };
-            if size > 1 {
-                for g in grads.iter_mut() {
-                    s.comm.all_reduce_sum(g)?;
-                }
-            }
+            let local = local();
+            let mut grads = if size > 1 {
+                let like: Vec<Tensor> = model.params_mut().iter().map(|p| p.detach()).collect();
+                reduce_over_group(s.comm, local, &like)?
+            } else {
+                local?
+            };
+            let mut params = model.params_mut();
             if let Some(p) = projector {
                 grads[0] = p.project(&grads[0]);
             }
@@ -257,4 +302,95 @@ pub fn train(
         );
     }
     Ok(trajectory)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{reduce_over_group, RunError};
+    use crate::comm::{CommError, Communicator};
+    use tch::Tensor;
+
+    /// One peer's contribution added by the "all-reduce", as a second rank would.
+    struct Peer(Tensor);
+
+    impl Communicator for Peer {
+        fn rank(&self) -> usize {
+            0
+        }
+        fn size(&self) -> usize {
+            2
+        }
+        fn all_reduce_sum(&self, t: &mut Tensor) -> Result<(), CommError> {
+            *t = &*t + &self.0;
+            Ok(())
+        }
+        fn backend(&self) -> &'static str {
+            "test"
+        }
+    }
+
+    fn like() -> Vec<Tensor> {
+        vec![
+            Tensor::zeros([2, 3], tch::kind::FLOAT_CPU),
+            Tensor::zeros([4], tch::kind::FLOAT_CPU),
+        ]
+    }
+
+    fn local() -> Vec<Tensor> {
+        vec![
+            Tensor::arange(6, tch::kind::FLOAT_CPU).view([2, 3]),
+            Tensor::ones([4], tch::kind::FLOAT_CPU),
+        ]
+    }
+
+    #[test]
+    fn gradients_are_summed_and_reshaped() {
+        let peer = Peer(Tensor::cat(
+            &[
+                Tensor::full([10], 0.5, tch::kind::FLOAT_CPU),
+                Tensor::zeros([1], tch::kind::FLOAT_CPU),
+            ],
+            0,
+        ));
+        let g = reduce_over_group(&peer, Ok(local()), &like()).unwrap();
+        assert_eq!(g[0].size(), vec![2, 3]);
+        assert_eq!(g[1].size(), vec![4]);
+        assert!(g[0].allclose(
+            &(Tensor::arange(6, tch::kind::FLOAT_CPU).view([2, 3]) + 0.5),
+            0.0,
+            0.0,
+            false
+        ));
+        assert!(g[1].allclose(
+            &Tensor::full([4], 1.5, tch::kind::FLOAT_CPU),
+            0.0,
+            0.0,
+            false
+        ));
+    }
+
+    #[test]
+    fn a_failed_peer_stops_this_rank_too() {
+        let peer = Peer(Tensor::cat(
+            &[
+                Tensor::zeros([10], tch::kind::FLOAT_CPU),
+                Tensor::ones([1], tch::kind::FLOAT_CPU),
+            ],
+            0,
+        ));
+        match reduce_over_group(&peer, Ok(local()), &like()) {
+            Err(RunError::PeerFailed { failures: 1 }) => {}
+            other => panic!("expected a peer failure, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn a_local_failure_keeps_its_own_error() {
+        let peer = Peer(Tensor::zeros([11], tch::kind::FLOAT_CPU));
+        let mine = Err(RunError::Spec("bad shard".into()));
+        match reduce_over_group(&peer, mine, &like()) {
+            Err(RunError::Spec(m)) => assert_eq!(m, "bad shard"),
+            other => panic!("expected the local error, got {:?}", other.map(|_| ())),
+        }
+    }
 }

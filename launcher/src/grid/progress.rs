@@ -1,0 +1,278 @@
+//! What a person watching a grid sees: with a terminal, live lines (the grid's cells done out
+//! of the total with an ETA, and one line per worker with its current cell); without one,
+//! plain log lines when a cell starts and ends. The ETA weighs cells by their cost estimate,
+//! since a 16-shot ImageNet cell costs hundreds of 1-shot ones.
+use super::{Cell, Grid};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// Live lines when the output is a terminal (a single process), plain lines otherwise.
+    /// Under mpirun no rank can see mpirun's terminal: ask for `bar` there.
+    #[default]
+    Auto,
+    /// Live lines (rank 0 draws them under mpirun).
+    Bar,
+    /// One log line per started and finished cell.
+    Plain,
+}
+
+/// The live display, once one is drawn: log lines are printed above it instead of through it.
+static LIVE: OnceLock<MultiProgress> = OnceLock::new();
+
+/// A `tracing` writer that prints above the live lines when they are drawn, else to stderr.
+pub struct LogWriter(Vec<u8>);
+
+impl LogWriter {
+    pub fn make() -> LogWriter {
+        LogWriter(Vec::new())
+    }
+}
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&self.0).into_owned();
+        self.0.clear();
+        match LIVE.get() {
+            Some(m) => m.println(text.trim_end_matches('\n')),
+            None => std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes()),
+        }
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        let _ = std::io::Write::flush(self);
+    }
+}
+
+/// "caltech101 coop 4-shot seed 1 (base)": enough to recognise a cell.
+pub fn describe(cell: &Cell) -> String {
+    let s = &cell.spec;
+    let mut d = format!(
+        "{} {} {}-shot seed {}",
+        s.dataset, s.method, s.shots, s.seed
+    );
+    if s.subsample != "all" {
+        d.push_str(&format!(" ({})", s.subsample));
+    }
+    d
+}
+
+fn duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// Seconds left when `done` cost units took `elapsed` seconds and `left` remain.
+fn eta_secs(done: f64, left: f64, elapsed: f64) -> Option<f64> {
+    (done > 0.0).then(|| left.max(0.0) * elapsed / done)
+}
+
+pub struct Progress {
+    live: Option<(ProgressBar, Vec<ProgressBar>)>,
+    workers: Vec<String>,
+    running: Vec<Option<(String, Instant)>>,
+    total: usize,
+    settled: usize,
+    cost_left: f64,
+    cost_done: f64,
+    started: Instant,
+}
+
+impl Progress {
+    /// `workers` name who takes cells ("rank 0", "ranks 2-3"); `settled` cells (already done)
+    /// count as finished but not towards the rate.
+    pub fn new(
+        grid: &Grid,
+        workers: Vec<String>,
+        settled: &[bool],
+        mode: ProgressMode,
+        mpi: bool,
+    ) -> Self {
+        let use_bars = match mode {
+            ProgressMode::Plain => false,
+            ProgressMode::Bar => true,
+            ProgressMode::Auto => !mpi && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        };
+        // Open MPI gives rank 0 a pseudo-terminal for stdout, which it forwards to mpirun's.
+        let target = if mpi {
+            ProgressDrawTarget::stdout()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let total = grid.cells.len();
+        let done = settled.iter().filter(|&&d| d).count();
+        let live = (use_bars && !target.is_hidden()).then(|| {
+            let multi = MultiProgress::with_draw_target(target);
+            let overall = multi.add(ProgressBar::new(total as u64));
+            overall.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} cells {msg}")
+                    .expect("static template")
+                    .progress_chars("=> "),
+            );
+            overall.set_prefix(grid.name.clone());
+            overall.set_position(done as u64);
+            let lines = workers
+                .iter()
+                .map(|w| {
+                    let line = multi.add(ProgressBar::new_spinner());
+                    line.set_style(
+                        ProgressStyle::with_template("  {prefix:<10} {spinner} {msg} {elapsed}")
+                            .expect("static template"),
+                    );
+                    line.set_prefix(w.clone());
+                    line.set_message("waiting");
+                    line.enable_steady_tick(Duration::from_millis(200));
+                    line
+                })
+                .collect();
+            let _ = LIVE.set(multi);
+            (overall, lines)
+        });
+        let cost_left = grid
+            .cells
+            .iter()
+            .zip(settled)
+            .filter(|(_, &d)| !d)
+            .map(|(c, _)| c.cost)
+            .sum();
+        Progress {
+            live,
+            running: vec![None; workers.len()],
+            workers,
+            total,
+            settled: done,
+            cost_left,
+            cost_done: 0.0,
+            started: Instant::now(),
+        }
+    }
+
+    /// Time left at the rate (cost per second, all workers together) seen so far.
+    pub fn eta(&self) -> Option<f64> {
+        eta_secs(
+            self.cost_done,
+            self.cost_left,
+            self.started.elapsed().as_secs_f64(),
+        )
+    }
+
+    fn eta_text(&self) -> String {
+        self.eta()
+            .map(|s| format!("ETA {}", duration(s)))
+            .unwrap_or_default()
+    }
+
+    pub fn start(&mut self, worker: usize, cell: &Cell) {
+        let what = describe(cell);
+        match &self.live {
+            Some((_, lines)) => {
+                lines[worker].set_message(what.clone());
+                lines[worker].reset_elapsed();
+            }
+            None => tracing::info!(
+                cell = %cell.id,
+                "[{}/{}] {}: {what}",
+                self.settled,
+                self.total,
+                self.workers[worker]
+            ),
+        }
+        self.running[worker] = Some((what, Instant::now()));
+    }
+
+    /// A cell ended on `worker`: `Ok` or the reason it failed.
+    pub fn finish(&mut self, worker: usize, cell: &Cell, outcome: Result<(), &str>) {
+        self.settled += 1;
+        self.cost_left -= cell.cost;
+        self.cost_done += cell.cost;
+        let (what, since) = self.running[worker]
+            .take()
+            .unwrap_or_else(|| (describe(cell), Instant::now()));
+        let took = duration(since.elapsed().as_secs_f64());
+        let eta = self.eta_text();
+        match &self.live {
+            Some((overall, lines)) => {
+                overall.set_position(self.settled as u64);
+                overall.set_message(eta);
+                lines[worker].set_message("waiting");
+                if let Err(e) = outcome {
+                    tracing::error!(cell = %cell.id, "{what} failed: {e}");
+                }
+            }
+            None => match outcome {
+                Ok(()) => tracing::info!(
+                    cell = %cell.id,
+                    "[{}/{}] {}: {what} done in {took} {eta}",
+                    self.settled,
+                    self.total,
+                    self.workers[worker]
+                ),
+                Err(e) => tracing::error!(
+                    cell = %cell.id,
+                    "[{}/{}] {}: {what} failed after {took}: {e}",
+                    self.settled,
+                    self.total,
+                    self.workers[worker]
+                ),
+            },
+        }
+    }
+
+    /// A cell that will not run (a dependency failed).
+    pub fn skip(&mut self, cell: &Cell) {
+        self.settled += 1;
+        self.cost_left -= cell.cost;
+        if let Some((overall, _)) = &self.live {
+            overall.set_position(self.settled as u64);
+        }
+    }
+
+    /// Removes the live lines so the summary prints on a clean screen.
+    pub fn close(&mut self) {
+        if let Some((overall, lines)) = self.live.take() {
+            for l in lines {
+                l.finish_and_clear();
+            }
+            overall.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(super::duration(4.4), "4s");
+        assert_eq!(super::duration(125.0), "2m05s");
+        assert_eq!(super::duration(7325.0), "2h02m");
+    }
+
+    #[test]
+    fn eta_scales_the_remaining_cost_by_the_rate_so_far() {
+        assert_eq!(super::eta_secs(0.0, 10.0, 5.0), None);
+        // 2 cost units in 10 s: 6 more take 30 s, whatever the number of cells.
+        assert_eq!(super::eta_secs(2.0, 6.0, 10.0), Some(30.0));
+        assert_eq!(super::eta_secs(2.0, 0.0, 10.0), Some(0.0));
+    }
+}
