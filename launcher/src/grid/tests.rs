@@ -275,8 +275,8 @@ fn order_puts_dependencies_first_and_cycles_are_caught() {
 #[test]
 fn smoke_overrides_apply_where_the_field_exists() {
     let g = load("smoke.yaml");
-    // few-shot: 2 shots x 2 seeds x 5 methods; base-to-novel: 2 seeds x 5 methods.
-    assert_eq!(g.cells.len(), 2 * 2 * 5 + 2 * 5);
+    // few-shot: 2 shots x 2 seeds x 6 methods; base-to-novel: 2 seeds x 6 methods.
+    assert_eq!(g.cells.len(), 2 * 2 * 6 + 2 * 6);
     let root = configs().join("../results/smoke/data");
     for c in &g.cells {
         assert_eq!(c.spec.epochs, 4);
@@ -314,7 +314,7 @@ fn dry_run_lists_cells_dependencies_and_total() {
     let g = load("smoke.yaml");
     let text = dry_run(&g);
     assert!(
-        text.contains("grid `smoke`") && text.contains("30 cells"),
+        text.contains("grid `smoke`") && text.contains("36 cells"),
         "{text}"
     );
     for c in &g.cells {
