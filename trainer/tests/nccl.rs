@@ -1,7 +1,7 @@
 //! The communicator choice for data-parallel groups: NCCL is loaded at run time, so a machine
 //! without CUDA builds, reports NCCL unusable and falls back to MPI; on a GPU machine a
 //! one-rank NCCL communicator reduces in place (contiguous or not) and refuses foreign devices.
-use subpt_trainer::comm::{data_parallel, Communicator, NcclComm};
+use subpt_trainer::comm::{data_parallel, NcclComm};
 use tch::{Device, Kind, Tensor};
 
 #[test]
