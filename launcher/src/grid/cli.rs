@@ -59,10 +59,16 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
             bail!("the MPI library does not support MPI_THREAD_MULTIPLE, which the grid dispatcher needs (got {threading:?})");
         }
         let world = universe.world();
-        match super::scheduler::execute_mpi(grid, local_device(device), &world, dp, args.progress)?
-        {
-            Some(s) => s,
-            None => return Ok(()),
+        match super::scheduler::execute_mpi(grid, local_device(device), &world, dp, args.progress) {
+            Ok(Some(s)) => s,
+            Ok(None) => return Ok(()),
+            // The other ranks wait for work or collectives this rank will never join: end the
+            // whole job rather than leave it hanging.
+            Err(e) => {
+                use mpi::traits::Communicator as _;
+                eprintln!("error: rank {}: {e}", world.rank());
+                world.abort(1)
+            }
         }
     } else {
         super::execute::execute(grid, device, args.progress)
