@@ -67,11 +67,11 @@ fn reruns_resume_and_redo_broken_results() {
     let grid = setup(dir.path(), 3, "good.safetensors");
     let first = ok(grid_run(&grid));
     assert!(
-        first.contains("3 cells, 0 already done, 3 ran, 0 failed"),
+        first.contains("4 cells, 0 already done, 4 ran, 0 failed"),
         "{first}"
     );
     let again = ok(grid_run(&grid));
-    assert!(again.contains("3 already done, 0 ran"), "{again}");
+    assert!(again.contains("4 already done, 0 ran"), "{again}");
     // A truncated result does not count as done.
     let results: Vec<_> = std::fs::read_dir(dir.path().join("runs"))
         .unwrap()
@@ -84,7 +84,7 @@ fn reruns_resume_and_redo_broken_results() {
     let text = std::fs::read_to_string(&results[0]).unwrap();
     std::fs::write(&results[0], &text[..text.len() / 2]).unwrap();
     let third = ok(grid_run(&grid));
-    assert!(third.contains("2 already done, 1 ran"), "{third}");
+    assert!(third.contains("3 already done, 1 ran"), "{third}");
     assert!(dir.path().join("runs/report/fewshot.csv").exists());
 }
 
@@ -92,21 +92,25 @@ fn reruns_resume_and_redo_broken_results() {
 fn a_failing_cell_skips_its_dependants_and_the_rest_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let grid = setup(dir.path(), 3, "[good.safetensors, bad.safetensors]");
+    // A learning rate of 1e30 makes CoOp diverge after the warm-up epoch.
+    let text = std::fs::read_to_string(&grid).unwrap() + "  lr: [0.002, 1.0e30]\n";
+    std::fs::write(&grid, text).unwrap();
     let out = grid_run(&grid);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         !out.status.success(),
         "a failed cell must fail the run: {text}"
     );
-    // Good weights: 3 cells ran. Bad weights: zsclip and coop fail, coop_sub (after coop) is
-    // skipped.
+    // Good weights: the test features, zsclip at both rates and coop and coop_sub at the sane
+    // rate ran; coop at 1e30 failed and its coop_sub was skipped. Bad weights: the test
+    // features failed and all six cells after them were skipped.
     assert!(
-        text.contains("6 cells, 0 already done, 3 ran, 2 failed, 1 skipped"),
+        text.contains("14 cells, 0 already done, 5 ran, 2 failed, 7 skipped"),
         "{text}"
     );
     assert!(
-        text.contains("bad.safetensors"),
-        "the error names the file: {text}"
+        text.contains("bad.safetensors") && text.contains("loss is not finite"),
+        "the errors name the file and the divergence: {text}"
     );
     let failures = std::fs::read_dir(dir.path().join("runs"))
         .unwrap()
@@ -144,7 +148,12 @@ fn sigkill_mid_grid_loses_nothing_finished() {
     assert!(finished >= 1, "no cell finished before the kill");
     let text = ok(grid_run(&grid));
     assert!(
-        text.contains(&format!("{finished} already done, {} ran", 3 - finished)),
+        // The test features were done before any cell.
+        text.contains(&format!(
+            "{} already done, {} ran",
+            finished + 1,
+            3 - finished
+        )),
         "{text}"
     );
 }
@@ -180,7 +189,7 @@ fn domain_generalisation_cells_evaluate_the_imagenet_model_on_each_variant() {
     .unwrap();
     let text = ok(grid_run(&grid));
     assert!(
-        text.contains("10 cells, 0 already done, 10 ran, 0 failed, 0 skipped"),
+        text.contains("15 cells, 0 already done, 15 ran, 0 failed, 0 skipped"),
         "{text}"
     );
     let table = std::fs::read_to_string(d.join("runs/report/domain_generalisation.csv")).unwrap();

@@ -4,30 +4,30 @@ use std::fmt::Write;
 
 pub fn dry_run(grid: &Grid) -> String {
     let mut s = String::new();
-    let evals = grid
-        .cells
-        .iter()
-        .filter(|c| matches!(c.kind, CellKind::Evaluate { .. }))
-        .count();
+    let of = |k: fn(&CellKind) -> bool| grid.cells.iter().filter(|c| k(&c.kind)).count();
+    let evals = of(|k| matches!(k, CellKind::Evaluate { .. }));
+    let features = of(|k| *k == CellKind::Features);
     let _ = writeln!(
         s,
-        "grid `{}` ({}): {} cells ({} train, {} evaluate)",
+        "grid `{}` ({}): {} cells ({} train, {} evaluate, {} test-feature)",
         grid.name,
         grid.source.display(),
         grid.cells.len(),
-        grid.cells.len() - evals,
-        evals
+        grid.cells.len() - evals - features,
+        evals,
+        features
     );
     let _ = writeln!(s, "output: {}", grid.output_dir.display());
     let _ = writeln!(
         s,
-        "{:>5}  {:<16}  {:<21}  {:<8}  {:<15}  {:<12}  {:>5}  {:>4}  {:>6}  {:>12}  after",
+        "{:>5}  {:<25}  {:<21}  {:<8}  {:<15}  {:<12}  {:>5}  {:>4}  {:>6}  {:>12}  after",
         "#", "id", "protocol", "kind", "dataset", "method", "shots", "seed", "epochs", "cost",
     );
     for (n, c) in grid.cells.iter().enumerate() {
         let kind = match c.kind {
             CellKind::Train => "train",
             CellKind::Evaluate { .. } => "evaluate",
+            CellKind::Features => "features",
         };
         let after = if c.deps.is_empty() {
             "-".to_string()
@@ -36,16 +36,16 @@ pub fn dry_run(grid: &Grid) -> String {
         };
         let _ = writeln!(
             s,
-            "{:>5}  {:<16}  {:<21}  {:<8}  {:<15}  {:<12}  {:>5}  {:>4}  {:>6}  {:>12.0}  {}{}",
+            "{:>5}  {:<25}  {:<21}  {:<8}  {:<15}  {:<12}  {:>5}  {:>4}  {:>6}  {:>12.0}  {}{}",
             n + 1,
             c.id,
             c.protocol.to_string(),
             kind,
             c.spec.dataset,
-            c.spec.method.to_string(),
-            c.spec.shots,
-            c.spec.seed,
-            c.spec.epochs,
+            or_dash(c, c.spec.method.to_string()),
+            or_dash(c, c.spec.shots.to_string()),
+            or_dash(c, c.spec.seed.to_string()),
+            or_dash(c, c.spec.epochs.to_string()),
             c.cost,
             after,
             details(c),
@@ -59,8 +59,19 @@ pub fn dry_run(grid: &Grid) -> String {
     s
 }
 
+/// Feature cells have no method, shots, seed or epochs of their own.
+fn or_dash(c: &super::Cell, v: String) -> String {
+    match c.kind {
+        CellKind::Features => "-".into(),
+        _ => v,
+    }
+}
+
 /// The settings that tell ablation cells apart.
 fn details(c: &super::Cell) -> String {
+    if c.kind == CellKind::Features {
+        return format!("  [test subsets: {}]", c.spec.eval_subsets.join(", "));
+    }
     let mut parts = Vec::new();
     if c.spec.subsample != "all" {
         parts.push(format!("subsample={}", c.spec.subsample));

@@ -2,11 +2,12 @@
 //! resume: a cell is done only when its `result.json` parses and carries its own spec and hash.
 //! Failed cells are recorded (`failure.json`) and their dependants skipped; the rest go on.
 use super::progress::{Progress, ProgressMode};
-use super::{Cell, Grid};
+use super::{features_id, Cell, CellKind, Grid};
 use std::collections::BTreeMap;
 use std::path::Path;
 use subpt_trainer::comm::{Communicator, Single};
 use subpt_trainer::engine::run::{run, RunResult};
+use subpt_trainer::engine::warm::{encode_test_features, FeaturesResult};
 use tch::Device;
 
 /// What happened to each cell of a pass over the grid.
@@ -27,6 +28,15 @@ impl Summary {
 
 /// Whether `dir` holds a finished result of exactly `cell`.
 pub fn is_done(cell: &Cell) -> bool {
+    if cell.kind == CellKind::Features {
+        let Ok(text) = std::fs::read_to_string(cell.out_dir.join("features.json")) else {
+            return false;
+        };
+        return match serde_json::from_str::<FeaturesResult>(&text) {
+            Ok(r) => r.spec == cell.spec && features_id(&r.spec) == cell.id,
+            Err(_) => false,
+        };
+    }
     let Ok(text) = std::fs::read_to_string(cell.out_dir.join("result.json")) else {
         return false;
     };
@@ -48,12 +58,24 @@ pub fn run_cell(cell: &Cell, device: Device, comm: &dyn Communicator) -> Result<
     if writer {
         let _ = std::fs::remove_file(cell.out_dir.join("failure.json"));
     }
-    let outcome = run(&cell.spec, &cell.out_dir, device, comm)
-        .map_err(|e| e.to_string())
-        .and_then(|r| match writer {
-            true => write_json(&cell.out_dir.join("result.json"), &r).map_err(|e| e.to_string()),
-            false => Ok(()),
-        });
+    let outcome = match cell.kind {
+        // One rank encodes; the group's others have nothing to share it with.
+        CellKind::Features if !writer => Ok(()),
+        CellKind::Features => std::fs::create_dir_all(&cell.out_dir)
+            .map_err(|e| format!("{}: {e}", cell.out_dir.display()))
+            .and_then(|()| encode_test_features(&cell.spec, device).map_err(|e| e.to_string()))
+            .and_then(|r| {
+                write_json(&cell.out_dir.join("features.json"), &r).map_err(|e| e.to_string())
+            }),
+        _ => run(&cell.spec, &cell.out_dir, device, comm)
+            .map_err(|e| e.to_string())
+            .and_then(|r| match writer {
+                true => {
+                    write_json(&cell.out_dir.join("result.json"), &r).map_err(|e| e.to_string())
+                }
+                false => Ok(()),
+            }),
+    };
     if let (Err(e), true) = (&outcome, writer) {
         let _ = write_json(
             &cell.out_dir.join("failure.json"),

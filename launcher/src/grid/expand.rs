@@ -2,7 +2,7 @@
 //! overrides last, de-duplication by spec hash, then the dependencies.
 use super::config::{GridConfig, Protocol};
 use super::overrides::apply;
-use super::{estimate_cost, topological_order, Cell, CellKind, Grid, GridError};
+use super::{estimate_cost, features_id, topological_order, Cell, CellKind, Grid, GridError};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -230,6 +230,58 @@ pub fn expand(cfg: &GridConfig) -> Result<Grid, GridError> {
                 vec![model.id.clone()],
             );
         }
+    }
+    // Stage 4: one feature cell per (dataset, data root, weights, precision, cache) ahead of
+    // every cell that reads those test features.
+    let mut groups: Vec<(RunSpec, Vec<usize>)> = Vec::new();
+    for (i, c) in b.cells.iter().enumerate() {
+        let s = &c.spec;
+        let same = |f: &RunSpec| {
+            (&f.dataset, &f.root, &f.weights, f.precision, &f.cache_dir)
+                == (&s.dataset, &s.root, &s.weights, s.precision, &s.cache_dir)
+        };
+        let g = match groups.iter().position(|(f, _)| same(f)) {
+            Some(g) => g,
+            None => {
+                let mut f = RunSpec::paper_defaults(
+                    &s.dataset,
+                    s.root.clone(),
+                    Method::Zsclip,
+                    1,
+                    0,
+                    s.weights.clone(),
+                );
+                f.precision = s.precision;
+                f.cache_dir = s.cache_dir.clone();
+                f.eval_subsets.clear();
+                groups.push((f, Vec::new()));
+                groups.len() - 1
+            }
+        };
+        let f = &mut groups[g].0;
+        for e in &s.eval_subsets {
+            if !f.eval_subsets.contains(e) {
+                f.eval_subsets.push(e.clone());
+            }
+        }
+        groups[g].1.push(i);
+    }
+    for (mut spec, members) in groups {
+        let order = |e: &String| ["all", "base", "new"].iter().position(|x| x == e);
+        spec.eval_subsets.sort_by_key(order);
+        let id = features_id(&spec);
+        for m in members {
+            b.cells[m].deps.push(id.clone());
+        }
+        b.cells.push(Cell {
+            out_dir: cfg.output_dir.join(&id),
+            cost: estimate_cost(&spec, &CellKind::Features),
+            id,
+            protocol: b.cells[0].protocol,
+            kind: CellKind::Features,
+            spec,
+            deps: Vec::new(),
+        });
     }
     let cells = topological_order(&cfg.name, b.cells)?;
     Ok(Grid {

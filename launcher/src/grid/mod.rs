@@ -1,7 +1,7 @@
 //! Benchmark grids: a YAML file naming datasets, protocols, shots, seeds, methods and
 //! ablation axes, expanded into fully resolved cells (one `RunSpec` each) with the
-//! dependencies between them (SubPT reusing a CoOp trajectory, domain-generalisation
-//! evaluations reusing an ImageNet model).
+//! dependencies between them (feature cells encoding each test set once, SubPT reusing a CoOp
+//! trajectory, domain-generalisation evaluations reusing an ImageNet model).
 //!
 //! - `config`: the YAML schema and its validation (errors name file, key and line).
 //! - `overrides`: setting `RunSpec` fields by dotted path; list values are axes.
@@ -85,12 +85,21 @@ pub enum CellKind {
     /// Evaluate the context learned by cell `model` on `spec.dataset` (domain
     /// generalisation); runs after that cell, with `spec.evaluate_context` pointing at it.
     Evaluate { model: String },
+    /// Encode the test features (and zero-shot text features) that the cells of one dataset,
+    /// weights file and precision read, before them (`spec` names what to encode).
+    Features,
+}
+
+/// The id (and output directory name) of the feature cell for `spec`.
+pub fn features_id(spec: &RunSpec) -> String {
+    format!("features-{}", spec.hash())
 }
 
 /// One resolved unit of work.
 #[derive(Debug, Clone)]
 pub struct Cell {
-    /// `spec.hash()`: also the name of the cell's output directory.
+    /// `spec.hash()` (`features-<hash>` for feature cells): also the name of the cell's output
+    /// directory.
     pub id: String,
     pub protocol: Protocol,
     pub kind: CellKind,

@@ -58,6 +58,13 @@ impl Drop for LogWriter {
 /// "caltech101 coop 4-shot seed 1 (base)": enough to recognise a cell.
 pub fn describe(cell: &Cell) -> String {
     let s = &cell.spec;
+    if cell.kind == super::CellKind::Features {
+        return format!(
+            "{} test features ({})",
+            s.dataset,
+            s.eval_subsets.join(", ")
+        );
+    }
     let mut d = format!(
         "{} {} {}-shot seed {}",
         s.dataset, s.method, s.shots, s.seed

@@ -23,6 +23,19 @@ data_root: data
 output_dir: out
 ";
 
+/// The cells that train or evaluate (not the feature cells ahead of them).
+fn work(g: &Grid) -> impl Iterator<Item = &Cell> {
+    g.cells.iter().filter(|c| c.kind != CellKind::Features)
+}
+
+/// A cell's dependencies other than its feature cell.
+fn work_deps(c: &Cell) -> Vec<&String> {
+    c.deps
+        .iter()
+        .filter(|d| !d.starts_with("features-"))
+        .collect()
+}
+
 fn parse_err(text: &str) -> GridError {
     GridConfig::parse(text, Path::new("/g/grid.yaml")).expect_err("should not parse")
 }
@@ -102,8 +115,12 @@ fn full_grid_has_the_papers_cell_count() {
     // The DG model is the ImageNet 4-shot 50-epoch run, which the few-shot protocol
     // already trains (ImageNet always runs 50 epochs): only the evaluations are new.
     let dg_evals = seeds * methods * dg_targets;
-    assert_eq!(g.cells.len(), few_shot + b2n + dg_evals);
-    let count = |p: Protocol| g.cells.iter().filter(|c| c.protocol == p).count();
+    // One feature cell per dataset: the 11 and the 4 DG targets.
+    assert_eq!(
+        g.cells.len(),
+        few_shot + b2n + dg_evals + datasets + dg_targets
+    );
+    let count = |p: Protocol| work(&g).filter(|c| c.protocol == p).count();
     assert_eq!(count(Protocol::FewShot), few_shot);
     assert_eq!(count(Protocol::BaseToNovel), b2n);
     assert_eq!(count(Protocol::DomainGeneralization), dg_evals);
@@ -115,6 +132,45 @@ fn full_grid_has_the_papers_cell_count() {
         }
         assert_eq!(c.out_dir, g.output_dir.join(&c.id));
     }
+}
+
+#[test]
+fn every_cell_waits_for_the_test_features_it_reads() {
+    let g = load("full.yaml");
+    for c in work(&g) {
+        let features: Vec<&Cell> = c
+            .deps
+            .iter()
+            .filter_map(|d| g.cell(d))
+            .filter(|d| d.kind == CellKind::Features)
+            .collect();
+        assert_eq!(features.len(), 1, "{}", c.id);
+        let f = &features[0].spec;
+        assert_eq!(
+            (&f.dataset, &f.root, &f.weights, f.precision, &f.cache_dir),
+            (
+                &c.spec.dataset,
+                &c.spec.root,
+                &c.spec.weights,
+                c.spec.precision,
+                &c.spec.cache_dir
+            )
+        );
+        assert!(c
+            .spec
+            .eval_subsets
+            .iter()
+            .all(|e| f.eval_subsets.contains(e)));
+        assert_eq!(features[0].id, features_id(f));
+    }
+    let imagenet = g
+        .cells
+        .iter()
+        .find(|c| c.kind == CellKind::Features && c.spec.dataset == "imagenet")
+        .unwrap();
+    // Few-shot evaluates all classes, base-to-novel the two halves.
+    assert_eq!(imagenet.spec.eval_subsets, ["all", "base", "new"]);
+    assert!(imagenet.deps.is_empty());
 }
 
 #[test]
@@ -152,10 +208,10 @@ fn assert_subpt_linked(g: &Grid) -> usize {
         .iter()
         .filter(|c| c.kind == CellKind::Train && c.spec.method.uses_subspace());
     for c in subpt_training {
-        assert_eq!(c.deps.len(), 1, "{}", c.id);
-        let src = g.cell(&c.deps[0]).expect("source in grid");
+        assert_eq!(work_deps(c).len(), 1, "{}", c.id);
+        let src = g.cell(work_deps(c)[0]).expect("source in grid");
         assert_eq!(Some(src.spec.method), c.spec.method.trajectory_source());
-        assert!(src.deps.is_empty() && src.spec.subpt.is_none());
+        assert!(work_deps(src).is_empty() && src.spec.subpt.is_none());
         let mut same = c.spec.clone();
         same.method = src.spec.method;
         same.subpt = None;
@@ -176,9 +232,10 @@ fn subpt_cells_depend_on_their_coop_source() {
     for c in &g.cells {
         match &c.kind {
             CellKind::Train if c.spec.method.uses_subspace() => {}
-            CellKind::Train => assert!(c.deps.is_empty()),
+            CellKind::Train => assert!(work_deps(c).is_empty()),
+            CellKind::Features => assert!(c.deps.is_empty()),
             CellKind::Evaluate { model } => {
-                assert_eq!(c.deps, vec![model.clone()]);
+                assert_eq!(work_deps(c), vec![model]);
                 let m = g.cell(model).unwrap();
                 assert_eq!((m.spec.dataset.as_str(), m.spec.shots), ("imagenet", 4));
                 assert_eq!(m.spec.epochs, 50);
@@ -201,7 +258,7 @@ fn ablation_cells_share_one_trajectory() {
         let mut per_source: std::collections::HashMap<&str, usize> = Default::default();
         let subpt = g.cells.iter().filter(|c| c.spec.method.uses_subspace());
         for c in subpt {
-            *per_source.entry(c.deps[0].as_str()).or_default() += 1;
+            *per_source.entry(work_deps(c)[0].as_str()).or_default() += 1;
         }
         assert_eq!(per_source.len(), 2 * settings, "{file}");
         assert!(per_source.values().all(|&n| n == axis), "{file}");
@@ -213,9 +270,9 @@ fn subpt_without_its_source_trains_its_own_early_stage() {
     let text = MINIMAL.replace("[coop, coop_sub]", "[coop_sub]");
     let cfg = GridConfig::parse(&text, Path::new("/g/grid.yaml")).unwrap();
     let g = expand(&cfg).unwrap();
-    assert_eq!(g.cells.len(), 4);
-    for c in &g.cells {
-        assert!(c.deps.is_empty());
+    assert_eq!(work(&g).count(), 4);
+    for c in work(&g) {
+        assert!(work_deps(c).is_empty());
         assert_eq!(c.spec.subpt.as_ref().unwrap().trajectory, None);
     }
     // The same cell with a source to reuse costs less by the early stage.
@@ -275,10 +332,11 @@ fn order_puts_dependencies_first_and_cycles_are_caught() {
 #[test]
 fn smoke_overrides_apply_where_the_field_exists() {
     let g = load("smoke.yaml");
-    // few-shot: 2 shots x 2 seeds x 6 methods; base-to-novel: 2 seeds x 6 methods.
-    assert_eq!(g.cells.len(), 2 * 2 * 6 + 2 * 6);
+    // few-shot: 2 shots x 2 seeds x 6 methods; base-to-novel: 2 seeds x 6 methods; the test
+    // features.
+    assert_eq!(g.cells.len(), 2 * 2 * 6 + 2 * 6 + 1);
     let root = configs().join("../results/smoke/data");
-    for c in &g.cells {
+    for c in work(&g) {
         assert_eq!(c.spec.epochs, 4);
         assert_eq!(c.spec.root, root);
         assert_eq!(c.spec.subpt.is_some(), c.spec.method.uses_subspace());
@@ -298,11 +356,11 @@ fn dg_grid_models_and_evaluations() {
         .filter(|c| c.kind == CellKind::Train)
         .collect();
     assert_eq!(train.len(), 3 * 5);
-    assert_eq!(g.cells.len(), 3 * 5 * 5);
+    assert_eq!(g.cells.len(), 3 * 5 * 5 + 5);
     let targets: HashSet<&str> = g
         .cells
         .iter()
-        .filter(|c| c.kind != CellKind::Train)
+        .filter(|c| matches!(c.kind, CellKind::Evaluate { .. }))
         .map(|c| c.spec.dataset.as_str())
         .collect();
     let want: HashSet<&str> = ["imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"].into();
@@ -314,13 +372,17 @@ fn dry_run_lists_cells_dependencies_and_total() {
     let g = load("smoke.yaml");
     let text = dry_run(&g);
     assert!(
-        text.contains("grid `smoke`") && text.contains("36 cells"),
+        text.contains("grid `smoke`") && text.contains("37 cells"),
         "{text}"
     );
     for c in &g.cells {
         let line = text
             .lines()
-            .find(|l| l.contains(&c.id) && l.contains(c.spec.method.to_string().as_str()))
+            .find(|l| {
+                l.contains(&c.id)
+                    && (c.kind == CellKind::Features
+                        || l.contains(c.spec.method.to_string().as_str()))
+            })
             .unwrap_or_else(|| panic!("no line for {}", c.id));
         for d in &c.deps {
             assert!(line.contains(d.as_str()), "{line}");
@@ -348,5 +410,5 @@ fn early_stage_longer_than_the_shared_trajectory_is_refused() {
     // Without a CoOp cell to reuse, the SubPT cell trains its own early stage: allowed.
     let alone = text.replace("[coop, coop_sub]", "[coop_sub]");
     let cfg = GridConfig::parse(&alone, Path::new("/g/grid.yaml")).unwrap();
-    assert_eq!(expand(&cfg).unwrap().cells.len(), 2 * 2 * 2);
+    assert_eq!(work(&expand(&cfg).unwrap()).count(), 2 * 2 * 2);
 }

@@ -6,3 +6,4 @@ pub mod run;
 pub mod schedule;
 pub mod spec;
 pub mod train;
+pub mod warm;

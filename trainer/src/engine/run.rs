@@ -100,6 +100,21 @@ enum Trained {
     CoCoOp(Box<CoCoOp>),
 }
 
+/// The test items and class names of each class subset the spec evaluates on.
+pub(super) fn eval_sets(spec: &RunSpec, splits: &DatasetSplits) -> Result<Vec<EvalSet>, RunError> {
+    spec.eval_subsets
+        .iter()
+        .map(|s| {
+            let sub = subsample(splits, s)?;
+            Ok(EvalSet {
+                name: s.clone(),
+                classnames: sub.classnames,
+                items: sub.test,
+            })
+        })
+        .collect()
+}
+
 fn subsample(splits: &DatasetSplits, which: &str) -> Result<DatasetSplits, RunError> {
     let w = which
         .parse()
@@ -155,15 +170,7 @@ pub fn run(
     let digest = file_digest(&spec.weights, Some(&spec.cache_dir)).map_err(io(&spec.weights))?;
     let clip = Clip::load(&spec.weights, spec.precision, device)?;
     let tok = Tokenizer::new();
-    let mut eval_sets = Vec::new();
-    for s in &spec.eval_subsets {
-        let sub = subsample(&drawn, s)?;
-        eval_sets.push(EvalSet {
-            name: s.clone(),
-            classnames: sub.classnames,
-            items: sub.test,
-        });
-    }
+    let eval_sets = eval_sets(spec, &drawn)?;
     let mut timings = BTreeMap::new();
     let mut curves = Vec::new();
     let mut subspace_summary = None;

@@ -1,0 +1,75 @@
+//! The frozen features every cell of a dataset reads, computed once up front: the test images
+//! of each evaluated class subset and the zero-shot text features of its class names. A grid
+//! runs this as its own cell before the dataset's cells, so ranks do not encode the same test
+//! set side by side; the cells then find everything in the shared cache.
+use super::eval::EvalSet;
+use super::run::{eval_sets, RunError};
+use super::spec::RunSpec;
+use crate::cache::{file_digest, FeatureCache, Outcome};
+use crate::clip::Clip;
+use crate::data::{read_dataset, DatasetName};
+use crate::features::{split_features, SplitKey};
+use crate::methods::zeroshot::cached_text_features;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+use tch::Device;
+
+/// What one class subset's features came to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WarmedSet {
+    pub subset: String,
+    pub images: usize,
+    pub classes: usize,
+    /// Whether the image features were already in the cache.
+    pub cached: bool,
+}
+
+/// The record a feature cell leaves (`features.json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FeaturesResult {
+    pub spec: RunSpec,
+    pub spec_hash: String,
+    pub sets: Vec<WarmedSet>,
+    pub seconds: f64,
+}
+
+/// Encodes (or finds cached) the test features `spec`'s dataset, weights, precision and
+/// evaluated subsets call for, under the same keys `run` looks up.
+pub fn encode_test_features(spec: &RunSpec, device: Device) -> Result<FeaturesResult, RunError> {
+    let start = Instant::now();
+    let dataset: DatasetName = spec.dataset.parse()?;
+    let full = read_dataset(dataset, &spec.root)?;
+    let sets: Vec<EvalSet> = eval_sets(spec, &full)?;
+    let cache = FeatureCache::new(&spec.cache_dir);
+    let digest =
+        file_digest(&spec.weights, Some(&spec.cache_dir)).map_err(|source| RunError::Io {
+            path: spec.weights.display().to_string(),
+            source,
+        })?;
+    let clip = Clip::load(&spec.weights, spec.precision, device)?;
+    let template = [dataset.info().template.to_string()];
+    let mut warmed = Vec::new();
+    for set in &sets {
+        let key = SplitKey::new(
+            &digest,
+            &clip,
+            &spec.dataset,
+            &format!("test-{}", set.name),
+            &set.items,
+        );
+        let (_, _, outcome) = split_features(&clip, &key, &set.items, &cache, 100)?;
+        let _text = cached_text_features(&cache, &clip, &digest, &set.classnames, &template)?;
+        warmed.push(WarmedSet {
+            subset: set.name.clone(),
+            images: set.items.len(),
+            classes: set.classnames.len(),
+            cached: outcome == Outcome::Hit,
+        });
+    }
+    Ok(FeaturesResult {
+        spec: spec.clone(),
+        spec_hash: spec.hash(),
+        sets: warmed,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
