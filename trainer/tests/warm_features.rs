@@ -1,0 +1,77 @@
+//! A feature cell encodes exactly what the cells of its dataset look up: after it ran, the
+//! cells (zero-shot and trained, every evaluated subset) add nothing to the image cache, and a
+//! second feature run finds everything cached.
+use std::collections::BTreeSet;
+use std::path::Path;
+use subpt_trainer::clip::random_init::{generate, Spec};
+use subpt_trainer::comm::Single;
+use subpt_trainer::data::fixtures::{write_fixture, FixtureOptions};
+use subpt_trainer::data::DatasetName;
+use subpt_trainer::engine::run::run;
+use subpt_trainer::engine::spec::{Method, RunSpec};
+use subpt_trainer::engine::warm::encode_test_features;
+use tch::{Device, Tensor};
+
+fn entries(cache: &Path, kind: &str) -> BTreeSet<String> {
+    std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(kind) && n.ends_with(".safetensors"))
+        .collect()
+}
+
+#[test]
+fn cells_find_the_features_their_feature_cell_encoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_fixture(
+        DatasetName::EuroSat,
+        &d.join("data"),
+        &FixtureOptions::default(),
+    )
+    .unwrap();
+    let w = d.join("tiny.safetensors");
+    let t = generate(&Spec::tiny_vit(), 5);
+    let named: Vec<(&str, &Tensor)> = t.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    Tensor::write_safetensors(&named, &w).unwrap();
+    let spec = |method, subsample: &str, eval: &[&str]| {
+        let mut s = RunSpec::paper_defaults("eurosat", d.join("data"), method, 2, 1, w.clone());
+        s.epochs = 2;
+        s.cache_dir = d.join("cache");
+        s.prompt.n_ctx = 4;
+        s.subsample = subsample.into();
+        s.eval_subsets = eval.iter().map(|e| e.to_string()).collect();
+        s
+    };
+    let mut features = spec(Method::Zsclip, "all", &["all", "base", "new"]);
+    features.shots = 1;
+    features.seed = 0;
+    let first = encode_test_features(&features, Device::Cpu).unwrap();
+    assert_eq!(first.sets.len(), 3);
+    assert!(first.sets.iter().all(|s| !s.cached && s.images > 0));
+    assert_eq!(
+        first.sets[0].images,
+        first.sets[1].images + first.sets[2].images
+    );
+    let cache = d.join("cache");
+    let (images, texts) = (entries(&cache, "image-"), entries(&cache, "text-"));
+    assert_eq!(images.len(), 3);
+    let cells = [
+        spec(Method::Zsclip, "all", &["all"]),
+        spec(Method::Zsclip, "base", &["base", "new"]),
+        spec(Method::Coop, "all", &["all"]),
+        spec(Method::Coop, "base", &["base", "new"]),
+    ];
+    for (i, s) in cells.iter().enumerate() {
+        run(s, &d.join(format!("cell{i}")), Device::Cpu, &Single).unwrap();
+        assert_eq!(
+            entries(&cache, "image-"),
+            images,
+            "cell {i} encoded test images again"
+        );
+    }
+    // Zero-shot cells used the text features the feature cell cached.
+    assert_eq!(entries(&cache, "text-"), texts);
+    let again = encode_test_features(&features, Device::Cpu).unwrap();
+    assert!(again.sets.iter().all(|s| s.cached));
+}
