@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use subpt_trainer::comm::{Communicator, Single};
 use subpt_trainer::engine::run::{run, RunResult};
+use subpt_trainer::engine::train::panic_message;
 use subpt_trainer::engine::warm::{encode_test_features, FeaturesResult};
 use tch::Device;
 
@@ -58,7 +59,7 @@ pub fn run_cell(cell: &Cell, device: Device, comm: &dyn Communicator) -> Result<
     if writer {
         let _ = std::fs::remove_file(cell.out_dir.join("failure.json"));
     }
-    let outcome = match cell.kind {
+    let work = || match cell.kind {
         // One rank encodes; the group's others have nothing to share it with.
         CellKind::Features if !writer => Ok(()),
         CellKind::Features => std::fs::create_dir_all(&cell.out_dir)
@@ -76,6 +77,9 @@ pub fn run_cell(cell: &Cell, device: Device, comm: &dyn Communicator) -> Result<
                 false => Ok(()),
             }),
     };
+    // A panic (libtorch reports out-of-memory and shape errors that way) fails this cell only.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+        .unwrap_or_else(|p| Err(format!("internal error: {}", panic_message(p.as_ref()))));
     if let (Err(e), true) = (&outcome, writer) {
         let _ = write_json(
             &cell.out_dir.join("failure.json"),

@@ -45,6 +45,9 @@ pub enum RunError {
         batch: usize,
         what: &'static str,
     },
+    /// A panic inside libtorch or our code, caught so one cell cannot take down a grid.
+    #[error("internal error: {0}")]
+    Panic(String),
     #[error("{failures} other rank(s) of the data-parallel group failed at the same step")]
     PeerFailed { failures: i64 },
     #[error("{path}: {source}")]

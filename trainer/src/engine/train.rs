@@ -150,6 +150,15 @@ fn reduce_over_group(
         .collect())
 }
 
+/// The text of a caught panic.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 fn finite(t: &Tensor) -> bool {
     t.isfinite().all().int64_value(&[]) == 1
 }
@@ -252,7 +261,10 @@ pub fn train(
                     }
                 })
             };
-            let local = local();
+            // libtorch errors (out of memory, a bad shape) surface as panics; on one rank of a
+            // group they must still reach the others through the reduction.
+            let local = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut local))
+                .unwrap_or_else(|p| Err(RunError::Panic(panic_message(p.as_ref()))));
             let mut grads = if size > 1 {
                 let like: Vec<Tensor> = model.params_mut().iter().map(|p| p.detach()).collect();
                 reduce_over_group(s.comm, local, &like)?

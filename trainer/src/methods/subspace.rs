@@ -7,8 +7,8 @@ use tch::{Device, Kind, Tensor};
 pub enum SubspaceError {
     #[error("PCA needs at least 2 trajectory points, got {0}")]
     TooFewPoints(usize),
-    #[error("rank {rank} exceeds min(points, dimension) = {max} of the trajectory")]
-    RankTooLarge { rank: usize, max: usize },
+    #[error("rank {rank} is outside 1..={max} (min(points, dimension) of the trajectory)")]
+    RankOutOfRange { rank: usize, max: usize },
     #[error("trajectory point {index} has {found} values, expected {expected}")]
     Ragged {
         index: usize,
@@ -63,7 +63,7 @@ impl Subspace {
             .collect::<Result<Vec<_>, _>>()?;
         let max = points.len().min(expected as usize);
         if rank == 0 || rank > max {
-            return Err(SubspaceError::RankTooLarge { rank, max });
+            return Err(SubspaceError::RankOutOfRange { rank, max });
         }
         let w = Tensor::cat(&rows, 0);
         let x = &w - w.mean_dim(0, true, Kind::Double);
@@ -184,7 +184,7 @@ mod tests {
             .collect();
         assert!(matches!(
             Subspace::fit(&p, 3),
-            Err(SubspaceError::RankTooLarge { rank: 3, max: 2 })
+            Err(SubspaceError::RankOutOfRange { rank: 3, max: 2 })
         ));
     }
 }
