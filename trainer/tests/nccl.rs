@@ -1,7 +1,9 @@
 //! The communicator choice for data-parallel groups: NCCL is loaded at run time, so a machine
-//! without CUDA builds, reports NCCL unusable and falls back to MPI; on a GPU machine a
-//! one-rank NCCL communicator reduces in place (contiguous or not) and refuses foreign devices.
-use subpt_trainer::comm::{data_parallel, NcclComm};
+//! without CUDA builds and reports NCCL unusable; a group of one needs no NCCL; on a GPU
+//! machine a one-rank NCCL communicator reduces in place (contiguous or not, fp32 and fp16) and
+//! refuses tensors on another device. (Groups of several GPUs: scripts/gpu-check.sh.)
+use mpi::traits::Communicator as _;
+use subpt_trainer::comm::{data_parallel, Communicator, NcclComm};
 use tch::{Device, Kind, Tensor};
 
 #[test]
@@ -14,19 +16,16 @@ fn nccl_is_chosen_only_where_it_can_run() {
             "no CUDA driver, yet NCCL claims to be usable"
         );
     }
-    // A GPU device without a usable NCCL (or without a GPU at all) falls back to MPI.
-    let comm = data_parallel(universe.world(), Device::Cuda(0)).unwrap();
-    let expected = if gpu && NcclComm::available() {
-        "nccl"
-    } else {
-        "mpi"
-    };
-    assert_eq!(comm.backend(), expected);
-    assert_eq!((comm.rank(), comm.size()), (0, 1));
-    if expected != "nccl" {
+    let world = universe.world();
+    let single = data_parallel(world.duplicate(), Device::Cuda(0)).unwrap();
+    assert_eq!(single.backend(), "mpi");
+    assert_eq!((single.rank(), single.size()), (0, 1));
+    if !(gpu && NcclComm::available()) {
         eprintln!("no CUDA GPU with NCCL here: the in-place reduction is checked on GPU machines");
         return;
     }
+    let comm = NcclComm::new(&world, 0).unwrap();
+    assert_eq!((comm.rank(), comm.size(), comm.backend()), (0, 1, "nccl"));
     let t = Tensor::randn([3, 4], (Kind::Float, Device::Cuda(0)));
     let mut x = t.copy();
     comm.all_reduce_sum(&mut x).unwrap();

@@ -48,7 +48,10 @@ pub fn data_parallel(
     group: SimpleCommunicator,
     device: Device,
 ) -> Result<Box<dyn Communicator>, CommError> {
+    use mpi::traits::Communicator as _;
     let comm: Box<dyn Communicator> = match device {
+        // A group of one never reduces: no NCCL communicator to set up.
+        Device::Cuda(_) if group.size() == 1 => Box::new(MpiComm::new(group)),
         Device::Cuda(ordinal) => match nccl_usable(&group, ordinal) {
             Ok(()) => Box::new(NcclComm::new(&group, ordinal)?),
             Err(why) => {
