@@ -262,7 +262,7 @@ fn sigkill_of_a_rank_mid_grid_loses_nothing_finished() {
         "few_shot",
         "zsclip, coop, coop_sub",
         "tiny.safetensors",
-        40,
+        200,
     );
     let out = d.join("runs");
     let mut job = mpirun("2", &grid, &out, &[])

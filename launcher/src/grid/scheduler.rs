@@ -252,7 +252,19 @@ pub fn execute_mpi(
     // The cell numbers travel on their own communicator, apart from the training collectives.
     let cells = group.duplicate();
     let comm = data_parallel(group, device)?;
-    let leader = comm.rank() == 0;
+    // Every rank of a group runs the cells its leader is handed, until told to stop.
+    let work = |mut ask: Box<dyn FnMut(Report) -> i64 + '_>| {
+        let mut last: Report = (-1, false);
+        loop {
+            let mut cell = if comm.rank() == 0 { ask(last) } else { STOP };
+            cells.process_at_rank(0).broadcast_into(&mut cell);
+            if cell == STOP {
+                break;
+            }
+            let ok = run_cell(&grid.cells[cell as usize], device, comm.as_ref()).is_ok();
+            last = (cell, ok);
+        }
+    };
     if rank == 0 {
         let (report_tx, report_rx) = channel::<Report>();
         let (assign_tx, assign_rx) = channel::<i64>();
@@ -260,42 +272,19 @@ pub fn execute_mpi(
         let summary = std::thread::scope(|s| {
             let dispatcher =
                 s.spawn(|| dispatch(grid, leaders, names, mode, (report_rx, assign_tx)));
-            let mut last: Report = (-1, false);
-            loop {
-                let mut cell = match report_tx.send(last) {
-                    Ok(()) => assign_rx.recv().unwrap_or(STOP),
-                    Err(_) => STOP,
-                };
-                cells.process_at_rank(0).broadcast_into(&mut cell);
-                if cell == STOP {
-                    break;
-                }
-                last = (
-                    cell,
-                    run_cell(&grid.cells[cell as usize], device, comm.as_ref()).is_ok(),
-                );
-            }
+            work(Box::new(|last| match report_tx.send(last) {
+                Ok(()) => assign_rx.recv().unwrap_or(STOP),
+                Err(_) => STOP,
+            }));
             dispatcher.join().expect("dispatcher thread")
         });
         return Ok(Some(summary));
     }
     let root = world.process_at_rank(0);
-    let mut last: Report = (-1, false);
-    loop {
-        let mut cell = STOP;
-        if leader {
-            root.send_with_tag(&[last.0, i64::from(last.1)][..], REQUEST);
-            cell = root.receive_vec_with_tag::<i64>(ASSIGN).0[0];
-        }
-        cells.process_at_rank(0).broadcast_into(&mut cell);
-        if cell == STOP {
-            break;
-        }
-        last = (
-            cell,
-            run_cell(&grid.cells[cell as usize], device, comm.as_ref()).is_ok(),
-        );
-    }
+    work(Box::new(|last| {
+        root.send_with_tag(&[last.0, i64::from(last.1)][..], REQUEST);
+        root.receive_vec_with_tag::<i64>(ASSIGN).0[0]
+    }));
     Ok(None)
 }
 
