@@ -117,6 +117,21 @@ fn a_failing_cell_skips_its_dependants_and_the_rest_go_on() {
         .filter(|e| e.as_ref().unwrap().path().join("failure.json").exists())
         .count();
     assert_eq!(failures, 2);
+    // The same account, machine-readable.
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("runs/grid-summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["cells"], 14);
+    assert_eq!(record["ran"].as_array().unwrap().len(), 5);
+    assert_eq!(record["skipped"].as_object().unwrap().len(), 7);
+    let errors: Vec<&str> = record["failed"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 2);
+    assert!(errors.iter().any(|e| e.contains("loss is not finite")));
 }
 
 #[test]

@@ -50,6 +50,7 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
     if dp > world_size {
         bail!("--dp {dp}: a data-parallel group needs {dp} ranks, but this launch has {world_size} (start it with mpirun -n {dp} or more)");
     }
+    let started = std::time::Instant::now();
     let s = if world_size > 1 {
         let Some((universe, threading)) = mpi::initialize_with_threading(mpi::Threading::Multiple)
         else {
@@ -73,19 +74,46 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
     } else {
         super::execute::execute(grid, device, args.progress)
     };
-    let reference = std::path::Path::new("results/reference");
+    let wall = started.elapsed().as_secs_f64();
+    // Published numbers ship beside the configs (`results/reference/`).
+    let shipped = grid
+        .source
+        .parent()
+        .map(|d| d.join("../results/reference"))
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(|| "results/reference".into());
     let report = grid.output_dir.join("report");
-    if let Err(e) = crate::report::generate(&grid.output_dir, reference, &report) {
+    if let Err(e) = crate::report::generate(&grid.output_dir, &shipped, &report) {
         tracing::warn!("report not written: {e}");
     }
+    let record = serde_json::json!({
+        "grid": grid.name,
+        "source": grid.source,
+        "cells": grid.cells.len(),
+        "already_done": s.already_done,
+        "ran": s.ran,
+        "failed": s.failed,
+        "skipped": s.skipped,
+        "ranks": world_size,
+        "dp": dp,
+        "wall_s": wall,
+    });
+    let summary_path = grid.output_dir.join("grid-summary.json");
+    if let Err(e) = serde_json::to_vec_pretty(&record)
+        .map_err(std::io::Error::other)
+        .and_then(|b| subpt_trainer::io::write_atomic(&summary_path, &b))
+    {
+        tracing::warn!("{}: {e}", summary_path.display());
+    }
     println!(
-        "grid `{}`: {} cells, {} already done, {} ran, {} failed, {} skipped; report in {}",
+        "grid `{}`: {} cells, {} already done, {} ran, {} failed, {} skipped in {:.1} s; report in {}",
         grid.name,
         grid.cells.len(),
         s.already_done.len(),
         s.ran.len(),
         s.failed.len(),
         s.skipped.len(),
+        wall,
         report.display()
     );
     for (id, e) in &s.failed {
