@@ -105,3 +105,78 @@ fn dp_over_mpi_matches_one_process() {
         assert!(d.join(&out).join("result.json").exists());
     }
 }
+
+/// Runs `cmd` to completion, killing it after `secs` (a hung group fails the test instead of
+/// the test suite hanging).
+fn finish_within(cmd: &mut Command, secs: u64) -> std::process::Output {
+    let mut child = cmd
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start mpirun");
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() > secs {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {secs} s:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_rank_failing_alone_stops_its_whole_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run(Command::new(BIN).args([
+        "prepare",
+        "fashion-mnist",
+        "--out",
+        d.join("data").to_str().unwrap(),
+        "--per-class",
+        "6",
+        "--val-per-class",
+        "2",
+    ]));
+    run(Command::new(BIN).args([
+        "prepare",
+        "tiny-clip",
+        "--out",
+        d.join("tiny.safetensors").to_str().unwrap(),
+    ]));
+    std::fs::write(d.join("bad.safetensors"), b"not weights").unwrap();
+    // Rank 1 alone cannot load its weights; rank 0 sets up and reaches the first gradient sum.
+    let good = train_args(d, "out");
+    let mut bad = train_args(d, "out");
+    let w = bad.iter().position(|a| a == "--weights").unwrap() + 1;
+    bad[w] = d.join("bad.safetensors").display().to_string();
+    let out = finish_within(
+        Command::new("mpirun")
+            .args(["-n", "1", BIN])
+            .args(&good)
+            .arg("--dp")
+            .args([":", "-n", "1", BIN])
+            .args(&bad)
+            .arg("--dp"),
+        120,
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("not a weights file"),
+        "rank 1's own error: {text}"
+    );
+    assert!(
+        text.contains("1 other rank(s) of the data-parallel group failed"),
+        "rank 0 learns of it: {text}"
+    );
+    assert!(!d.join("out/result.json").exists());
+}

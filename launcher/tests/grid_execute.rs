@@ -85,6 +85,10 @@ fn reruns_resume_and_redo_broken_results() {
     std::fs::write(&results[0], &text[..text.len() / 2]).unwrap();
     let third = ok(grid_run(&grid));
     assert!(third.contains("3 already done, 1 ran"), "{third}");
+    // A wiped cache undoes the feature cell (the cells' results stand).
+    std::fs::remove_dir_all(dir.path().join("cache")).unwrap();
+    let fourth = ok(grid_run(&grid));
+    assert!(fourth.contains("3 already done, 1 ran"), "{fourth}");
     assert!(dir.path().join("runs/report/fewshot.csv").exists());
 }
 

@@ -122,6 +122,22 @@ impl FeatureCache {
         )
     }
 
+    /// The file stem of `key`'s entry (`<stem>.safetensors`, `<stem>.json`).
+    pub fn entry_name<K: Serialize>(&self, kind: &str, key: &K) -> String {
+        let (data, _, _) = self.paths(kind, key);
+        data.file_stem()
+            .expect("entries are files")
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Whether both files of the entry named `stem` are present.
+    pub fn has_entry(&self, stem: &str) -> bool {
+        ["safetensors", "json"]
+            .iter()
+            .all(|ext| self.dir.join(format!("{stem}.{ext}")).is_file())
+    }
+
     /// The stored tensors for `key`, if a complete entry with exactly this key exists.
     pub fn lookup<K: Serialize>(&self, kind: &str, key: &K) -> Option<Vec<(String, Tensor)>> {
         let (data, meta, manifest) = self.paths(kind, key);

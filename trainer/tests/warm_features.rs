@@ -56,6 +56,11 @@ fn cells_find_the_features_their_feature_cell_encoded() {
     let cache = d.join("cache");
     let (images, texts) = (entries(&cache, "image-"), entries(&cache, "text-"));
     assert_eq!(images.len(), 3);
+    let store = subpt_trainer::cache::FeatureCache::new(&cache);
+    for set in &first.sets {
+        assert!(images.contains(&format!("{}.safetensors", set.entry)));
+        assert!(store.has_entry(&set.entry));
+    }
     let cells = [
         spec(Method::Zsclip, "all", &["all"]),
         spec(Method::Zsclip, "base", &["base", "new"]),

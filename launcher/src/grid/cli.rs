@@ -24,7 +24,7 @@ pub struct GridArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub dp: u32,
     /// Live lines (`bar`), log lines (`plain`), or `auto`: live lines on a terminal. Under
-    /// mpirun the ranks cannot see mpirun's terminal, so `auto` means plain there.
+    /// mpirun no rank can tell whether mpirun writes to a terminal, so `auto` means plain there.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
 }

@@ -5,9 +5,10 @@ use super::progress::{Progress, ProgressMode};
 use super::{features_id, Cell, CellKind, Grid};
 use std::collections::BTreeMap;
 use std::path::Path;
+use subpt_trainer::cache::FeatureCache;
 use subpt_trainer::comm::{Communicator, Single};
+use subpt_trainer::engine::group::panic_message;
 use subpt_trainer::engine::run::{run, RunResult};
-use subpt_trainer::engine::train::panic_message;
 use subpt_trainer::engine::warm::{encode_test_features, FeaturesResult};
 use tch::Device;
 
@@ -33,8 +34,14 @@ pub fn is_done(cell: &Cell) -> bool {
         let Ok(text) = std::fs::read_to_string(cell.out_dir.join("features.json")) else {
             return false;
         };
+        // Done only while the features are still in the cache the cells will read.
+        let cache = FeatureCache::new(&cell.spec.cache_dir);
         return match serde_json::from_str::<FeaturesResult>(&text) {
-            Ok(r) => r.spec == cell.spec && features_id(&r.spec) == cell.id,
+            Ok(r) => {
+                r.spec == cell.spec
+                    && features_id(&r.spec) == cell.id
+                    && r.sets.iter().all(|s| cache.has_entry(&s.entry))
+            }
             Err(_) => false,
         };
     }
@@ -80,6 +87,10 @@ pub fn run_cell(cell: &Cell, device: Device, comm: &dyn Communicator) -> Result<
     // A panic (libtorch reports out-of-memory and shape errors that way) fails this cell only.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
         .unwrap_or_else(|p| Err(format!("internal error: {}", panic_message(p.as_ref()))));
+    if let (Err(e), false) = (&outcome, writer) {
+        // The leader records its own account; this rank's may be the cause.
+        tracing::error!(cell = %cell.id, "rank {} of the cell's group: {e}", comm.rank());
+    }
     if let (Err(e), true) = (&outcome, writer) {
         let _ = write_json(
             &cell.out_dir.join("failure.json"),
@@ -95,6 +106,10 @@ pub fn execute(grid: &Grid, device: Device, mode: ProgressMode) -> Summary {
     let done: Vec<bool> = grid.cells.iter().map(is_done).collect();
     let mut progress = Progress::new(grid, vec!["this process".into()], &done, mode, false);
     for (cell, &done) in grid.cells.iter().zip(&done) {
+        if done {
+            s.already_done.push(cell.id.clone());
+            continue;
+        }
         if let Some(d) = cell
             .deps
             .iter()
@@ -103,10 +118,6 @@ pub fn execute(grid: &Grid, device: Device, mode: ProgressMode) -> Summary {
             s.skipped
                 .insert(cell.id.clone(), format!("dependency {d} did not finish"));
             progress.skip(cell);
-            continue;
-        }
-        if done {
-            s.already_done.push(cell.id.clone());
             continue;
         }
         progress.start(0, cell);

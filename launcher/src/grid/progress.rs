@@ -4,13 +4,14 @@
 //! since a 16-shot ImageNet cell costs hundreds of 1-shot ones.
 use super::{Cell, Grid};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ProgressMode {
     /// Live lines when the output is a terminal (a single process), plain lines otherwise.
-    /// Under mpirun no rank can see mpirun's terminal: ask for `bar` there.
+    /// Under mpirun no rank can tell whether mpirun writes to a terminal (Open MPI gives rank 0
+    /// a pseudo-terminal either way): ask for `bar` there.
     #[default]
     Auto,
     /// Live lines (rank 0 draws them under mpirun).
@@ -19,10 +20,15 @@ pub enum ProgressMode {
     Plain,
 }
 
-/// The live display, once one is drawn: log lines are printed above it instead of through it.
-static LIVE: OnceLock<MultiProgress> = OnceLock::new();
+/// The live display while one is drawn: log lines are printed above it instead of through it.
+static LIVE: Mutex<Option<MultiProgress>> = Mutex::new(None);
 
-/// A `tracing` writer that prints above the live lines when they are drawn, else to stderr.
+fn live() -> std::sync::MutexGuard<'static, Option<MultiProgress>> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A `tracing` writer that prints above the live lines while they are drawn (on their
+/// stream), else to stderr.
 pub struct LogWriter(Vec<u8>);
 
 impl LogWriter {
@@ -42,7 +48,8 @@ impl std::io::Write for LogWriter {
         }
         let text = String::from_utf8_lossy(&self.0).into_owned();
         self.0.clear();
-        match LIVE.get() {
+        let shown = live().clone();
+        match shown {
             Some(m) => m.println(text.trim_end_matches('\n')),
             None => std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes()),
         }
@@ -147,7 +154,7 @@ impl Progress {
                     line
                 })
                 .collect();
-            let _ = LIVE.set(multi);
+            *live() = Some(multi);
             (overall, lines)
         });
         let cost_left = grid
@@ -256,6 +263,7 @@ impl Progress {
                 l.finish_and_clear();
             }
             overall.finish_and_clear();
+            *live() = None;
         }
     }
 }

@@ -234,8 +234,8 @@ fn groups(size: usize, dp: usize) -> Vec<(usize, String)> {
 }
 
 /// Runs the grid over all ranks of `world` in data-parallel groups of `dp` ranks; returns the
-/// summary on rank 0 only. Fails (on every rank of a group) when the group's communicator
-/// cannot be set up.
+/// summary on rank 0 only. Fails when the group's communicator cannot be set up (the caller
+/// aborts the job: the other ranks would wait for this one).
 pub fn execute_mpi(
     grid: &Grid,
     device: Device,
@@ -276,7 +276,12 @@ pub fn execute_mpi(
                 Ok(()) => assign_rx.recv().unwrap_or(STOP),
                 Err(_) => STOP,
             }));
-            dispatcher.join().expect("dispatcher thread")
+            dispatcher.join().unwrap_or_else(|p| {
+                // The other leaders wait for their next cell: end the job, not leave it hanging.
+                let why = subpt_trainer::engine::group::panic_message(p.as_ref());
+                eprintln!("error: the grid dispatcher failed: {why}");
+                world.abort(1)
+            })
         });
         return Ok(Some(summary));
     }

@@ -20,6 +20,8 @@ pub trait Communicator {
     fn size(&self) -> usize;
     /// Element-wise sum of `t` over the group, written back into `t` on every rank.
     fn all_reduce_sum(&self, t: &mut Tensor) -> Result<(), CommError>;
+    /// How many ranks of the group report `failed` (collective, a single number).
+    fn count_failures(&self, failed: bool) -> Result<usize, CommError>;
     fn backend(&self) -> &'static str;
 }
 
@@ -36,32 +38,37 @@ impl Communicator for Single {
     fn all_reduce_sum(&self, _t: &mut Tensor) -> Result<(), CommError> {
         Ok(())
     }
+    fn count_failures(&self, failed: bool) -> Result<usize, CommError> {
+        Ok(usize::from(failed))
+    }
     fn backend(&self) -> &'static str {
         "single"
     }
 }
 
-/// The communicator for a data-parallel group on `device`: NCCL when the device is a GPU and
-/// the CUDA driver and NCCL load, else MPI (GPU tensors then travel through host memory).
-/// Collective: every rank of `group` calls it with its own device.
+/// The communicator for a data-parallel group on `device`: NCCL when every rank of the group
+/// is on a GPU of its own and the CUDA driver and NCCL load everywhere, else MPI (GPU tensors
+/// then travel through host memory). Collective: every rank of `group` calls it with its own
+/// device, and all reach the same choice.
 pub fn data_parallel(
     group: SimpleCommunicator,
     device: Device,
 ) -> Result<Box<dyn Communicator>, CommError> {
     use mpi::traits::Communicator as _;
-    let comm: Box<dyn Communicator> = match device {
-        // A group of one never reduces: no NCCL communicator to set up.
-        Device::Cuda(_) if group.size() == 1 => Box::new(MpiComm::new(group)),
-        Device::Cuda(ordinal) => match nccl_usable(&group, ordinal) {
-            Ok(()) => Box::new(NcclComm::new(&group, ordinal)?),
-            Err(why) => {
+    if group.size() == 1 {
+        // A group of one never reduces.
+        return Ok(Box::new(MpiComm::new(group)));
+    }
+    let comm: Box<dyn Communicator> = match nccl_usable(&group, device) {
+        Ok(ordinal) => Box::new(NcclComm::new(&group, ordinal)?),
+        Err(why) => {
+            if device.is_cuda() {
                 tracing::warn!("the data-parallel group reduces over MPI: {why}");
-                Box::new(MpiComm::new(group))
             }
-        },
-        _ => Box::new(MpiComm::new(group)),
+            Box::new(MpiComm::new(group))
+        }
     };
-    if comm.size() > 1 && comm.rank() == 0 {
+    if comm.rank() == 0 {
         tracing::info!(
             "data-parallel group of {} ranks, gradients all-reduced over {}",
             comm.size(),
@@ -71,32 +78,38 @@ pub fn data_parallel(
     Ok(comm)
 }
 
-/// Whether every rank of `group` can join an NCCL communicator: NCCL loads everywhere and no
-/// two ranks share a GPU (NCCL refuses that). Every rank reaches the same answer.
-fn nccl_usable(group: &SimpleCommunicator, ordinal: usize) -> Result<(), String> {
+/// This rank's GPU when every rank of `group` can join an NCCL communicator: each is on a GPU,
+/// NCCL loads everywhere and no two ranks share a GPU (NCCL refuses that; GPUs are told apart
+/// by host and PCI address, which per-rank `CUDA_VISIBLE_DEVICES` does not disguise).
+fn nccl_usable(group: &SimpleCommunicator, device: Device) -> Result<usize, String> {
     use mpi::traits::{Communicator as _, CommunicatorCollectives};
     use std::hash::{Hash, Hasher};
     let mut host = std::collections::hash_map::DefaultHasher::new();
     mpi::environment::processor_name()
         .unwrap_or_default()
         .hash(&mut host);
-    let mine = [
-        host.finish(),
-        ordinal as u64,
-        u64::from(NcclComm::available()),
-    ];
+    let gpu = match device {
+        Device::Cuda(ordinal) if NcclComm::available() => nccl_backend::gpu_identity(ordinal),
+        _ => None,
+    };
+    let mine = [host.finish(), gpu.unwrap_or(0), u64::from(gpu.is_some())];
     let mut all = vec![0u64; 3 * group.size() as usize];
     group.all_gather_into(&mine[..], &mut all[..]);
     let ranks: Vec<&[u64]> = all.chunks_exact(3).collect();
     if let Some(r) = ranks.iter().position(|r| r[2] == 0) {
-        return Err(format!("rank {r} cannot load the CUDA driver and NCCL"));
+        return Err(format!(
+            "rank {r} of the group is not on a GPU that NCCL can use"
+        ));
     }
     for (i, a) in ranks.iter().enumerate() {
         if let Some(j) = ranks[..i].iter().position(|b| b[..2] == a[..2]) {
-            return Err(format!("ranks {j} and {i} share GPU {}", a[1]));
+            return Err(format!("ranks {j} and {i} of the group share a GPU"));
         }
     }
-    Ok(())
+    match device {
+        Device::Cuda(ordinal) => Ok(ordinal),
+        _ => unreachable!("every rank is on a GPU"),
+    }
 }
 
 /// The contiguous share of `n` items that `rank` of `size` takes (the first `n % size` ranks

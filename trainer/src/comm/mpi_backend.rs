@@ -46,6 +46,12 @@ impl Communicator for MpiComm {
         tch::no_grad(|| t.copy_(&summed));
         Ok(())
     }
+    fn count_failures(&self, failed: bool) -> Result<usize, CommError> {
+        let mut total = 0u32;
+        self.comm
+            .all_reduce_into(&u32::from(failed), &mut total, SystemOperation::sum());
+        Ok(total as usize)
+    }
     fn backend(&self) -> &'static str {
         "mpi"
     }

@@ -4,8 +4,9 @@
 use super::{CommError, Communicator};
 use cudarc::driver::CudaContext;
 use cudarc::nccl::{result, sys};
+use mpi::collective::SystemOperation;
 use mpi::topology::SimpleCommunicator;
-use mpi::traits::{Communicator as _, Root};
+use mpi::traits::{Communicator as _, CommunicatorCollectives, Root};
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
@@ -33,21 +34,40 @@ impl NcclComm {
     }
 
     /// Joins the ranks of `group` into one NCCL communicator on GPU `ordinal` (collective:
-    /// every rank of the group calls it). Rank 0's unique id travels over MPI.
+    /// every rank of the group calls it). Rank 0's unique id travels over MPI; a rank that
+    /// cannot take its GPU fails the setup on every rank instead of leaving them waiting.
     pub fn new(group: &SimpleCommunicator, ordinal: usize) -> Result<Self, CommError> {
-        let ctx = CudaContext::new(ordinal).map_err(|e| err(format!("cuda:{ordinal}: {e:?}")))?;
         let (rank, size) = (group.rank(), group.size());
-        let mut id = [0u8; 128];
+        let ctx = CudaContext::new(ordinal).map_err(|e| format!("cuda:{ordinal}: {e:?}"));
+        let mut failed = 0u32;
+        group.all_reduce_into(
+            &u32::from(ctx.is_err()),
+            &mut failed,
+            SystemOperation::sum(),
+        );
+        let ctx = ctx.map_err(err)?;
+        if failed > 0 {
+            return Err(err(format!(
+                "{failed} rank(s) of the group could not take their GPU"
+            )));
+        }
+        // Byte 0: whether rank 0 has an id to give; then the id.
+        let mut id = [0u8; 129];
         if rank == 0 {
-            let unique = result::get_uniqueid().map_err(|e| err(format!("{e:?}")))?;
-            for (dst, src) in id.iter_mut().zip(unique.internal) {
-                *dst = src as u8;
+            if let Ok(unique) = result::get_uniqueid() {
+                id[0] = 1;
+                for (dst, src) in id[1..].iter_mut().zip(unique.internal) {
+                    *dst = src as u8;
+                }
             }
         }
         group.process_at_rank(0).broadcast_into(&mut id[..]);
+        if id[0] == 0 {
+            return Err(err("ncclGetUniqueId failed on rank 0 of the group"));
+        }
         let mut unique = sys::ncclUniqueId { internal: [0; 128] };
-        for (dst, src) in unique.internal.iter_mut().zip(id) {
-            *dst = src as _;
+        for (dst, src) in unique.internal.iter_mut().zip(&id[1..]) {
+            *dst = *src as _;
         }
         let mut comm: sys::ncclComm_t = std::ptr::null_mut();
         // SAFETY: `comm` is a valid out-pointer; the primary context of `ordinal` is current.
@@ -61,6 +81,21 @@ impl NcclComm {
             ctx,
         })
     }
+}
+
+/// A GPU's place in its machine (PCI domain, bus and device), the same whatever
+/// `CUDA_VISIBLE_DEVICES` numbers it; `None` when the driver cannot tell.
+pub(super) fn gpu_identity(ordinal: usize) -> Option<u64> {
+    use cudarc::driver::result::{device, init};
+    use cudarc::driver::sys::CUdevice_attribute_enum as A;
+    init().ok()?;
+    let dev = device::get(ordinal as i32).ok()?;
+    // SAFETY: `dev` is a valid device handle from cuDeviceGet.
+    let attr = |a| unsafe { device::get_attribute(dev, a) }.ok();
+    let domain = attr(A::CU_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID)? as u64;
+    let bus = attr(A::CU_DEVICE_ATTRIBUTE_PCI_BUS_ID)? as u64;
+    let slot = attr(A::CU_DEVICE_ATTRIBUTE_PCI_DEVICE_ID)? as u64;
+    Some((domain << 32) | (bus << 8) | slot)
 }
 
 fn nccl_type(kind: Kind) -> Option<sys::ncclDataType_t> {
@@ -112,6 +147,12 @@ impl Communicator for NcclComm {
             tch::no_grad(|| t.copy_(&buf));
         }
         Ok(())
+    }
+    fn count_failures(&self, failed: bool) -> Result<usize, CommError> {
+        let mut flag = Tensor::from_slice(&[f32::from(u8::from(failed))])
+            .to_device(Device::Cuda(self.ordinal));
+        self.all_reduce_sum(&mut flag)?;
+        Ok(flag.double_value(&[0]).round() as usize)
     }
     fn backend(&self) -> &'static str {
         "nccl"

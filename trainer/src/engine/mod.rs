@@ -1,6 +1,7 @@
 //! One cell from spec to result: SGD with PyTorch's semantics, the CoOp schedule, the training
 //! loop and test-split evaluation.
 pub mod eval;
+pub mod group;
 pub mod optim;
 pub mod run;
 pub mod schedule;

@@ -49,7 +49,7 @@ pub enum RunError {
     #[error("internal error: {0}")]
     Panic(String),
     #[error("{failures} other rank(s) of the data-parallel group failed at the same step")]
-    PeerFailed { failures: i64 },
+    PeerFailed { failures: usize },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -126,7 +126,17 @@ fn subsample(splits: &DatasetSplits, which: &str) -> Result<DatasetSplits, RunEr
 }
 
 /// Runs one cell. `out_dir` receives the learned context (and the trajectory for SubPT stages).
+/// Every rank of a data-parallel group `comm` calls this; they succeed or fail together.
 pub fn run(
+    spec: &RunSpec,
+    out_dir: &Path,
+    device: Device,
+    comm: &dyn Communicator,
+) -> Result<RunResult, RunError> {
+    super::group::in_step(comm, || run_on_rank(spec, out_dir, device, comm))
+}
+
+fn run_on_rank(
     spec: &RunSpec,
     out_dir: &Path,
     device: Device,

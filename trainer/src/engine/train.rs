@@ -2,6 +2,7 @@
 //! Dassl's batching, train-time augmentation, frozen image tower, optional gradient projection,
 //! SGD with the CoOp schedule, and a guard that fails the cell on a non-finite loss or gradient.
 use super::eval::{evaluate, evaluate_with, EvalResult, EvalSet};
+use super::group::checked_sum;
 use super::optim::Sgd;
 use super::run::{CurvePoint, RunError};
 use super::schedule::Schedule;
@@ -112,34 +113,16 @@ impl Model<'_> {
     }
 }
 
-/// Sums every rank's gradients in one all-reduce, with a trailing count of ranks that failed
-/// this step: when any did, every rank returns an error (its own, or a peer's failure).
-fn reduce_over_group(
+/// Sums every rank's gradients in one all-reduce (after the group's failure check).
+pub(crate) fn reduce_over_group(
     comm: &dyn Communicator,
-    local: Result<Vec<Tensor>, RunError>,
-    like: &[Tensor],
+    grads: Vec<Tensor>,
 ) -> Result<Vec<Tensor>, RunError> {
-    let (flat, failed) = match &local {
-        Ok(grads) => (
-            grads.iter().map(|g| g.reshape([-1])).collect::<Vec<_>>(),
-            0.0,
-        ),
-        Err(_) => (
-            like.iter().map(|p| p.zeros_like().reshape([-1])).collect(),
-            1.0,
-        ),
-    };
-    let flag = Tensor::from_slice(&[failed as f32]).to_device(like[0].device());
-    let mut all = Tensor::cat(&[Tensor::cat(&flat, 0), flag.to_kind(like[0].kind())], 0);
-    comm.all_reduce_sum(&mut all)?;
-    let total = all.numel() as i64;
-    let failures = all.double_value(&[total - 1]).round() as i64;
-    let mine = local?;
-    if failures > 0 {
-        return Err(RunError::PeerFailed { failures });
-    }
+    let flat: Vec<Tensor> = grads.iter().map(|g| g.reshape([-1])).collect();
+    let mut all = Tensor::cat(&flat, 0);
+    checked_sum(comm, &mut all)?;
     let mut offset = 0;
-    Ok(mine
+    Ok(grads
         .iter()
         .map(|g| {
             let n = g.numel() as i64;
@@ -148,15 +131,6 @@ fn reduce_over_group(
             part
         })
         .collect())
-}
-
-/// The text of a caught panic.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 fn finite(t: &Tensor) -> bool {
@@ -225,8 +199,6 @@ pub fn train(
                 batch: b,
                 what,
             };
-            // A rank's failure travels with the gradient sum, so the whole group stops at the
-            // same step instead of leaving its peers waiting in the all-reduce.
             let mut local = || -> Result<Vec<Tensor>, RunError> {
                 let mut terms = Vec::new();
                 if !mine.is_empty() {
@@ -261,16 +233,10 @@ pub fn train(
                     }
                 })
             };
-            // libtorch errors (out of memory, a bad shape) surface as panics; on one rank of a
-            // group they must still reach the others through the reduction.
-            let local = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut local))
-                .unwrap_or_else(|p| Err(RunError::Panic(panic_message(p.as_ref()))));
-            let mut grads = if size > 1 {
-                let like: Vec<Tensor> = model.params_mut().iter().map(|p| p.detach()).collect();
-                reduce_over_group(s.comm, local, &like)?
-            } else {
-                local?
-            };
+            let mut grads = local()?;
+            if size > 1 {
+                grads = reduce_over_group(s.comm, grads)?;
+            }
             let mut params = model.params_mut();
             if let Some(p) = projector {
                 grads[0] = p.project(&grads[0]);
@@ -283,8 +249,9 @@ pub fn train(
             }
         }
         if size > 1 {
-            let mut stats = Tensor::from_slice(&[loss_sum, correct as f64, seen as f64]);
-            s.comm.all_reduce_sum(&mut stats)?;
+            let mut stats = Tensor::from_slice(&[loss_sum, correct as f64, seen as f64])
+                .to_device(s.clip.device);
+            checked_sum(s.comm, &mut stats)?;
             let v = Vec::<f64>::try_from(&stats).expect("3 values");
             (loss_sum, correct, seen) = (v[0], v[1] as i64, v[2] as i64);
         }
@@ -314,95 +281,4 @@ pub fn train(
         );
     }
     Ok(trajectory)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{reduce_over_group, RunError};
-    use crate::comm::{CommError, Communicator};
-    use tch::Tensor;
-
-    /// One peer's contribution added by the "all-reduce", as a second rank would.
-    struct Peer(Tensor);
-
-    impl Communicator for Peer {
-        fn rank(&self) -> usize {
-            0
-        }
-        fn size(&self) -> usize {
-            2
-        }
-        fn all_reduce_sum(&self, t: &mut Tensor) -> Result<(), CommError> {
-            *t = &*t + &self.0;
-            Ok(())
-        }
-        fn backend(&self) -> &'static str {
-            "test"
-        }
-    }
-
-    fn like() -> Vec<Tensor> {
-        vec![
-            Tensor::zeros([2, 3], tch::kind::FLOAT_CPU),
-            Tensor::zeros([4], tch::kind::FLOAT_CPU),
-        ]
-    }
-
-    fn local() -> Vec<Tensor> {
-        vec![
-            Tensor::arange(6, tch::kind::FLOAT_CPU).view([2, 3]),
-            Tensor::ones([4], tch::kind::FLOAT_CPU),
-        ]
-    }
-
-    #[test]
-    fn gradients_are_summed_and_reshaped() {
-        let peer = Peer(Tensor::cat(
-            &[
-                Tensor::full([10], 0.5, tch::kind::FLOAT_CPU),
-                Tensor::zeros([1], tch::kind::FLOAT_CPU),
-            ],
-            0,
-        ));
-        let g = reduce_over_group(&peer, Ok(local()), &like()).unwrap();
-        assert_eq!(g[0].size(), vec![2, 3]);
-        assert_eq!(g[1].size(), vec![4]);
-        assert!(g[0].allclose(
-            &(Tensor::arange(6, tch::kind::FLOAT_CPU).view([2, 3]) + 0.5),
-            0.0,
-            0.0,
-            false
-        ));
-        assert!(g[1].allclose(
-            &Tensor::full([4], 1.5, tch::kind::FLOAT_CPU),
-            0.0,
-            0.0,
-            false
-        ));
-    }
-
-    #[test]
-    fn a_failed_peer_stops_this_rank_too() {
-        let peer = Peer(Tensor::cat(
-            &[
-                Tensor::zeros([10], tch::kind::FLOAT_CPU),
-                Tensor::ones([1], tch::kind::FLOAT_CPU),
-            ],
-            0,
-        ));
-        match reduce_over_group(&peer, Ok(local()), &like()) {
-            Err(RunError::PeerFailed { failures: 1 }) => {}
-            other => panic!("expected a peer failure, got {:?}", other.map(|_| ())),
-        }
-    }
-
-    #[test]
-    fn a_local_failure_keeps_its_own_error() {
-        let peer = Peer(Tensor::zeros([11], tch::kind::FLOAT_CPU));
-        let mine = Err(RunError::Spec("bad shard".into()));
-        match reduce_over_group(&peer, mine, &like()) {
-            Err(RunError::Spec(m)) => assert_eq!(m, "bad shard"),
-            other => panic!("expected the local error, got {:?}", other.map(|_| ())),
-        }
-    }
 }

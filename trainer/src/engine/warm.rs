@@ -22,6 +22,8 @@ pub struct WarmedSet {
     pub classes: usize,
     /// Whether the image features were already in the cache.
     pub cached: bool,
+    /// The image features' cache entry.
+    pub entry: String,
 }
 
 /// The record a feature cell leaves (`features.json`).
@@ -64,6 +66,7 @@ pub fn encode_test_features(spec: &RunSpec, device: Device) -> Result<FeaturesRe
             images: set.items.len(),
             classes: set.classnames.len(),
             cached: outcome == Outcome::Hit,
+            entry: cache.entry_name("image", &key),
         });
     }
     Ok(FeaturesResult {
