@@ -277,6 +277,7 @@ fn sigkill_of_a_rank_mid_grid_loses_nothing_finished() {
     while done() < 2 && start.elapsed().as_secs() < 300 {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    assert!(done() >= 2, "no cells finished within 300 s");
     let victim = rank_pid(job.id(), 1).expect("rank 1 is running");
     let killed = Command::new("kill")
         .args(["-9", &victim.to_string()])
