@@ -55,17 +55,8 @@ fn train_args(dir: &Path, out: &str) -> Vec<String> {
     ]
 }
 
-fn trajectory(path: &Path) -> std::collections::BTreeMap<String, Tensor> {
-    Tensor::read_safetensors(path.join("trajectory.safetensors"))
-        .unwrap()
-        .into_iter()
-        .collect()
-}
-
-#[test]
-fn dp_over_mpi_matches_one_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// Fixture data and a tiny CLIP in `d`.
+fn fixture(d: &Path) {
     run(Command::new(BIN).args([
         "prepare",
         "fashion-mnist",
@@ -82,6 +73,20 @@ fn dp_over_mpi_matches_one_process() {
         "--out",
         d.join("tiny.safetensors").to_str().unwrap(),
     ]));
+}
+
+fn trajectory(path: &Path) -> std::collections::BTreeMap<String, Tensor> {
+    Tensor::read_safetensors(path.join("trajectory.safetensors"))
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn dp_over_mpi_matches_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fixture(d);
     run(Command::new(BIN).args(train_args(d, "single")));
     let single = trajectory(&d.join("single"));
     assert_eq!(single.len(), 5);
@@ -136,22 +141,7 @@ fn finish_within(cmd: &mut Command, secs: u64) -> std::process::Output {
 fn a_rank_failing_alone_stops_its_whole_group() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    run(Command::new(BIN).args([
-        "prepare",
-        "fashion-mnist",
-        "--out",
-        d.join("data").to_str().unwrap(),
-        "--per-class",
-        "6",
-        "--val-per-class",
-        "2",
-    ]));
-    run(Command::new(BIN).args([
-        "prepare",
-        "tiny-clip",
-        "--out",
-        d.join("tiny.safetensors").to_str().unwrap(),
-    ]));
+    fixture(d);
     std::fs::write(d.join("bad.safetensors"), b"not weights").unwrap();
     // Rank 1 alone cannot load its weights; rank 0 sets up and reaches the first gradient sum.
     let good = train_args(d, "out");
