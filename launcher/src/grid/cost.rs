@@ -13,37 +13,13 @@
 //! A feature cell encodes each evaluated test subset once: an image-tower pass costs about as
 //! much as `IMAGE_PASS` text prompts (ViT-B/16: 197 tokens of width 768 against 77 of 512).
 //!
-//! Class counts and test-set sizes are the real datasets' (`DatasetInfo::num_classes`, the
-//! CoOp papers' split sizes), so fixtures look dearer than they are; only ratios between cells
-//! matter.
+//! Class counts and test-set sizes are the real datasets' (`DatasetInfo::num_classes`,
+//! `num_test`), so fixtures look dearer than they are; only ratios between cells matter.
 use super::CellKind;
 use subpt_trainer::data::DatasetName;
 use subpt_trainer::engine::spec::{Method, RunSpec};
 
 const IMAGE_PASS: f64 = 7.5;
-
-/// Test images of the real dataset.
-fn test_size(d: DatasetName) -> usize {
-    use DatasetName::*;
-    match d {
-        ImageNet => 50_000,
-        Caltech101 => 2_465,
-        OxfordPets => 3_669,
-        StanfordCars => 8_041,
-        OxfordFlowers => 2_463,
-        Food101 => 30_300,
-        FgvcAircraft => 3_333,
-        Sun397 => 19_850,
-        Dtd => 1_692,
-        EuroSat => 8_100,
-        Ucf101 => 3_783,
-        ImageNetV2 => 10_000,
-        ImageNetSketch => 50_889,
-        ImageNetA => 7_500,
-        ImageNetR => 30_000,
-        _ => 1_000,
-    }
-}
 
 pub fn estimate_cost(spec: &RunSpec, kind: &CellKind) -> f64 {
     let dataset = spec.dataset.parse::<DatasetName>().ok();
@@ -67,7 +43,7 @@ pub fn estimate_cost(spec: &RunSpec, kind: &CellKind) -> f64 {
     if *kind == CellKind::Features {
         // Each subset's images are encoded under their own key: "all" once, "base" and "new"
         // a class half each (taken as half the images).
-        let images = dataset.map(test_size).unwrap_or(1_000) as f64;
+        let images = dataset.map(|d| d.info().num_test).unwrap_or(1_000) as f64;
         return IMAGE_PASS * images * eval / classes as f64 + eval;
     }
     if matches!(kind, CellKind::Evaluate { .. }) || spec.method == Method::Zsclip {

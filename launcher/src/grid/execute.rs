@@ -87,15 +87,18 @@ pub fn run_cell(cell: &Cell, device: Device, comm: &dyn Communicator) -> Result<
     // A panic (libtorch reports out-of-memory and shape errors that way) fails this cell only.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
         .unwrap_or_else(|p| Err(format!("internal error: {}", panic_message(p.as_ref()))));
-    if let (Err(e), false) = (&outcome, writer) {
+    match (&outcome, writer) {
+        (Err(e), true) => {
+            let _ = write_json(
+                &cell.out_dir.join("failure.json"),
+                &serde_json::json!({ "id": cell.id, "error": e, "spec": cell.spec }),
+            );
+        }
         // The leader records its own account; this rank's may be the cause.
-        tracing::error!(cell = %cell.id, "rank {} of the cell's group: {e}", comm.rank());
-    }
-    if let (Err(e), true) = (&outcome, writer) {
-        let _ = write_json(
-            &cell.out_dir.join("failure.json"),
-            &serde_json::json!({ "id": cell.id, "error": e, "spec": cell.spec }),
-        );
+        (Err(e), false) => {
+            tracing::error!(cell = %cell.id, "rank {} of the cell's group: {e}", comm.rank())
+        }
+        (Ok(()), _) => {}
     }
     outcome
 }

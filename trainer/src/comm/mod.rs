@@ -88,10 +88,13 @@ fn nccl_usable(group: &SimpleCommunicator, device: Device) -> Result<usize, Stri
     mpi::environment::processor_name()
         .unwrap_or_default()
         .hash(&mut host);
-    let gpu = match device {
-        Device::Cuda(ordinal) if NcclComm::available() => nccl_backend::gpu_identity(ordinal),
+    let ordinal = match device {
+        Device::Cuda(ordinal) => Some(ordinal),
         _ => None,
     };
+    let gpu = ordinal
+        .filter(|_| NcclComm::available())
+        .and_then(nccl_backend::gpu_identity);
     let mine = [host.finish(), gpu.unwrap_or(0), u64::from(gpu.is_some())];
     let mut all = vec![0u64; 3 * group.size() as usize];
     group.all_gather_into(&mine[..], &mut all[..]);
@@ -106,10 +109,7 @@ fn nccl_usable(group: &SimpleCommunicator, device: Device) -> Result<usize, Stri
             return Err(format!("ranks {j} and {i} of the group share a GPU"));
         }
     }
-    match device {
-        Device::Cuda(ordinal) => Ok(ordinal),
-        _ => unreachable!("every rank is on a GPU"),
-    }
+    Ok(ordinal.expect("this rank reported a GPU"))
 }
 
 /// The contiguous share of `n` items that `rank` of `size` takes (the first `n % size` ranks

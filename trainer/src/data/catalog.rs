@@ -53,6 +53,8 @@ pub struct DatasetInfo {
     pub split: SplitSource,
     /// Class count of the real dataset (fixtures have fewer).
     pub num_classes: usize,
+    /// Test images of the real dataset's split (the CoOp papers' counts).
+    pub num_test: usize,
     /// Zero-shot prompt template (`{}` = class name with `_` turned into spaces).
     pub template: &'static str,
     /// Only a test split (domain-generalisation targets).
@@ -62,7 +64,7 @@ pub struct DatasetInfo {
 const PHOTO: &str = "a photo of a {}.";
 
 macro_rules! row {
-    ($name:ident, $id:literal, $cfg:literal, $dir:literal, $img:literal, $split:expr, $n:literal, $tpl:expr, $test_only:literal) => {
+    ($name:ident, $id:literal, $cfg:literal, $dir:literal, $img:literal, $split:expr, $n:literal, $test:literal, $tpl:expr, $test_only:literal) => {
         DatasetInfo {
             name: DatasetName::$name,
             id: $id,
@@ -71,6 +73,7 @@ macro_rules! row {
             image_dir: $img,
             split: $split,
             num_classes: $n,
+            num_test: $test,
             template: $tpl,
             test_only: $test_only,
         }
@@ -82,23 +85,23 @@ use SplitSource::*;
 /// All datasets, in `DatasetName` order.
 #[rustfmt::skip]
 pub const DATASETS: [DatasetInfo; 16] = [
-    row!(ImageNet, "imagenet", "ImageNet", "imagenet", "images", ImageNetFolders, 1000, PHOTO, false),
-    row!(Caltech101, "caltech101", "Caltech101", "caltech-101", "101_ObjectCategories", SplitJson("split_zhou_Caltech101.json"), 100, PHOTO, false),
-    row!(OxfordPets, "oxford_pets", "OxfordPets", "oxford_pets", "images", SplitJson("split_zhou_OxfordPets.json"), 37, "a photo of a {}, a type of pet.", false),
-    row!(StanfordCars, "stanford_cars", "StanfordCars", "stanford_cars", "", SplitJson("split_zhou_StanfordCars.json"), 196, PHOTO, false),
-    row!(OxfordFlowers, "oxford_flowers", "OxfordFlowers", "oxford_flowers", "jpg", SplitJson("split_zhou_OxfordFlowers.json"), 102, "a photo of a {}, a type of flower.", false),
-    row!(Food101, "food101", "Food101", "food-101", "images", SplitJson("split_zhou_Food101.json"), 101, "a photo of {}, a type of food.", false),
-    row!(FgvcAircraft, "fgvc_aircraft", "FGVCAircraft", "fgvc_aircraft", "images", AircraftTxt, 100, "a photo of a {}, a type of aircraft.", false),
-    row!(Sun397, "sun397", "SUN397", "sun397", "SUN397", SplitJson("split_zhou_SUN397.json"), 397, PHOTO, false),
-    row!(Dtd, "dtd", "DescribableTextures", "dtd", "images", SplitJson("split_zhou_DescribableTextures.json"), 47, "{} texture.", false),
-    row!(EuroSat, "eurosat", "EuroSAT", "eurosat", "2750", SplitJson("split_zhou_EuroSAT.json"), 10, "a centered satellite photo of {}.", false),
-    row!(Ucf101, "ucf101", "UCF101", "ucf101", "UCF-101-midframes", SplitJson("split_zhou_UCF101.json"), 101, "a photo of a person doing {}.", false),
-    row!(ImageNetV2, "imagenetv2", "ImageNetV2", "imagenetv2", "imagenetv2-matched-frequency-format-val", IndexFolders, 1000, PHOTO, true),
-    row!(ImageNetSketch, "imagenet_sketch", "ImageNetSketch", "imagenet-sketch", "images", WnidFolders, 1000, PHOTO, true),
-    row!(ImageNetA, "imagenet_a", "ImageNetA", "imagenet-adversarial", "imagenet-a", WnidFolders, 200, PHOTO, true),
-    row!(ImageNetR, "imagenet_r", "ImageNetR", "imagenet-rendition", "imagenet-r", WnidFolders, 200, PHOTO, true),
+    row!(ImageNet, "imagenet", "ImageNet", "imagenet", "images", ImageNetFolders, 1000, 50_000, PHOTO, false),
+    row!(Caltech101, "caltech101", "Caltech101", "caltech-101", "101_ObjectCategories", SplitJson("split_zhou_Caltech101.json"), 100, 2_465, PHOTO, false),
+    row!(OxfordPets, "oxford_pets", "OxfordPets", "oxford_pets", "images", SplitJson("split_zhou_OxfordPets.json"), 37, 3_669, "a photo of a {}, a type of pet.", false),
+    row!(StanfordCars, "stanford_cars", "StanfordCars", "stanford_cars", "", SplitJson("split_zhou_StanfordCars.json"), 196, 8_041, PHOTO, false),
+    row!(OxfordFlowers, "oxford_flowers", "OxfordFlowers", "oxford_flowers", "jpg", SplitJson("split_zhou_OxfordFlowers.json"), 102, 2_463, "a photo of a {}, a type of flower.", false),
+    row!(Food101, "food101", "Food101", "food-101", "images", SplitJson("split_zhou_Food101.json"), 101, 30_300, "a photo of {}, a type of food.", false),
+    row!(FgvcAircraft, "fgvc_aircraft", "FGVCAircraft", "fgvc_aircraft", "images", AircraftTxt, 100, 3_333, "a photo of a {}, a type of aircraft.", false),
+    row!(Sun397, "sun397", "SUN397", "sun397", "SUN397", SplitJson("split_zhou_SUN397.json"), 397, 19_850, PHOTO, false),
+    row!(Dtd, "dtd", "DescribableTextures", "dtd", "images", SplitJson("split_zhou_DescribableTextures.json"), 47, 1_692, "{} texture.", false),
+    row!(EuroSat, "eurosat", "EuroSAT", "eurosat", "2750", SplitJson("split_zhou_EuroSAT.json"), 10, 8_100, "a centered satellite photo of {}.", false),
+    row!(Ucf101, "ucf101", "UCF101", "ucf101", "UCF-101-midframes", SplitJson("split_zhou_UCF101.json"), 101, 3_783, "a photo of a person doing {}.", false),
+    row!(ImageNetV2, "imagenetv2", "ImageNetV2", "imagenetv2", "imagenetv2-matched-frequency-format-val", IndexFolders, 1000, 10_000, PHOTO, true),
+    row!(ImageNetSketch, "imagenet_sketch", "ImageNetSketch", "imagenet-sketch", "images", WnidFolders, 1000, 50_889, PHOTO, true),
+    row!(ImageNetA, "imagenet_a", "ImageNetA", "imagenet-adversarial", "imagenet-a", WnidFolders, 200, 7_500, PHOTO, true),
+    row!(ImageNetR, "imagenet_r", "ImageNetR", "imagenet-rendition", "imagenet-r", WnidFolders, 200, 30_000, PHOTO, true),
     // Embedded demo dataset converted from Debian's idx files (see `fashion_mnist`).
-    row!(FashionMnist, "fashion_mnist", "FashionMNIST", "fashion_mnist", "images", SplitJson("split_fashion_mnist.json"), 10, PHOTO, false),
+    row!(FashionMnist, "fashion_mnist", "FashionMNIST", "fashion_mnist", "images", SplitJson("split_fashion_mnist.json"), 10, 10_000, PHOTO, false),
 ];
 
 impl DatasetName {

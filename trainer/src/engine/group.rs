@@ -17,12 +17,18 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// A sum over the group that first checks that no rank has failed.
-pub(crate) fn checked_sum(comm: &dyn Communicator, t: &mut Tensor) -> Result<(), RunError> {
+/// This rank's side of a failure count when it has not failed: an error when others have.
+fn none_failed(comm: &dyn Communicator) -> Result<(), RunError> {
     match comm.count_failures(false)? {
-        0 => Ok(comm.all_reduce_sum(t)?),
+        0 => Ok(()),
         failures => Err(RunError::PeerFailed { failures }),
     }
+}
+
+/// A sum over the group that first checks that no rank has failed.
+pub(crate) fn checked_sum(comm: &dyn Communicator, t: &mut Tensor) -> Result<(), RunError> {
+    none_failed(comm)?;
+    Ok(comm.all_reduce_sum(t)?)
 }
 
 /// Runs a cell's `body` on this rank of the group and closes it with a failure count, so the
@@ -37,10 +43,7 @@ pub(crate) fn in_step<T>(
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
         .unwrap_or_else(|p| Err(RunError::Panic(panic_message(p.as_ref()))));
     match outcome {
-        Ok(v) => match comm.count_failures(false)? {
-            0 => Ok(v),
-            failures => Err(RunError::PeerFailed { failures }),
-        },
+        Ok(v) => none_failed(comm).map(|()| v),
         // Already agreed on at a collective, or the collectives themselves broke.
         Err(e @ (RunError::PeerFailed { .. } | RunError::Comm(_))) => Err(e),
         Err(e) => {
