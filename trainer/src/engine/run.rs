@@ -126,7 +126,8 @@ fn subsample(splits: &DatasetSplits, which: &str) -> Result<DatasetSplits, RunEr
 }
 
 /// Runs one cell. `out_dir` receives the learned context (and the trajectory for SubPT stages).
-/// Every rank of a data-parallel group `comm` calls this; they succeed or fail together.
+/// Every rank of a data-parallel group `comm` calls this; they succeed or fail together. Rank 0
+/// evaluates and returns the cell's result; the others' results carry no accuracies.
 pub fn run(
     spec: &RunSpec,
     out_dir: &Path,
@@ -293,7 +294,13 @@ fn run_on_rank(
     let mut accuracy = BTreeMap::new();
     let mut per_class = BTreeMap::new();
     let mut test_size = BTreeMap::new();
-    for set in &eval_sets {
+    // Only rank 0's result is kept: the group's other ranks need not evaluate.
+    let evaluated = if comm.rank() == 0 {
+        &eval_sets[..]
+    } else {
+        &[]
+    };
+    for set in evaluated {
         let r = match &mut trained {
             Trained::ZeroShot => {
                 let templates = [template.to_string()];

@@ -257,7 +257,9 @@ pub fn train(
         }
         trajectory.push(model.ctx().detach().copy());
         let mut test = BTreeMap::new();
-        let evaluate_now = spec.eval_every > 0 && (epoch + 1) % spec.eval_every == 0;
+        // Curves are kept from rank 0 only, as is the whole result.
+        let evaluate_now =
+            spec.eval_every > 0 && (epoch + 1) % spec.eval_every == 0 && s.comm.rank() == 0;
         if evaluate_now {
             for set in s.eval_sets {
                 let r = model.evaluate(s.clip, s.cache, s.weights_digest, spec, set)?;
