@@ -372,11 +372,28 @@ fn plots_are_svg_with_their_series() {
     has("fewshot_average.svg", "coop");
     has("curves_dsc_16shot_cocoop_base.svg", "base seed 1");
     has("curves_dsc_16shot_cocoop_base.svg", "new seed 1");
+    has("curves_compare_dsc_16shot_base.svg", "cocoop base");
+    has("curves_compare_dsc_16shot_base.svg", "cocoop new");
     has("pca_dsa.svg", "coop_sub 4-shot all seed 2");
     has("pca_dsa.svg", "coop_sub [r=5 t=30] 4-shot all seed 1");
     has("pca_dsa.svg", "explained variance ratio");
     // Curves only where runs recorded them; PCA only for SubPT runs.
     assert!(!texts.contains_key("curves_dsa_4shot_coop_all.svg"));
     assert!(!texts.contains_key("pca_dsb.svg"));
-    assert_eq!(texts.len(), 6, "{:?}", texts.keys());
+    assert_eq!(texts.len(), 7, "{:?}", texts.keys());
+    // Shot counts on the few-shot x axis are whole numbers (dsa has 1 and 4 shots).
+    let fewshot = &texts["fewshot_dsa.svg"];
+    for tick in ["1", "4"] {
+        assert!(fewshot.iter().any(|t| t == tick), "{tick} in {fewshot:?}");
+    }
+    let fractional = |t: &String| t.parse::<f64>().is_ok_and(|v| v.fract() != 0.0);
+    assert!(!fewshot.iter().any(fractional), "{fewshot:?}");
+    // Explained-variance ticks (the labels with decimals) stay within [0, 1].
+    let ratios: Vec<f64> = texts["pca_dsa.svg"]
+        .iter()
+        .filter(|t| t.contains('.'))
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    assert!(ratios.len() >= 2, "{:?}", texts["pca_dsa.svg"]);
+    assert!(ratios.iter().all(|r| (0.0..=1.0).contains(r)), "{ratios:?}");
 }
