@@ -1,7 +1,7 @@
 //! Architecture hyper-parameters, inferred from the shapes in a state dict exactly as OpenAI's
 //! `build_model` does, so any checkpoint in OpenAI's key layout describes itself.
 use super::ClipError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Key -> shape of every tensor in a state dict (OpenAI layout).
@@ -9,14 +9,14 @@ pub type Shapes = BTreeMap<String, Vec<i64>>;
 
 /// The MLP non-linearity. OpenAI's checkpoints use QuickGELU; many open_clip / Hugging Face
 /// re-trainings use exact GELU, which only a sidecar config can tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
     QuickGelu,
     Gelu,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TextConfig {
     pub width: i64,
     pub layers: i64,
@@ -25,7 +25,7 @@ pub struct TextConfig {
     pub vocab_size: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum VisionConfig {
     Vit {
@@ -54,7 +54,7 @@ impl VisionConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClipConfig {
     pub embed_dim: i64,
     pub text: TextConfig,

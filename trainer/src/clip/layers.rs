@@ -12,6 +12,8 @@ pub struct Params {
     kind: Kind,
     device: Device,
     parameters: i64,
+    /// Keep the tensors' autograd identity (pretraining) instead of detaching frozen copies.
+    trainable: bool,
 }
 
 impl Params {
@@ -21,6 +23,16 @@ impl Params {
             kind,
             device,
             parameters: 0,
+            trainable: false,
+        }
+    }
+
+    /// Parameters that stay the caller's own fp32 tensors (e.g. a `VarStore`'s variables on
+    /// `device`), so gradients of the model's outputs reach them: the same model code trains.
+    pub fn trainable(tensors: BTreeMap<String, Tensor>, device: Device) -> Self {
+        Params {
+            trainable: true,
+            ..Self::new(tensors, Kind::Float, device)
         }
     }
 
@@ -42,7 +54,24 @@ impl Params {
                 found: t.size(),
             });
         }
+        if self.trainable {
+            if (t.device(), t.kind()) != (self.device, Kind::Float) {
+                return Err(ClipError::Config(format!(
+                    "trainable tensor `{key}` must be fp32 on {:?}",
+                    self.device
+                )));
+            }
+            return Ok(t);
+        }
         Ok(t.to_device(self.device).to_kind(kind).detach())
+    }
+
+    /// Key -> shape of every tensor not yet taken (for inferring the architecture).
+    pub fn shapes(&self) -> super::config::Shapes {
+        self.tensors
+            .iter()
+            .map(|(k, v)| (k.clone(), v.size()))
+            .collect()
     }
 
     /// A weight in the compute dtype (fp32/fp16/bf16).

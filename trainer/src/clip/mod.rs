@@ -135,9 +135,27 @@ impl Clip {
         precision: Precision,
         device: Device,
     ) -> Result<Self, ClipError> {
-        let shapes = tensors.iter().map(|(k, v)| (k.clone(), v.size())).collect();
-        let config = ClipConfig::from_shapes(&shapes, activation)?;
-        let mut p = Params::new(tensors, precision.kind(), device);
+        let p = Params::new(tensors, precision.kind(), device);
+        Self::from_params(p, activation, precision)
+    }
+
+    /// The model over tensors that keep their autograd identity (fp32 on `device`), so the
+    /// same forward code trains them: see `crate::pretrain`.
+    pub fn trainable(
+        tensors: std::collections::BTreeMap<String, Tensor>,
+        device: Device,
+    ) -> Result<Self, ClipError> {
+        let p = Params::trainable(tensors, device);
+        Self::from_params(p, config::Activation::QuickGelu, Precision::Fp32)
+    }
+
+    fn from_params(
+        mut p: Params,
+        activation: config::Activation,
+        precision: Precision,
+    ) -> Result<Self, ClipError> {
+        let device = p.device();
+        let config = ClipConfig::from_shapes(&p.shapes(), activation)?;
         let text = text::TextTower::load(&mut p, &config.text, config.embed_dim, activation)?;
         let visual = match config.vision {
             VisionConfig::Vit {

@@ -39,9 +39,10 @@ impl TextTower {
         })
     }
 
-    /// Token embeddings [N, L, W] of ids [N, L] (frozen: no graph is kept).
+    /// Token embeddings [N, L, W] of ids [N, L]. Frozen towers keep no graph (their weights
+    /// need no gradient); a tower being pretrained does.
     pub fn embed_tokens(&self, ids: &Tensor) -> Tensor {
-        tch::no_grad(|| Tensor::embedding(&self.token_embedding, ids, -1, false, false))
+        Tensor::embedding(&self.token_embedding, ids, -1, false, false)
     }
 
     /// Features [N, embed] of prompts given as embeddings [N, L, W]; `ids` [N, L] are the token
