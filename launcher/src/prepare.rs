@@ -1,7 +1,7 @@
 //! `subpt-bench prepare ...`: datasets, few-shot subsets and small generated models.
 use anyhow::{bail, Result};
 use std::path::PathBuf;
-use subpt_trainer::data::fashion_mnist::{self, FashionMnistOptions};
+use subpt_trainer::data::fashion_mnist::{self, Corruption, FashionMnistOptions};
 use subpt_trainer::data::fewshot_cache::{self, CacheMode, FewshotSource};
 use subpt_trainer::data::fewshot_pickle::DasslPickle;
 use subpt_trainer::data::{read_dataset, verify, DatasetName};
@@ -38,19 +38,37 @@ pub enum PrepareCommand {
         json: bool,
     },
     /// Convert Debian's dataset-fashion-mnist idx files into a CoOp-layout dataset
-    /// (<out>/fashion_mnist/images/..., split_fashion_mnist.json).
+    /// (<out>/fashion_mnist/images/..., split_fashion_mnist.json), and shifted copies of it
+    /// (<out>/fashion_mnist_<corruption>/...). The train file's first 50,000 images are left out
+    /// by default: they are what `subpt-bench pretrain` learns from.
     FashionMnist {
         #[arg(long)]
         out: PathBuf,
         /// Folder with the idx files (default: where Debian installs them).
         #[arg(long)]
         source: Option<PathBuf>,
-        /// Keep at most this many images per class in each split (small demos and tests).
+        /// Keep at most this many images per class in each split, test included (small demos
+        /// and tests).
         #[arg(long)]
         per_class: Option<usize>,
-        /// Images per class moved from the train file into val.
-        #[arg(long, default_value_t = 1000)]
+        /// Images per class moved from the (held-out part of the) train file into val.
+        #[arg(long, default_value_t = 100)]
         val_per_class: usize,
+        /// Leave out the train file's images before this index (the pretraining corpus).
+        #[arg(long, default_value_t = fashion_mnist::PRETRAIN_IMAGES)]
+        skip_train: usize,
+        /// Also write this shifted copy: dark, contrast, invert, blur, noise or all (repeatable).
+        #[arg(long = "corruption")]
+        corruptions: Vec<String>,
+        /// Seed of the corruptions' random draws (noise).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Write only the shifted copies, not the clean dataset.
+        #[arg(long)]
+        only_corruptions: bool,
+        /// Convert again even when a conversion with the same options exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Write a randomly initialised small CLIP (OpenAI layout, safetensors) for demos and tests.
     /// It is not a pretrained model: its features carry no meaning.
@@ -129,23 +147,63 @@ pub fn run(cmd: PrepareCommand) -> Result<()> {
             source,
             per_class,
             val_per_class,
+            skip_train,
+            corruptions,
+            seed,
+            only_corruptions,
+            force,
         } => {
             let Some(source) = source.or_else(fashion_mnist::find_source) else {
                 bail!("no Fashion-MNIST idx files found: install Debian's dataset-fashion-mnist or pass --source");
             };
-            let opts = FashionMnistOptions {
-                val_per_class,
-                max_per_class: per_class,
-            };
-            let splits = fashion_mnist::convert(&source, &out, &opts)?;
-            eprintln!(
-                "fashion_mnist: {} train / {} val / {} test images, {} classes under {}",
-                splits.train.len(),
-                splits.val.len(),
-                splits.test.len(),
-                splits.classnames.len(),
-                out.display()
-            );
+            let mut variants: Vec<Option<Corruption>> = Vec::new();
+            if !only_corruptions {
+                variants.push(None);
+            }
+            for c in &corruptions {
+                if c == "all" {
+                    variants.extend(Corruption::ALL.map(Some));
+                } else {
+                    variants.push(Some(c.parse().map_err(anyhow::Error::msg)?));
+                }
+            }
+            variants.dedup();
+            if variants.is_empty() {
+                bail!("--only-corruptions needs at least one --corruption");
+            }
+            for corruption in variants {
+                let opts = FashionMnistOptions {
+                    val_per_class,
+                    max_per_class: per_class,
+                    skip_train,
+                    corruption,
+                    seed,
+                };
+                let converted = if force {
+                    fashion_mnist::convert(&source, &out, &opts)?;
+                    true
+                } else {
+                    fashion_mnist::ensure(&source, &out, &opts)?
+                };
+                if !converted {
+                    eprintln!(
+                        "{}: up to date under {} (--force converts again)",
+                        opts.dataset(),
+                        out.display()
+                    );
+                    continue;
+                }
+                let splits = read_dataset(opts.dataset(), &out)?;
+                eprintln!(
+                    "{}: {} train / {} val / {} test images, {} classes under {}",
+                    opts.dataset(),
+                    splits.train.len(),
+                    splits.val.len(),
+                    splits.test.len(),
+                    splits.classnames.len(),
+                    out.display()
+                );
+            }
             Ok(())
         }
         PrepareCommand::TinyClip { vision, seed, out } => {

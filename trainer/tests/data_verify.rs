@@ -131,6 +131,8 @@ fn fashion_mnist_from_synthetic_idx() {
     let opts = FashionMnistOptions {
         val_per_class: 1,
         max_per_class: Some(1),
+        skip_train: 0,
+        ..Default::default()
     };
     let s = fashion_mnist::convert(src.path(), root.path(), &opts).unwrap();
     // Per class: train file has indices c, c+10, c+20 -> val c, train c+10; test keeps 1.
@@ -198,6 +200,8 @@ fn fashion_mnist_from_debian_matches_numpy() {
     let opts = FashionMnistOptions {
         val_per_class: 2,
         max_per_class: Some(3),
+        skip_train: 0,
+        ..Default::default()
     };
     let s: DatasetSplits = fashion_mnist::convert(&source, root.path(), &opts).unwrap();
     let params = serde_json::json!({"source": source, "val_per_class": 2, "cap": 3});

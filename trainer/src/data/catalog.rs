@@ -36,6 +36,11 @@ pub enum DatasetName {
     ImageNetA,
     ImageNetR,
     FashionMnist,
+    FashionMnistDark,
+    FashionMnistContrast,
+    FashionMnistInvert,
+    FashionMnistBlur,
+    FashionMnistNoise,
 }
 
 /// Metadata of one dataset.
@@ -84,7 +89,7 @@ use SplitSource::*;
 
 /// All datasets, in `DatasetName` order.
 #[rustfmt::skip]
-pub const DATASETS: [DatasetInfo; 16] = [
+pub const DATASETS: [DatasetInfo; 21] = [
     row!(ImageNet, "imagenet", "ImageNet", "imagenet", "images", ImageNetFolders, 1000, 50_000, PHOTO, false),
     row!(Caltech101, "caltech101", "Caltech101", "caltech-101", "101_ObjectCategories", SplitJson("split_zhou_Caltech101.json"), 100, 2_465, PHOTO, false),
     row!(OxfordPets, "oxford_pets", "OxfordPets", "oxford_pets", "images", SplitJson("split_zhou_OxfordPets.json"), 37, 3_669, "a photo of a {}, a type of pet.", false),
@@ -100,15 +105,21 @@ pub const DATASETS: [DatasetInfo; 16] = [
     row!(ImageNetSketch, "imagenet_sketch", "ImageNetSketch", "imagenet-sketch", "images", WnidFolders, 1000, 50_889, PHOTO, true),
     row!(ImageNetA, "imagenet_a", "ImageNetA", "imagenet-adversarial", "imagenet-a", WnidFolders, 200, 7_500, PHOTO, true),
     row!(ImageNetR, "imagenet_r", "ImageNetR", "imagenet-rendition", "imagenet-r", WnidFolders, 200, 30_000, PHOTO, true),
-    // Embedded demo dataset converted from Debian's idx files (see `fashion_mnist`).
+    // Embedded data converted from Debian's idx files (see `fashion_mnist`), and shifted copies
+    // of it (see `corruption`): trainable, and domain-generalisation targets of the clean one.
     row!(FashionMnist, "fashion_mnist", "FashionMNIST", "fashion_mnist", "images", SplitJson("split_fashion_mnist.json"), 10, 10_000, PHOTO, false),
+    row!(FashionMnistDark, "fashion_mnist_dark", "FashionMNISTDark", "fashion_mnist_dark", "images", SplitJson("split_fashion_mnist.json"), 10, 10_000, PHOTO, false),
+    row!(FashionMnistContrast, "fashion_mnist_contrast", "FashionMNISTContrast", "fashion_mnist_contrast", "images", SplitJson("split_fashion_mnist.json"), 10, 10_000, PHOTO, false),
+    row!(FashionMnistInvert, "fashion_mnist_invert", "FashionMNISTInvert", "fashion_mnist_invert", "images", SplitJson("split_fashion_mnist.json"), 10, 10_000, PHOTO, false),
+    row!(FashionMnistBlur, "fashion_mnist_blur", "FashionMNISTBlur", "fashion_mnist_blur", "images", SplitJson("split_fashion_mnist.json"), 10, 10_000, PHOTO, false),
+    row!(FashionMnistNoise, "fashion_mnist_noise", "FashionMNISTNoise", "fashion_mnist_noise", "images", SplitJson("split_fashion_mnist.json"), 10, 10_000, PHOTO, false),
 ];
 
 impl DatasetName {
-    pub const ALL: [DatasetName; 16] = {
-        let mut out = [DatasetName::ImageNet; 16];
+    pub const ALL: [DatasetName; DATASETS.len()] = {
+        let mut out = [DatasetName::ImageNet; DATASETS.len()];
         let mut i = 0;
-        while i < 16 {
+        while i < DATASETS.len() {
             out[i] = DATASETS[i].name;
             i += 1;
         }
@@ -136,6 +147,11 @@ impl DatasetName {
 
     pub fn id(self) -> &'static str {
         self.info().id
+    }
+
+    /// The embedded Fashion-MNIST data and its shifted copies.
+    pub fn is_fashion_mnist(self) -> bool {
+        self.info().split == SplitJson("split_fashion_mnist.json")
     }
 }
 

@@ -4,10 +4,14 @@
 //! `split_fashion_mnist.json`.
 //!
 //! Splits: `test` = the t10k file; `val` = the first `val_per_class` images of each class of the
-//! train file (file order), `train` = the rest. `max_per_class` caps every split per class, for
-//! quick small versions. Entries are listed in idx-file order.
+//! train file from index `skip_train` on (file order), `train` = the rest. The train file's first
+//! [`PRETRAIN_IMAGES`] images are the corpus `subpt-bench pretrain` learns from, so by default the
+//! downstream dataset leaves them out, as CLIP's web data is disjoint from CoOp's datasets.
+//! `max_per_class` caps every split per class, for quick small versions. Entries are listed in
+//! idx-file order. A [`Corruption`] writes a shifted copy of the same items under its own dataset.
 
 use super::catalog::DatasetName;
+pub use super::corruption::Corruption;
 use super::error::{DataError, Result};
 use super::fewshot::write_atomic;
 use super::fixtures::folder_of;
@@ -35,21 +39,41 @@ pub const CLASSNAMES: [&str; 10] = [
 /// Where Debian installs the idx files.
 pub const DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
+/// Images at the start of the train file that make the pretraining corpus.
+pub const PRETRAIN_IMAGES: usize = 50_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FashionMnistOptions {
     /// Images per class moved from the train file into `val` (before the cap).
     pub val_per_class: usize,
     /// At most this many images per class in each split.
     pub max_per_class: Option<usize>,
+    /// Train-file images before this index are left out (the pretraining corpus).
+    pub skip_train: usize,
+    /// Write the shifted dataset of this corruption instead of the clean one.
+    pub corruption: Option<Corruption>,
+    /// Seed of the corruption's random draws (noise).
+    pub seed: u64,
 }
 
 impl Default for FashionMnistOptions {
-    /// 50k train / 10k val / 10k test.
+    /// The held-out 10k of the train file (about 9k train / 1k val) and the 10k test file.
     fn default() -> Self {
         FashionMnistOptions {
-            val_per_class: 1000,
+            val_per_class: 100,
             max_per_class: None,
+            skip_train: PRETRAIN_IMAGES,
+            corruption: None,
+            seed: 0,
         }
+    }
+}
+
+impl FashionMnistOptions {
+    /// The dataset these options write.
+    pub fn dataset(&self) -> DatasetName {
+        self.corruption
+            .map_or(DatasetName::FashionMnist, Corruption::dataset)
     }
 }
 
@@ -62,7 +86,7 @@ pub fn find_source() -> Option<PathBuf> {
 }
 
 /// `<dir>/<stem>` or `<dir>/<stem>.gz`.
-fn idx_path(dir: &Path, stem: &str) -> Result<PathBuf> {
+pub fn idx_path(dir: &Path, stem: &str) -> Result<PathBuf> {
     [dir.join(format!("{stem}.gz")), dir.join(stem)]
         .into_iter()
         .find(|p| p.is_file())
@@ -117,14 +141,32 @@ fn parse_idx(path: &Path, bytes: &[u8], ndim: u8) -> Result<(Vec<usize>, Vec<u8>
 }
 
 /// One idx image/label file pair.
-struct IdxSet {
-    labels: Vec<u8>,
-    pixels: Vec<u8>,
-    rows: usize,
-    cols: usize,
+pub struct IdxSet {
+    pub labels: Vec<u8>,
+    /// Row-major grayscale images, `rows * cols` bytes each.
+    pub pixels: Vec<u8>,
+    pub rows: usize,
+    pub cols: usize,
 }
 
-fn read_set(dir: &Path, prefix: &str) -> Result<IdxSet> {
+impl IdxSet {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The pixels of image `index`.
+    pub fn image(&self, index: usize) -> &[u8] {
+        let size = self.rows * self.cols;
+        &self.pixels[index * size..(index + 1) * size]
+    }
+}
+
+/// Reads `<prefix>-{labels-idx1,images-idx3}-ubyte[.gz]` (`prefix` = `train` or `t10k`).
+pub fn read_set(dir: &Path, prefix: &str) -> Result<IdxSet> {
     let lpath = idx_path(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
     let ipath = idx_path(dir, &format!("{prefix}-images-idx3-ubyte"))?;
     let (ldims, labels) = parse_idx(&lpath, &read_maybe_gz(&lpath)?, 1)?;
@@ -157,7 +199,7 @@ fn read_set(dir: &Path, prefix: &str) -> Result<IdxSet> {
 /// Converts the idx files in `source` into `<root>/fashion_mnist` and returns the splits
 /// (as `read_dataset` will read them back).
 pub fn convert(source: &Path, root: &Path, opts: &FashionMnistOptions) -> Result<DatasetSplits> {
-    let info = DatasetName::FashionMnist.info();
+    let info = opts.dataset().info();
     let image_root = info.image_root(root);
     let cap = opts.max_per_class.unwrap_or(usize::MAX);
     let mut lists: [Vec<Item>; 3] = Default::default();
@@ -165,7 +207,8 @@ pub fn convert(source: &Path, root: &Path, opts: &FashionMnistOptions) -> Result
         let set = read_set(source, prefix)?;
         let mut seen = [0usize; 10];
         let mut chosen: Vec<(Split, usize)> = Vec::new();
-        for (index, &l) in set.labels.iter().enumerate() {
+        let first = if tag == "test" { 0 } else { opts.skip_train };
+        for (index, &l) in set.labels.iter().enumerate().skip(first) {
             let k = seen[l as usize];
             seen[l as usize] += 1;
             let split = if tag == "test" {
@@ -179,7 +222,6 @@ pub fn convert(source: &Path, root: &Path, opts: &FashionMnistOptions) -> Result
                 chosen.push((s, index));
             }
         }
-        let size = set.rows * set.cols;
         let items: Vec<(Split, Item)> = chosen
             .into_par_iter()
             .map(|(split, index)| {
@@ -187,7 +229,12 @@ pub fn convert(source: &Path, root: &Path, opts: &FashionMnistOptions) -> Result
                 let name = CLASSNAMES[label];
                 let rel = format!("{}/{tag}_{index:05}.png", folder_of(name));
                 let it = Item::new(&image_root, &rel, label, name);
-                let px = set.pixels[index * size..(index + 1) * size].to_vec();
+                let mut px = set.image(index).to_vec();
+                if let Some(c) = opts.corruption {
+                    // Keyed by split and source index, so each image's draw is fixed by the seed.
+                    let key = (index as u64) << 1 | u64::from(tag == "test");
+                    c.apply(&mut px, set.cols, set.rows, opts.seed, key);
+                }
                 let img = image::GrayImage::from_raw(set.cols as u32, set.rows as u32, px)
                     .expect("buffer size is rows * cols");
                 if let Some(dir) = it.impath.parent() {
@@ -214,18 +261,26 @@ pub fn convert(source: &Path, root: &Path, opts: &FashionMnistOptions) -> Result
     let doc =
         json!({"train": entries(&lists[0]), "val": entries(&lists[1]), "test": entries(&lists[2])});
     write_atomic(&split_file, doc.to_string().as_bytes())?;
+    let stamp = stamp_path(root, opts);
+    write_atomic(&stamp, stamp_text(source, opts).as_bytes())?;
     let [train, val, test] = lists;
     DatasetSplits::from_lists(train, val, test, &split_file)
 }
 
-/// `convert` unless `<root>/fashion_mnist/split_fashion_mnist.json` already exists (the split
-/// file is written last, so its presence means a finished conversion).
+/// What a finished conversion records of its inputs (written after the split file).
+fn stamp_text(source: &Path, opts: &FashionMnistOptions) -> String {
+    format!("{opts:?} from {}\n", source.display())
+}
+
+fn stamp_path(root: &Path, opts: &FashionMnistOptions) -> PathBuf {
+    opts.dataset().info().dataset_dir(root).join("prepared.txt")
+}
+
+/// `convert` unless the dataset already holds a finished conversion of the same source with
+/// the same options (its stamp is written last). Returns whether it converted.
 pub fn ensure(source: &Path, root: &Path, opts: &FashionMnistOptions) -> Result<bool> {
-    let split_file = DatasetName::FashionMnist
-        .info()
-        .dataset_dir(root)
-        .join("split_fashion_mnist.json");
-    if split_file.is_file() {
+    let stamp = std::fs::read_to_string(stamp_path(root, opts)).ok();
+    if stamp.as_deref() == Some(stamp_text(source, opts).as_str()) {
         return Ok(false);
     }
     convert(source, root, opts)?;

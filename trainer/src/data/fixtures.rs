@@ -132,7 +132,8 @@ fn real_names(dataset: DatasetName) -> &'static [&'static str] {
             "Archery",
             "Baby_Crawling",
         ],
-        FashionMnist => &super::fashion_mnist::CLASSNAMES,
+        FashionMnist | FashionMnistDark | FashionMnistContrast | FashionMnistInvert
+        | FashionMnistBlur | FashionMnistNoise => &super::fashion_mnist::CLASSNAMES,
         ImageNet | ImageNetV2 | ImageNetSketch | ImageNetA | ImageNetR => &[],
     }
 }
@@ -216,7 +217,7 @@ pub fn write_fixture(
     };
     match info.split {
         SplitSource::SplitJson(file) => {
-            let ext = if dataset == DatasetName::FashionMnist {
+            let ext = if dataset.is_fashion_mnist() {
                 "png"
             } else {
                 "jpg"

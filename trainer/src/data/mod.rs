@@ -8,6 +8,7 @@
 //! - `verify`, `fashion_mnist`, `fixtures`: dataset checks, the embedded dataset, tiny test data.
 //! - `image`, `transforms`, `loader`: decoding, Dassl's transforms, batches.
 pub mod catalog;
+pub mod corruption;
 pub mod error;
 pub mod fashion_mnist;
 pub mod fewshot;
