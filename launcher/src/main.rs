@@ -6,6 +6,7 @@ use subpt_bench::grid::progress::{LogWriter, ProgressMode};
 
 mod commands;
 mod prepare;
+mod pretrain;
 mod train;
 
 #[derive(Parser)]
@@ -61,6 +62,9 @@ enum Command {
         #[arg(long, default_value_t = subpt_trainer::clip::tokenizer::CONTEXT_LENGTH)]
         context_length: usize,
     },
+    /// Pretrain a small CLIP on Fashion-MNIST (the train file's first 50,000 images) and write
+    /// it in OpenAI's layout with a model card; skipped when an up-to-date one exists.
+    Pretrain(pretrain::PretrainArgs),
     /// Run a benchmark grid (a YAML file under configs/); --dry-run lists its cells.
     Run(subpt_bench::grid::cli::GridArgs),
 }
@@ -99,6 +103,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inspect { weights, json } => commands::inspect(&weights, json),
         Command::Encode(args) => commands::encode(&args),
         Command::Prepare(p) => prepare::run(p),
+        Command::Pretrain(a) => pretrain::run(&a),
         Command::Train(a) => train::train(&a),
         Command::Report {
             results,

@@ -12,3 +12,4 @@ pub mod features;
 pub mod io;
 pub mod methods;
 pub mod pickle;
+pub mod pretrain;

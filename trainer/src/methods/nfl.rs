@@ -23,8 +23,16 @@ impl Nfl {
 }
 
 /// NFL's name lists shipped with the paper's code: `imagenet_100` (few-shot runs) or a
-/// dataset id (its novel-class names, for base-to-novel runs).
+/// dataset id (its novel-class names, for base-to-novel runs); and `fashion_mnist_synonyms`,
+/// the few-shot list of the embedded data: the other names its pretraining captions use for
+/// each class (ImageNet's names are words the embedded CLIP never read).
 pub fn name_list(list: &str) -> Option<Vec<String>> {
+    if list == FASHION_MNIST_SYNONYMS {
+        let names = crate::pretrain::captions::SYNONYMS
+            .iter()
+            .flat_map(|s| s.iter());
+        return Some(names.map(|s| s.to_string()).collect());
+    }
     let text = match list {
         "imagenet_100" => include_str!("../../../assets/classnames_nfl_imagenet_100.txt"),
         "imagenet" => include_str!("../../../assets/classnames_nfl_imagenet.txt"),
@@ -48,11 +56,23 @@ pub fn name_list(list: &str) -> Option<Vec<String>> {
     )
 }
 
+/// The few-shot NFL list of the embedded Fashion-MNIST datasets.
+pub const FASHION_MNIST_SYNONYMS: &str = "fashion_mnist_synonyms";
+
+/// The paper's few-shot NFL list for a dataset (`imagenet_100`), or the embedded data's own.
+pub fn few_shot_names(dataset: &str) -> &'static str {
+    match dataset.parse::<crate::data::DatasetName>() {
+        Ok(d) if d.is_fashion_mnist() => FASHION_MNIST_SYNONYMS,
+        _ => "imagenet_100",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn shipped_lists_have_the_papers_sizes() {
         for (name, n) in [
+            ("fashion_mnist_synonyms", 50),
             ("imagenet_100", 100),
             ("imagenet", 500),
             ("caltech101", 50),
