@@ -15,7 +15,8 @@ pub enum Protocol {
     FewShot,
     /// Train on the base half with 4 shots; test on base and new.
     BaseToNovel,
-    /// The ImageNet 4-shot model evaluated on the four ImageNet variants.
+    /// The 4-shot model of the source dataset (ImageNet unless `dg_source` says otherwise)
+    /// evaluated on its shifted variants (`dg_targets`).
     DomainGeneralization,
 }
 
@@ -46,8 +47,22 @@ pub struct GridConfig {
     pub data_root: PathBuf,
     pub output_dir: PathBuf,
     pub cache_dir: Option<PathBuf>,
+    /// Domain generalisation: the dataset trained on, and the datasets its model is tested on.
+    pub dg_source: DatasetName,
+    pub dg_targets: Vec<DatasetName>,
     /// In file order.
     pub overrides: Vec<Override>,
+}
+
+/// A dataset name, checked while parsing so the error carries its position.
+struct AnyDataset(DatasetName);
+
+impl<'de> Deserialize<'de> for AnyDataset {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let s = String::deserialize(d)?;
+        s.parse().map(AnyDataset).map_err(D::Error::custom)
+    }
 }
 
 /// A training dataset name, checked while parsing so the error carries its position.
@@ -90,6 +105,10 @@ struct RawGrid {
     output_dir: String,
     #[serde(default)]
     cache_dir: Option<String>,
+    #[serde(default)]
+    dg_source: Option<TrainDataset>,
+    #[serde(default)]
+    dg_targets: Option<Vec<AnyDataset>>,
     #[serde(default)]
     overrides: serde_yaml_ng::Mapping,
 }
@@ -159,6 +178,17 @@ impl GridConfig {
         };
         needs("weights", weights.is_empty(), "every cell needs a backbone")?;
         let overrides = overrides::parse(&raw.overrides, text, path)?;
+        let dg_source = raw.dg_source.map_or(DatasetName::ImageNet, |d| d.0);
+        let dg_targets: Vec<DatasetName> = match raw.dg_targets {
+            Some(t) => t.into_iter().map(|d| d.0).collect(),
+            None if dg_source == DatasetName::ImageNet => IMAGENET_VARIANTS.to_vec(),
+            None => Vec::new(),
+        };
+        needs(
+            "dg_targets",
+            raw.protocols.contains(&Protocol::DomainGeneralization) && dg_targets.is_empty(),
+            "domain_generalization tests the dg_source model on them",
+        )?;
         Ok(GridConfig {
             name: raw.name,
             source: path.to_path_buf(),
@@ -171,10 +201,20 @@ impl GridConfig {
             data_root: resolve(base, &raw.data_root),
             output_dir: resolve(base, &raw.output_dir),
             cache_dir: raw.cache_dir.map(|c| resolve(base, &c)),
+            dg_source,
+            dg_targets,
             overrides,
         })
     }
 }
+
+/// The domain-generalisation targets of ImageNet (the default source).
+pub const IMAGENET_VARIANTS: [DatasetName; 4] = [
+    DatasetName::ImageNetV2,
+    DatasetName::ImageNetSketch,
+    DatasetName::ImageNetA,
+    DatasetName::ImageNetR,
+];
 
 /// `~` → home; relative → under `base`.
 pub(crate) fn resolve(base: &Path, p: &str) -> PathBuf {

@@ -9,14 +9,6 @@ use std::path::{Path, PathBuf};
 use subpt_trainer::data::DatasetName;
 use subpt_trainer::engine::spec::{Method, NflSpec, RunSpec, SubptSpec};
 
-/// The domain-generalisation targets, evaluated with the ImageNet model.
-pub const DG_TARGETS: [DatasetName; 4] = [
-    DatasetName::ImageNetV2,
-    DatasetName::ImageNetSketch,
-    DatasetName::ImageNetA,
-    DatasetName::ImageNetR,
-];
-
 /// Shots of the base-to-novel and domain-generalisation protocols.
 pub const PROTOCOL_SHOTS: usize = 4;
 
@@ -149,7 +141,9 @@ pub fn expand(cfg: &GridConfig) -> Result<Grid, GridError> {
         let (datasets, shots): (&[DatasetName], &[usize]) = match protocol {
             Protocol::FewShot => (&cfg.datasets, &cfg.shots),
             Protocol::BaseToNovel => (&cfg.datasets, &[PROTOCOL_SHOTS]),
-            Protocol::DomainGeneralization => (&[DatasetName::ImageNet], &[PROTOCOL_SHOTS]),
+            Protocol::DomainGeneralization => {
+                (std::slice::from_ref(&cfg.dg_source), &[PROTOCOL_SHOTS])
+            }
         };
         for &d in datasets {
             for &k in shots {
@@ -208,10 +202,10 @@ pub fn expand(cfg: &GridConfig) -> Result<Grid, GridError> {
             dg_models.push(i);
         }
     }
-    // Stage 3: the DG evaluations of each ImageNet model.
+    // Stage 3: the DG evaluations of each source model.
     for i in dg_models {
         let model = b.cells[i].clone();
-        for target in DG_TARGETS {
+        for &target in &cfg.dg_targets {
             let mut spec = model.spec.clone();
             spec.dataset = target.id().into();
             spec.subsample = "all".into();

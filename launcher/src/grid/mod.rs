@@ -26,7 +26,7 @@ mod tests;
 pub use config::{GridConfig, Protocol};
 pub use cost::estimate_cost;
 pub use dryrun::dry_run;
-pub use expand::expand;
+pub use expand::{expand, PROTOCOL_SHOTS};
 
 use std::path::{Path, PathBuf};
 use subpt_trainer::engine::spec::RunSpec;

@@ -3,7 +3,10 @@ use super::collect::Loaded;
 use super::label::{CellKey, MethodKey, DG_TARGETS};
 use super::stats::{mean, sample_std};
 use super::table::{Cell, Table};
+use crate::grid::PROTOCOL_SHOTS;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use subpt_trainer::engine::spec::Method;
 
 /// Accuracy on `all` per seed, grouped by (dataset, shots, method).
 #[derive(Debug, Default)]
@@ -20,7 +23,10 @@ impl FewShot {
         let mut cells = BTreeMap::new();
         for r in runs {
             let s = &r.result.spec;
-            if s.subsample != "all" || DG_TARGETS.contains(&s.dataset.as_str()) {
+            if s.subsample != "all"
+                || s.evaluate_context.is_some()
+                || DG_TARGETS.contains(&s.dataset.as_str())
+            {
                 continue;
             }
             let Some(&acc) = r.result.accuracy.get("all") else {
@@ -112,21 +118,75 @@ pub fn insert_seed<K: Ord, V>(
     }
 }
 
-/// Domain generalisation: ImageNet-trained prompts tested on its shifted variants. Rows
-/// are the source (ImageNet itself, when present) and each target, per method.
+/// How a run takes part in domain generalisation.
+struct DgRoles {
+    /// Result directories of the models that DG evaluations load.
+    sources: BTreeSet<PathBuf>,
+    source_datasets: BTreeSet<String>,
+    target_datasets: BTreeSet<String>,
+}
+
+impl DgRoles {
+    fn of(runs: &[Loaded]) -> Self {
+        let sources: BTreeSet<PathBuf> = runs
+            .iter()
+            .filter_map(|r| {
+                r.result
+                    .spec
+                    .evaluate_context
+                    .as_ref()?
+                    .parent()
+                    .map(Path::to_path_buf)
+            })
+            .collect();
+        let source_datasets = runs
+            .iter()
+            .filter(|r| r.path.parent().is_some_and(|d| sources.contains(d)))
+            .map(|r| r.result.spec.dataset.clone())
+            .collect();
+        let target_datasets = runs
+            .iter()
+            .map(|r| &r.result.spec)
+            .filter(|s| s.evaluate_context.is_some() || DG_TARGETS.contains(&s.dataset.as_str()))
+            .map(|s| s.dataset.clone())
+            .collect();
+        DgRoles {
+            sources,
+            source_datasets,
+            target_datasets,
+        }
+    }
+
+    /// 0 for a source model (or zero-shot CLIP on a source dataset), 1 for a target, None for
+    /// a run outside the protocol.
+    fn role(&self, r: &Loaded) -> Option<usize> {
+        let s = &r.result.spec;
+        let zero_shot = s.method == Method::Zsclip && s.subsample == "all";
+        if s.evaluate_context.is_some()
+            || DG_TARGETS.contains(&s.dataset.as_str())
+            || (zero_shot && self.target_datasets.contains(&s.dataset))
+        {
+            Some(1)
+        } else if r.path.parent().is_some_and(|d| self.sources.contains(d))
+            || (zero_shot && self.source_datasets.contains(&s.dataset) && s.shots == PROTOCOL_SHOTS)
+        {
+            Some(0)
+        } else {
+            None
+        }
+    }
+}
+
+/// Domain generalisation: prompts trained on a source dataset (ImageNet, or the embedded
+/// Fashion-MNIST) tested on its shifted variants. Rows are the source and each target, per
+/// method; a target is a run that evaluated another cell's context (or an ImageNet variant).
 pub fn domain_generalisation(runs: &[Loaded], warnings: &mut Vec<String>) -> Table {
-    let targets_present = runs
-        .iter()
-        .any(|r| DG_TARGETS.contains(&r.result.spec.dataset.as_str()));
+    let roles = DgRoles::of(runs);
     let mut cells: BTreeMap<(usize, String, usize, MethodKey), BTreeMap<u64, f64>> =
         BTreeMap::new();
     for r in runs {
         let s = &r.result.spec;
-        let role = if s.dataset == "imagenet" && targets_present {
-            0
-        } else if let Some(i) = DG_TARGETS.iter().position(|d| *d == s.dataset) {
-            1 + i
-        } else {
+        let Some(role) = roles.role(r) else {
             continue;
         };
         let Some(&acc) = r.result.accuracy.get("all") else {
@@ -137,7 +197,7 @@ pub fn domain_generalisation(runs: &[Loaded], warnings: &mut Vec<String>) -> Tab
     }
     let mut t = Table::new(
         "domain_generalisation",
-        "Domain generalisation accuracy (%): source ImageNet, shifted targets",
+        "Domain generalisation accuracy (%): source model, shifted targets",
         &["role", "dataset", "shots", "method", "n", "mean", "std"],
     );
     t.notes.push(STD_NOTE.into());

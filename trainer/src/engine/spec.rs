@@ -113,6 +113,28 @@ pub struct NflSpec {
     pub lambda: f64,
 }
 
+/// The train-time view of each image (spec §2): Dassl's random resized crop and flip, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Augment {
+    /// Random resized crop and flip; `false` shows every training image as the test view.
+    pub enabled: bool,
+    /// Area range of the random crop.
+    pub scale: (f64, f64),
+    pub flip_p: f64,
+}
+
+impl Default for Augment {
+    /// Dassl's: scale (0.08, 1), flip with p = 0.5.
+    fn default() -> Self {
+        Augment {
+            enabled: true,
+            scale: (0.08, 1.0),
+            flip_p: 0.5,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
@@ -135,6 +157,8 @@ pub struct RunSpec {
     pub epochs: usize,
     #[serde(default = "default_batch")]
     pub batch_size: usize,
+    #[serde(default)]
+    pub augment: Augment,
     #[serde(default = "default_lr")]
     pub lr: f64,
     #[serde(default = "default_warmup_epochs")]
@@ -227,6 +251,7 @@ impl RunSpec {
             prompt,
             epochs,
             batch_size,
+            augment: Augment::default(),
             lr: default_lr(),
             warmup_epochs: default_warmup_epochs(),
             warmup_lr: default_warmup_lr(),
@@ -235,7 +260,7 @@ impl RunSpec {
                 .uses_subspace()
                 .then(|| SubptSpec::defaults_for_shots(shots)),
             nfl: method.uses_nfl().then(|| NflSpec {
-                names: "imagenet_100".into(),
+                names: crate::methods::nfl::few_shot_names(dataset).into(),
                 lambda: 1.0,
             }),
             eval_every: 0,

@@ -12,7 +12,7 @@ use crate::clip::tokenizer::Tokenizer;
 use crate::clip::Clip;
 use crate::comm::{shard, Communicator};
 use crate::data::loader::{dassl_drop_last, ordered_batches, Pipeline, Prefetch};
-use crate::data::transforms::{SeededRng, TrainTransform};
+use crate::data::transforms::{Normalize, SeededRng, TestTransform, TrainTransform};
 use crate::data::{Item, PyRandom};
 use crate::methods::cocoop::CoCoOp;
 use crate::methods::coop;
@@ -184,14 +184,23 @@ pub fn train(
         let loaded: Vec<Vec<usize>> = shards.iter().filter(|v| !v.is_empty()).cloned().collect();
         // Augmentation is keyed by item, so it does not depend on how batches are sharded.
         let flat: Arc<Vec<usize>> = Arc::new(loaded.concat());
-        let mut batches = Prefetch::start(
-            items.clone(),
-            loaded,
+        let rng_for = move |pos: usize| SeededRng::for_item(aug_seed, flat[pos] as u64);
+        let a = spec.augment;
+        let pipeline = if a.enabled {
             Pipeline::Train {
-                transform: TrainTransform::new(resolution)?,
-                rng_for: move |pos: usize| SeededRng::for_item(aug_seed, flat[pos] as u64),
-            },
-        );
+                transform: TrainTransform::with_params(
+                    resolution,
+                    a.scale,
+                    (3.0 / 4.0, 4.0 / 3.0),
+                    a.flip_p,
+                    Normalize::CLIP,
+                )?,
+                rng_for,
+            }
+        } else {
+            Pipeline::Test(TestTransform::new(resolution)?)
+        };
+        let mut batches = Prefetch::start(items.clone(), loaded, pipeline);
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0i64);
         for (b, (global_batch, mine)) in global.iter().zip(&shards).enumerate() {
             let non_finite = |what| RunError::NonFinite {
