@@ -18,7 +18,7 @@ echo "== Pretraining the embedded CLIP (skipped when up to date)"
 "$bin" inspect --weights "$out/fmnist-clip.safetensors"
 echo "== Downstream data: held-out Fashion-MNIST and its shifted copies (skipped when up to date)"
 "$bin" prepare fashion-mnist --out "$out/data" --corruption all
-ranks=$(nproc)
+ranks=$(getconf _NPROCESSORS_ONLN)
 run_grid() {
   if command -v mpirun >/dev/null && [ "$ranks" -gt 1 ]; then
     mpirun -n "$ranks" --oversubscribe "$bin" --grid "$1" --device cpu

@@ -251,26 +251,39 @@ fn a_trained_context_is_evaluated_on_a_domain_shift_dataset() {
     let t = generate(&Spec::tiny_vit(), 5);
     let named: Vec<(&str, &Tensor)> = t.iter().map(|(k, v)| (k.as_str(), v)).collect();
     Tensor::write_safetensors(&named, &w).unwrap();
-    let mut src = RunSpec::paper_defaults("imagenet", root.clone(), Method::Coop, 2, 1, w.clone());
-    src.epochs = 2;
-    src.prompt.n_ctx = 4;
-    src.cache_dir = dir.path().join("cache");
-    let src_out = dir.path().join("imagenet");
-    run(&src, &src_out, Device::Cpu, &Single).unwrap();
-    let mut dg = src.clone();
-    dg.dataset = "imagenet_sketch".into();
-    dg.evaluate_context = Some(src_out.join("context.safetensors"));
-    let out = dir.path().join("sketch");
-    let r = run(&dg, &out, Device::Cpu, &Single).unwrap();
-    assert_eq!(r.test_size["all"], sketch.test.len());
-    assert!((0.0..=100.0).contains(&r.accuracy["all"]));
-    assert!(r.curves.is_empty(), "evaluation only: no training epochs");
-    assert!(!out.join("trajectory.safetensors").exists());
-    // A missing source context is a clear error naming the file.
-    dg.evaluate_context = Some(dir.path().join("absent/context.safetensors"));
-    let err = run(&dg, &out, Device::Cpu, &Single).expect_err("missing context");
-    assert!(
-        err.to_string().contains("absent/context.safetensors"),
-        "{err}"
-    );
+    for method in [Method::Coop, Method::Cocoop] {
+        let mut src = RunSpec::paper_defaults("imagenet", root.clone(), method, 2, 1, w.clone());
+        src.epochs = 2;
+        src.prompt.n_ctx = 4;
+        src.cache_dir = dir.path().join("cache");
+        let src_out = dir.path().join(format!("imagenet-{method}"));
+        let trained = run(&src, &src_out, Device::Cpu, &Single).unwrap();
+        // Evaluated on its own test set, the saved model (CoCoOp: context and meta-network)
+        // scores exactly what the training cell measured.
+        let mut again = src.clone();
+        again.evaluate_context = Some(src_out.join("context.safetensors"));
+        let r = run(
+            &again,
+            &dir.path().join(format!("again-{method}")),
+            Device::Cpu,
+            &Single,
+        )
+        .unwrap();
+        assert_eq!(r.accuracy, trained.accuracy, "{method}");
+        let mut dg = again.clone();
+        dg.dataset = "imagenet_sketch".into();
+        let out = dir.path().join(format!("sketch-{method}"));
+        let r = run(&dg, &out, Device::Cpu, &Single).unwrap();
+        assert_eq!(r.test_size["all"], sketch.test.len());
+        assert!((0.0..=100.0).contains(&r.accuracy["all"]));
+        assert!(r.curves.is_empty(), "evaluation only: no training epochs");
+        assert!(!out.join("trajectory.safetensors").exists());
+        // A missing source context is a clear error naming the file.
+        dg.evaluate_context = Some(dir.path().join("absent/context.safetensors"));
+        let err = run(&dg, &out, Device::Cpu, &Single).expect_err("missing context");
+        assert!(
+            err.to_string().contains("absent/context.safetensors"),
+            "{err}"
+        );
+    }
 }

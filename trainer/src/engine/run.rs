@@ -193,7 +193,7 @@ fn run_on_rank(
     let mut trained = match spec.method {
         _ if spec.evaluate_context.is_some() && spec.method != Method::Zsclip => {
             let path = spec.evaluate_context.as_deref().expect("checked");
-            Trained::Prompts(Box::new(load_context(&clip, &tok, &eval_sets, spec, path)?))
+            load_context(&clip, &tok, &eval_sets, spec, path)?
         }
         Method::Zsclip => Trained::ZeroShot,
         Method::Cocoop => {
@@ -222,7 +222,10 @@ fn run_on_rank(
                 &mut curves,
             )?;
             if comm.rank() == 0 {
-                save_context(out_dir, &theta0, &trajectory)?;
+                // The meta-network travels with the context, so the model can be evaluated
+                // on other datasets (domain generalisation).
+                let meta = model.named_parameters().split_off(1);
+                save_context(out_dir, &theta0, &trajectory, &meta)?;
             }
             Trained::CoCoOp(Box::new(model))
         }
@@ -284,7 +287,7 @@ fn run_on_rank(
                 &mut curves,
             )?;
             if comm.rank() == 0 {
-                save_context(out_dir, &theta0, &trajectory)?;
+                save_context(out_dir, &theta0, &trajectory, &[])?;
             }
             Trained::Prompts(Box::new(learner))
         }
@@ -384,39 +387,58 @@ fn build_nfl(
     })
 }
 
-/// A prompt learner for the evaluated classes carrying a context trained elsewhere.
+/// A prompt learner (or CoCoOp model) for the evaluated classes carrying a context (and
+/// meta-network) trained elsewhere.
 fn load_context(
     clip: &Clip,
     tok: &Tokenizer,
     eval_sets: &[EvalSet],
     spec: &RunSpec,
     path: &Path,
-) -> Result<PromptLearner, RunError> {
-    if spec.method == Method::Cocoop || spec.prompt.class_specific {
+) -> Result<Trained, RunError> {
+    if spec.prompt.class_specific {
         return Err(RunError::Spec(
-            "evaluate_context needs a shared context (CoOp-family methods without CSC)".into(),
+            "evaluate_context needs a shared context (class-specific contexts are per class)"
+                .into(),
         ));
     }
-    let ctx = Tensor::read_safetensors(path)
-        .map_err(|e| RunError::Io {
-            path: path.display().to_string(),
-            source: std::io::Error::other(e.to_string()),
-        })?
-        .into_iter()
-        .find(|(k, _)| k == "ctx")
-        .ok_or_else(|| RunError::Spec(format!("{}: no tensor `ctx`", path.display())))?
-        .1;
+    let named = Tensor::read_safetensors(path).map_err(|e| RunError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     let names = eval_sets
         .first()
         .map(|s| s.classnames.clone())
         .unwrap_or_default();
+    if spec.method == Method::Cocoop {
+        let cfg = CoCoOpConfig {
+            n_ctx: spec.prompt.n_ctx,
+            ctx_init: spec.prompt.ctx_init.clone(),
+        };
+        let mut model = CoCoOp::new(clip, tok, &names, &cfg)?;
+        model
+            .load_parameters(&named)
+            .map_err(|e| RunError::Spec(format!("{}: {e}", path.display())))?;
+        return Ok(Trained::CoCoOp(Box::new(model)));
+    }
+    let ctx = named
+        .into_iter()
+        .find(|(k, _)| k == "ctx")
+        .ok_or_else(|| RunError::Spec(format!("{}: no tensor `ctx`", path.display())))?
+        .1;
     let mut learner = PromptLearner::new(clip, tok, &names, spec.prompt.clone())?;
     learner.set_context(&ctx)?;
-    Ok(learner)
+    Ok(Trained::Prompts(Box::new(learner)))
 }
 
-/// The trajectory file holds `ctx_<e>` for e = 1..E (context after epoch e) and `theta0`.
-fn save_context(out_dir: &Path, theta0: &Tensor, trajectory: &[Tensor]) -> Result<(), RunError> {
+/// The trajectory file holds `ctx_<e>` for e = 1..E (context after epoch e) and `theta0`; the
+/// context file the final `ctx` and any other trained tensors (`extra`, by name).
+fn save_context(
+    out_dir: &Path,
+    theta0: &Tensor,
+    trajectory: &[Tensor],
+    extra: &[(String, Tensor)],
+) -> Result<(), RunError> {
     let mut named = vec![("theta0".to_string(), theta0.to_device(Device::Cpu))];
     for (e, t) in trajectory.iter().enumerate() {
         named.push((format!("ctx_{}", e + 1), t.to_device(Device::Cpu)));
@@ -434,7 +456,13 @@ fn save_context(out_dir: &Path, theta0: &Tensor, trajectory: &[Tensor]) -> Resul
         })
     };
     write("trajectory.safetensors", &named)?;
-    write("context.safetensors", &[("ctx".to_string(), last)])
+    let mut context = vec![("ctx".to_string(), last)];
+    context.extend(
+        extra
+            .iter()
+            .map(|(k, t)| (k.clone(), t.detach().to_device(Device::Cpu))),
+    );
+    write("context.safetensors", &context)
 }
 
 /// Reads ctx_1..ctx_n of a stage-A trajectory file.
