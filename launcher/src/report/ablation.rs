@@ -25,7 +25,8 @@ pub fn ablations(runs: &[Loaded], warnings: &mut Vec<String>) -> Table {
     let mut metric_of: BTreeMap<Key, &'static str> = BTreeMap::new();
     for r in runs {
         let s = &r.result.spec;
-        if !(s.method.uses_subspace() || s.method.uses_nfl()) {
+        // Evaluations of a model trained elsewhere (domain generalisation) are that model's.
+        if !(s.method.uses_subspace() || s.method.uses_nfl()) || s.evaluate_context.is_some() {
             continue;
         }
         let acc = &r.result.accuracy;

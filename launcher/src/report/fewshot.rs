@@ -18,14 +18,26 @@ pub const STD_NOTE: &str =
     "std is the sample standard deviation over seeds (divides by n - 1); empty for one seed.";
 
 impl FewShot {
-    /// Runs trained and tested on all classes, excluding domain-generalisation targets.
+    /// Runs trained and tested on all classes, excluding domain-generalisation targets (and
+    /// zero-shot CLIP on a target nothing was trained on).
     pub fn gather(runs: &[Loaded], warnings: &mut Vec<String>) -> Self {
+        let roles = DgRoles::of(runs);
+        let trained: BTreeSet<&str> = runs
+            .iter()
+            .map(|r| &r.result.spec)
+            .filter(|s| {
+                s.method != Method::Zsclip && s.subsample == "all" && s.evaluate_context.is_none()
+            })
+            .map(|s| s.dataset.as_str())
+            .collect();
         let mut cells = BTreeMap::new();
         for r in runs {
             let s = &r.result.spec;
+            let target_only = roles.role(r) == Some(1) && !trained.contains(s.dataset.as_str());
             if s.subsample != "all"
                 || s.evaluate_context.is_some()
                 || DG_TARGETS.contains(&s.dataset.as_str())
+                || target_only
             {
                 continue;
             }
@@ -124,6 +136,8 @@ struct DgRoles {
     sources: BTreeSet<PathBuf>,
     source_datasets: BTreeSet<String>,
     target_datasets: BTreeSet<String>,
+    /// Any ImageNet variant present: ImageNet runs are then sources, linked or not.
+    imagenet_variants: bool,
 }
 
 impl DgRoles {
@@ -150,10 +164,14 @@ impl DgRoles {
             .filter(|s| s.evaluate_context.is_some() || DG_TARGETS.contains(&s.dataset.as_str()))
             .map(|s| s.dataset.clone())
             .collect();
+        let imagenet_variants = runs
+            .iter()
+            .any(|r| DG_TARGETS.contains(&r.result.spec.dataset.as_str()));
         DgRoles {
             sources,
             source_datasets,
             target_datasets,
+            imagenet_variants,
         }
     }
 
@@ -168,6 +186,7 @@ impl DgRoles {
         {
             Some(1)
         } else if r.path.parent().is_some_and(|d| self.sources.contains(d))
+            || (s.dataset == "imagenet" && self.imagenet_variants)
             || (zero_shot && self.source_datasets.contains(&s.dataset) && s.shots == PROTOCOL_SHOTS)
         {
             Some(0)
