@@ -207,7 +207,7 @@ pub fn curve_plots(runs: &[Loaded]) -> Result<Vec<Plot>, String> {
                 }
             })
             .collect();
-        let title = format!("{dataset}, {shots} shots, trained on {subsample}");
+        let title = format!("{dataset}, {shots}-shot, trained on {subsample} classes");
         out.push(Plot {
             file: format!(
                 "curves_compare_{}_{shots}shot_{}.svg",
@@ -251,7 +251,7 @@ pub fn curve_plots(runs: &[Loaded]) -> Result<Vec<Plot>, String> {
         }
         for (m, lines) in per_method {
             let title = format!(
-                "{dataset}, {shots} shots, {}, trained on {subsample}",
+                "{dataset}, {shots}-shot, {}, trained on {subsample} classes",
                 m.label()
             );
             out.push(Plot {
