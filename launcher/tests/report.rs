@@ -397,3 +397,69 @@ fn plots_are_svg_with_their_series() {
     assert!(ratios.len() >= 2, "{:?}", texts["pca_dsa.svg"]);
     assert!(ratios.iter().all(|r| (0.0..=1.0).contains(r)), "{ratios:?}");
 }
+
+#[test]
+fn domain_generalisation_follows_the_evaluated_contexts() {
+    // The embedded setting: fashion_mnist's 4-shot CoOp model evaluated on its noisy copy,
+    // which is also a few-shot dataset of its own; zero-shot CLIP on both.
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let dir_of = |r: &RunResult| {
+        res.join(format!(
+            "{}_{}_{}_{}_{}",
+            r.spec.dataset, r.spec.method, r.spec.shots, r.spec.subsample, r.spec_hash
+        ))
+    };
+    let source = fewshot("fashion_mnist", Method::Coop, 4, 1, 84.0);
+    write(&res, &source);
+    for (target, acc) in [("fashion_mnist_noise", 60.0), ("fashion_mnist_blur", 75.0)] {
+        let mut s = spec(target, Method::Coop, 4, 1);
+        s.evaluate_context = Some(dir_of(&source).join("context.safetensors"));
+        write(&res, &result(s, &[("all", acc)]));
+    }
+    write(
+        &res,
+        &fewshot("fashion_mnist_noise", Method::Coop, 4, 1, 71.0),
+    );
+    write(
+        &res,
+        &fewshot("fashion_mnist_noise", Method::Zsclip, 4, 1, 67.0),
+    );
+    write(&res, &fewshot("fashion_mnist", Method::Zsclip, 4, 1, 84.4));
+    // Zero-shot on a target nothing was trained on belongs to DG only.
+    write(
+        &res,
+        &fewshot("fashion_mnist_blur", Method::Zsclip, 4, 1, 79.0),
+    );
+    let out = tmp.path().join("report");
+    let summary = subpt_bench::report::generate(&res, &tmp.path().join("none"), &out).unwrap();
+    assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
+    let dg = csv(&out.join("domain_generalisation.csv"));
+    let row = |role: &str, dataset: &str, method: &str| {
+        num(
+            find(
+                &dg,
+                &[("role", role), ("dataset", dataset), ("method", method)],
+            ),
+            "mean",
+        )
+    };
+    close(row("source", "fashion_mnist", "coop"), 84.0);
+    close(row("source", "fashion_mnist", "zsclip"), 84.4);
+    close(row("target", "fashion_mnist_noise", "coop"), 60.0);
+    close(row("target", "fashion_mnist_noise", "zsclip"), 67.0);
+    close(row("target", "fashion_mnist_blur", "coop"), 75.0);
+    close(row("target", "fashion_mnist_blur", "zsclip"), 79.0);
+    assert_eq!(dg.len(), 6, "{dg:?}");
+    // Few-shot keeps the noisy copy's own training (not the evaluation of another model).
+    let fs = csv(&out.join("fewshot.csv"));
+    let noise = |m: &str| {
+        num(
+            find(&fs, &[("dataset", "fashion_mnist_noise"), ("method", m)]),
+            "mean",
+        )
+    };
+    close(noise("coop"), 71.0);
+    close(noise("zsclip"), 67.0);
+    assert!(!fs.iter().any(|r| r["dataset"] == "fashion_mnist_blur"));
+}

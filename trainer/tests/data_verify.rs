@@ -230,3 +230,46 @@ fn fashion_mnist_from_debian_matches_numpy() {
     let r = verify(DatasetName::FashionMnist, root.path()).unwrap();
     assert!(r.ok(), "{r}");
 }
+
+#[test]
+fn downstream_split_leaves_out_the_pretraining_images_and_corruptions_keep_the_items() {
+    let src = tempfile::tempdir().unwrap();
+    let (train_px, _) = synthetic_source(src.path());
+    let root = tempfile::tempdir().unwrap();
+    let clean = FashionMnistOptions {
+        val_per_class: 1,
+        skip_train: 10,
+        ..Default::default()
+    };
+    let s = fashion_mnist::convert(src.path(), root.path(), &clean).unwrap();
+    // Train-file images 0..10 are the pretraining corpus: val takes 10..20, train 20..30.
+    let val: Vec<usize> = s.val.iter().map(source_index).collect();
+    let train: Vec<usize> = s.train.iter().map(source_index).collect();
+    assert_eq!(val, (10..20).collect::<Vec<_>>());
+    assert_eq!(train, (20..30).collect::<Vec<_>>());
+    assert_eq!(s.test.len(), 12);
+    let dark = FashionMnistOptions {
+        corruption: Some(fashion_mnist::Corruption::Dark),
+        ..clean
+    };
+    let d = fashion_mnist::convert(src.path(), root.path(), &dark).unwrap();
+    assert_eq!(
+        read_dataset(DatasetName::FashionMnistDark, root.path()).unwrap(),
+        d
+    );
+    let rel = |v: &[Item]| v.iter().map(|i| i.relpath.clone()).collect::<Vec<_>>();
+    assert_eq!(rel(&d.train), rel(&s.train));
+    assert_eq!(rel(&d.test), rel(&s.test));
+    for it in &d.train {
+        let i = source_index(it);
+        let want: Vec<u8> = train_px[i * 12..(i + 1) * 12]
+            .iter()
+            .map(|&p| (p as f64 * 0.5).round() as u8)
+            .collect();
+        assert_eq!(pixels(it), want, "{}", it.relpath);
+    }
+    // Up to date per options: the same options convert nothing, other options convert again.
+    assert!(!fashion_mnist::ensure(src.path(), root.path(), &dark).unwrap());
+    let other = FashionMnistOptions { seed: 3, ..dark };
+    assert!(fashion_mnist::ensure(src.path(), root.path(), &other).unwrap());
+}

@@ -184,11 +184,17 @@ impl GridConfig {
             None if dg_source == DatasetName::ImageNet => IMAGENET_VARIANTS.to_vec(),
             None => Vec::new(),
         };
-        needs(
-            "dg_targets",
-            raw.protocols.contains(&Protocol::DomainGeneralization) && dg_targets.is_empty(),
-            "domain_generalization tests the dg_source model on them",
-        )?;
+        if raw.protocols.contains(&Protocol::DomainGeneralization) && dg_targets.is_empty() {
+            return Err(GridError::Invalid {
+                path: path.to_path_buf(),
+                key: "dg_targets".into(),
+                // Absent or empty: point at the list if written, else at the source it lacks.
+                line: top_level_line(text, "dg_targets").or(top_level_line(text, "dg_source")),
+                message: format!(
+                    "domain_generalization needs the datasets to test the {dg_source} model on"
+                ),
+            });
+        }
         Ok(GridConfig {
             name: raw.name,
             source: path.to_path_buf(),

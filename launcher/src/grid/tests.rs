@@ -368,6 +368,50 @@ fn dg_grid_models_and_evaluations() {
 }
 
 #[test]
+fn demo_grid_tests_the_clean_model_on_every_shifted_copy() {
+    let g = load("demo.yaml");
+    let evals: Vec<&Cell> = g
+        .cells
+        .iter()
+        .filter(|c| matches!(c.kind, CellKind::Evaluate { .. }))
+        .collect();
+    // Six methods x three seeds x five targets, less zero-shot CLIP on fashion_mnist_noise:
+    // that cell is the few-shot protocol's own (same spec, one cell).
+    assert_eq!(evals.len(), 6 * 3 * 5 - 3);
+    for c in &evals {
+        let CellKind::Evaluate { model } = &c.kind else {
+            unreachable!()
+        };
+        let m = g.cells.iter().find(|m| &m.id == model).unwrap();
+        assert_eq!(
+            (m.spec.dataset.as_str(), m.spec.shots),
+            ("fashion_mnist", 4)
+        );
+        assert!(
+            c.spec.dataset.starts_with("fashion_mnist_"),
+            "{}",
+            c.spec.dataset
+        );
+        assert!(c.deps.contains(model));
+        match c.spec.method {
+            Method::Zsclip => assert!(c.spec.evaluate_context.is_none()),
+            _ => assert_eq!(
+                c.spec.evaluate_context.as_deref(),
+                Some(m.out_dir.join("context.safetensors").as_path())
+            ),
+        }
+    }
+    // A source other than ImageNet needs its targets named.
+    let text = "name: t\nprotocols: [domain_generalization]\nseeds: [1]\nmethods: [coop]\n\
+                weights: w.pt\ndata_root: d\noutput_dir: o\ndg_source: fashion_mnist\n";
+    let e = parse_err(text).to_string();
+    assert!(
+        e.contains("dg_targets") && e.contains("grid.yaml:8:"),
+        "{e}"
+    );
+}
+
+#[test]
 fn dry_run_lists_cells_dependencies_and_total() {
     let g = load("smoke.yaml");
     let text = dry_run(&g);
