@@ -5,22 +5,8 @@ use std::path::Path;
 use std::process::Command;
 use tch::Tensor;
 
-const BIN: &str = env!("CARGO_BIN_EXE_subpt-bench");
-
-fn run(cmd: &mut Command) {
-    let out = cmd
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
-        .output()
-        .expect("start process");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+mod common;
+use common::{ok as run, BIN};
 
 fn train_args(dir: &Path, out: &str) -> Vec<String> {
     let s = |x: &str| x.to_string();

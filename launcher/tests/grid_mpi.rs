@@ -3,27 +3,10 @@
 //! (`--dp 2`) learn the same contexts as one rank; failed cells (bad weights, a diverging run)
 //! stay isolated across ranks and groups; a SIGKILLed rank loses nothing finished.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_subpt-bench");
-
-fn output(cmd: &mut Command) -> Output {
-    cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .output()
-        .expect("start process")
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = output(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+mod common;
+use common::{ok, output, BIN};
 
 fn table(out: &Path, name: &str) -> String {
     std::fs::read_to_string(out.join("report").join(name)).unwrap()

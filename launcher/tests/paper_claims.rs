@@ -11,21 +11,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_subpt-bench");
+mod common;
+use common::BIN;
 
+/// Runs a command with one libtorch thread per process, as the demo does.
 fn ok(cmd: &mut Command) {
-    let out = cmd
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .expect("start process");
-    assert!(
-        out.status.success(),
-        "{cmd:?}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ok(cmd.env("OMP_NUM_THREADS", "1"));
 }
 
 /// (dataset, subsample, shots, method) -> per-seed results.
