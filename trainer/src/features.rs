@@ -18,6 +18,8 @@ pub enum FeatureError {
     Load(#[from] crate::data::loader::LoadError),
     #[error(transparent)]
     Transform(#[from] crate::data::transforms::TransformError),
+    #[error("{what} of the `{split}` test images are NaN or infinite: the model is broken")]
+    NonFinite { what: &'static str, split: String },
 }
 
 /// Everything that changes the features of a split.

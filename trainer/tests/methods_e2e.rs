@@ -186,7 +186,7 @@ fn coop_learns_a_learnable_fixture() {
 }
 
 #[test]
-fn non_finite_loss_fails_the_cell_with_a_clear_error() {
+fn broken_weights_or_a_diverging_context_never_become_a_result() {
     let dir = tempfile::tempdir().unwrap();
     write_fixture(
         DatasetName::EuroSat,
@@ -194,6 +194,7 @@ fn non_finite_loss_fails_the_cell_with_a_clear_error() {
         &FixtureOptions::default(),
     )
     .unwrap();
+    // NaN weights are refused at load, naming the tensor, whatever the method.
     let w = dir.path().join("nan.safetensors");
     let mut t = generate(&Spec::tiny_vit(), 5);
     t.insert(
@@ -202,14 +203,32 @@ fn non_finite_loss_fails_the_cell_with_a_clear_error() {
     );
     let named: Vec<(&str, &Tensor)> = t.iter().map(|(k, v)| (k.as_str(), v)).collect();
     Tensor::write_safetensors(&named, &w).unwrap();
-    let s = spec(dir.path(), &w, Method::Coop, 2, 2);
-    let err = run(&s, &dir.path().join("out"), Device::Cpu, &Single).expect_err("must fail");
-    let msg = err.to_string();
-    assert!(
-        msg.contains("epoch 1") && msg.contains("loss is not finite"),
-        "{msg}"
-    );
-    assert!(!dir.path().join("out/context.safetensors").exists());
+    for method in [Method::Zsclip, Method::Coop] {
+        let s = spec(dir.path(), &w, method, 2, 2);
+        let out = dir.path().join(format!("nan-{method}"));
+        let msg = run(&s, &out, Device::Cpu, &Single)
+            .expect_err("must fail")
+            .to_string();
+        assert!(
+            msg.contains("nan.safetensors") && msg.contains("`ln_final.weight`"),
+            "{msg}"
+        );
+        assert!(!out.join("result.json").exists());
+    }
+    // A learning rate of 1e30 drives the context past what the towers can represent: the
+    // cell fails (loss, gradient, context or logits not finite) instead of scoring 1/n.
+    let good = setup(dir.path(), &FixtureOptions::default());
+    let mut s = spec(dir.path(), &good, Method::Coop, 2, 2);
+    s.lr = 1e30;
+    s.warmup_epochs = 0;
+    s.eval_every = 1;
+    let out = dir.path().join("diverged");
+    let msg = run(&s, &out, Device::Cpu, &Single)
+        .expect_err("must fail")
+        .to_string();
+    assert!(msg.contains("not finite") || msg.contains("NaN or infinite"), "{msg}");
+    assert!(!out.join("context.safetensors").exists());
+    assert!(!out.join("result.json").exists());
 }
 
 #[test]

@@ -62,6 +62,17 @@ pub fn load(path: &Path) -> Result<Weights, ClipError> {
         raw.extend(tensors);
     }
     let (layout, tensors) = to_openai_layout(raw).map_err(|m| format_err(path, m))?;
+    // A NaN or Inf weight makes every later number meaningless (and argmax of NaN logits still
+    // "predicts" a class), so it is refused here, naming the tensor.
+    if let Some((key, _)) = tensors
+        .iter()
+        .find(|(_, t)| t.is_floating_point() && t.isfinite().all().int64_value(&[]) == 0)
+    {
+        return Err(format_err(
+            path,
+            format!("tensor `{key}` holds NaN or infinite values"),
+        ));
+    }
     let activation = match hf_config {
         Some(cfg) => hf_activation(&cfg)?,
         None => Activation::QuickGelu,

@@ -59,7 +59,15 @@ pub fn evaluate_with(
     // Chunks bound the memory of per-image classifiers (CoCoOp builds prompts per image).
     for start in (0..n).step_by(100) {
         let chunk = img.narrow(0, start, 100.min(n - start));
-        preds.push(tch::no_grad(|| classify(&chunk)).argmax(-1, false));
+        let logits = tch::no_grad(|| classify(&chunk));
+        // argmax over NaN logits still names a class: a broken model must not score.
+        if logits.isfinite().all().int64_value(&[]) == 0 {
+            return Err(crate::features::FeatureError::NonFinite {
+                what: "logits",
+                split: set.name.clone(),
+            });
+        }
+        preds.push(logits.argmax(-1, false));
     }
     let pred = if preds.is_empty() {
         Tensor::zeros([0], (Kind::Int64, tch::Device::Cpu))

@@ -264,6 +264,14 @@ pub fn train(
             let v = Vec::<f64>::try_from(&stats).expect("3 values");
             (loss_sum, correct, seen) = (v[0], v[1] as i64, v[2] as i64);
         }
+        // A finite loss does not prove a finite context (the last step may overflow it).
+        if !finite(model.ctx()) {
+            return Err(RunError::NonFinite {
+                epoch: epoch + 1,
+                batch: global.len().saturating_sub(1),
+                what: "context",
+            });
+        }
         trajectory.push(model.ctx().detach().copy());
         let mut test = BTreeMap::new();
         // Curves are kept from rank 0 only, as is the whole result.
