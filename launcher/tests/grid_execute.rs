@@ -216,3 +216,27 @@ fn domain_generalisation_cells_evaluate_the_imagenet_model_on_each_variant() {
         assert!(table.contains(target), "{target} missing from\n{table}");
     }
 }
+
+#[test]
+fn a_second_run_on_the_same_output_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let grid = setup(d, 2, "good.safetensors");
+    // This process stands in for a grid run in progress.
+    let held = subpt_bench::grid::lock::acquire(&d.join("runs")).unwrap();
+    let out = grid_run(&grid);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another grid run is using this output directory")
+            && err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    assert!(
+        !d.join("runs/grid-summary.json").exists(),
+        "the refused run did no work"
+    );
+    drop(held);
+    let text = ok(grid_run(&grid));
+    assert!(text.contains("0 failed"), "{text}");
+}

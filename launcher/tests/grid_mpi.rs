@@ -285,3 +285,21 @@ fn sigkill_of_a_rank_mid_grid_loses_nothing_finished() {
         "{finished} results before the rerun: {text}"
     );
 }
+
+#[test]
+fn a_held_output_directory_stops_every_rank() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let grid = setup(d, "few_shot", "zsclip, coop", "tiny.safetensors", 2);
+    let out = d.join("runs");
+    let held = subpt_bench::grid::lock::acquire(&out).unwrap();
+    let run = output(&mut mpirun("2", &grid, &out, &[]));
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("another grid run is using this output directory"),
+        "{err}"
+    );
+    drop(held);
+    ok(&mut mpirun("2", &grid, &out, &[]));
+}

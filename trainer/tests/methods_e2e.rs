@@ -226,7 +226,10 @@ fn broken_weights_or_a_diverging_context_never_become_a_result() {
     let msg = run(&s, &out, Device::Cpu, &Single)
         .expect_err("must fail")
         .to_string();
-    assert!(msg.contains("not finite") || msg.contains("NaN or infinite"), "{msg}");
+    assert!(
+        msg.contains("not finite") || msg.contains("NaN or infinite"),
+        "{msg}"
+    );
     assert!(!out.join("context.safetensors").exists());
     assert!(!out.join("result.json").exists());
 }

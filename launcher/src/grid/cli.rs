@@ -51,6 +51,8 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
         bail!("--dp {dp}: a data-parallel group needs {dp} ranks, but this launch has {world_size} (start it with mpirun -n {dp} or more)");
     }
     let started = std::time::Instant::now();
+    // Held until the report and summary are written.
+    let _held: super::lock::OutputLock;
     let s = if world_size > 1 {
         let Some((universe, threading)) = mpi::initialize_with_threading(mpi::Threading::Multiple)
         else {
@@ -60,18 +62,32 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
             bail!("the MPI library does not support MPI_THREAD_MULTIPLE, which the grid dispatcher needs (got {threading:?})");
         }
         let world = universe.world();
+        // Rank 0 holds the directory for the whole job; every rank learns whether it could.
+        use mpi::traits::{Communicator as _, Root as _};
+        let lock = (world.rank() == 0).then(|| super::lock::acquire(&grid.output_dir));
+        let mut locked = u8::from(matches!(lock, None | Some(Ok(_))));
+        world.process_at_rank(0).broadcast_into(&mut locked);
+        if let Some(Err(e)) = &lock {
+            bail!("{e}");
+        }
+        if locked == 0 {
+            bail!("rank 0 could not lock the output directory");
+        }
+        if let Some(Ok(l)) = lock {
+            _held = l;
+        }
         match super::scheduler::execute_mpi(grid, local_device(device), &world, dp, args.progress) {
             Ok(Some(s)) => s,
             Ok(None) => return Ok(()),
             // The other ranks wait for work or collectives this rank will never join: end the
             // whole job rather than leave it hanging.
             Err(e) => {
-                use mpi::traits::Communicator as _;
                 eprintln!("error: rank {}: {e}", world.rank());
                 world.abort(1)
             }
         }
     } else {
+        _held = super::lock::acquire(&grid.output_dir).map_err(anyhow::Error::msg)?;
         super::execute::execute(grid, device, args.progress)
     };
     let wall = started.elapsed().as_secs_f64();

@@ -17,6 +17,7 @@ mod cost;
 mod dryrun;
 pub mod execute;
 mod expand;
+pub mod lock;
 mod overrides;
 pub mod progress;
 pub mod scheduler;
