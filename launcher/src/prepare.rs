@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use subpt_trainer::data::fashion_mnist::{self, Corruption, FashionMnistOptions};
 use subpt_trainer::data::fewshot_cache::{self, CacheMode, FewshotSource};
 use subpt_trainer::data::fewshot_pickle::DasslPickle;
-use subpt_trainer::data::{read_dataset, verify, DatasetName};
+use subpt_trainer::data::verify::{verify_with, VerifyOptions};
+use subpt_trainer::data::{read_dataset, DatasetName};
 use tch::Tensor;
 
 #[derive(clap::Subcommand)]
@@ -33,6 +34,9 @@ pub enum PrepareCommand {
         dataset: DatasetName,
         #[arg(long)]
         root: PathBuf,
+        /// Decode every image in full (slow), not only its header: finds truncated files.
+        #[arg(long)]
+        full: bool,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -126,9 +130,10 @@ pub fn run(cmd: PrepareCommand) -> Result<()> {
         PrepareCommand::Verify {
             dataset,
             root,
+            full,
             json,
         } => {
-            let report = verify(dataset, &root)?;
+            let report = verify_with(dataset, &root, VerifyOptions { full_decode: full })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -240,3 +240,40 @@ fn a_second_run_on_the_same_output_directory_is_refused() {
     let text = ok(grid_run(&grid));
     assert!(text.contains("0 failed"), "{text}");
 }
+
+#[test]
+fn verify_full_decodes_every_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(bench(&[
+        "prepare",
+        "fashion-mnist",
+        "--out",
+        data.to_str().unwrap(),
+        "--per-class",
+        "2",
+        "--val-per-class",
+        "1",
+    ]));
+    let png = std::fs::read_dir(data.join("fashion_mnist/images/sandal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("test_"))
+        .unwrap();
+    let bytes = std::fs::read(&png).unwrap();
+    std::fs::write(&png, &bytes[..bytes.len() - 20]).unwrap();
+    let args = [
+        "prepare",
+        "verify",
+        "--dataset",
+        "fashion_mnist",
+        "--root",
+        data.to_str().unwrap(),
+    ];
+    // Its header is intact, so a header check passes; decoding finds the cut.
+    ok(bench(&args));
+    let out = bench(&[&args[..], &["--full"]].concat());
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&png.display().to_string()), "{text}");
+}

@@ -99,7 +99,10 @@ fn check_image(path: &Path, full: bool) -> std::result::Result<(), String> {
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
     if full {
-        reader.decode().map(|_| ()).map_err(|e| e.to_string())
+        // The decoder the training and test pipelines use, so what passes here loads there.
+        super::image::load_rgb(path)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     } else {
         reader
             .into_dimensions()
