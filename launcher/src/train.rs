@@ -10,23 +10,26 @@ pub struct TrainArgs {
     /// A RunSpec as JSON (the `spec` of any result.json works); flags below override it.
     #[arg(long)]
     pub spec: Option<PathBuf>,
-    #[arg(long)]
+    #[arg(long, value_parser = dataset_names())]
     pub dataset: Option<String>,
+    /// The data root (CoOp's `DATA/` layout).
     #[arg(long)]
     pub root: Option<PathBuf>,
-    #[arg(long)]
-    pub method: Option<Method>,
+    #[arg(long, value_parser = method_names())]
+    pub method: Option<String>,
+    /// Shots per class (required without --spec).
     #[arg(long)]
     pub shots: Option<usize>,
+    /// Seed of the few-shot draw, the context init and the batch order (required without --spec).
     #[arg(long)]
     pub seed: Option<u64>,
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// Classes to train on: all, base or new.
-    #[arg(long)]
+    /// Classes to train on.
+    #[arg(long, value_parser = ["all", "base", "new"])]
     pub subsample: Option<String>,
-    /// Class subsets to test on (repeatable): all, base, new.
-    #[arg(long = "eval")]
+    /// Class subsets to test on (repeatable) [default: all].
+    #[arg(long = "eval", value_parser = ["all", "base", "new"])]
     pub eval: Vec<String>,
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -47,6 +50,19 @@ pub struct TrainArgs {
     pub out: PathBuf,
 }
 
+/// The accepted values, so `--help` lists them.
+fn dataset_names() -> clap::builder::PossibleValuesParser {
+    subpt_trainer::data::catalog::DATASETS
+        .iter()
+        .map(|d| d.id)
+        .collect::<Vec<_>>()
+        .into()
+}
+
+fn method_names() -> clap::builder::PossibleValuesParser {
+    Method::ALL.map(Method::name).into()
+}
+
 fn resolve(a: &TrainArgs) -> Result<RunSpec> {
     let mut v: serde_json::Value = match &a.spec {
         Some(p) => {
@@ -57,17 +73,21 @@ fn resolve(a: &TrainArgs) -> Result<RunSpec> {
             v.get("spec").cloned().unwrap_or(v)
         }
         None => {
-            let (Some(dataset), Some(root), Some(method), Some(weights)) =
-                (&a.dataset, &a.root, a.method, &a.weights)
+            let (Some(dataset), Some(root), Some(method), Some(weights), Some(shots), Some(seed)) =
+                (&a.dataset, &a.root, &a.method, &a.weights, a.shots, a.seed)
             else {
-                bail!("give --spec FILE, or at least --dataset, --root, --method and --weights");
+                bail!(
+                    "give --spec FILE, or --dataset, --root, --method, --weights, --shots and \
+                     --seed (the paper's settings for that method and shot count fill the rest)"
+                );
             };
+            let method: Method = method.parse().map_err(anyhow::Error::msg)?;
             let spec = RunSpec::paper_defaults(
                 dataset,
                 root.clone(),
                 method,
-                a.shots.unwrap_or(16),
-                a.seed.unwrap_or(1),
+                shots,
+                seed,
                 weights.clone(),
             );
             serde_json::to_value(spec)?
@@ -87,7 +107,7 @@ fn resolve(a: &TrainArgs) -> Result<RunSpec> {
     if let Some(x) = &a.root {
         set(&mut v, "/root", json!(x))?;
     }
-    if let Some(x) = a.method {
+    if let Some(x) = &a.method {
         set(&mut v, "/method", json!(x))?;
     }
     if let Some(x) = a.shots {

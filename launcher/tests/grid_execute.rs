@@ -277,3 +277,36 @@ fn verify_full_decodes_every_image() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&png.display().to_string()), "{text}");
 }
+
+#[test]
+fn train_names_what_it_needs_and_lists_its_choices() {
+    let out = bench(&[
+        "train",
+        "--dataset",
+        "fashion_mnist",
+        "--root",
+        "data",
+        "--method",
+        "coop",
+        "--weights",
+        "w.safetensors",
+        "--out",
+        "o",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--shots") && err.contains("--seed"), "{err}");
+    let help = ok(bench(&["train", "--help"]));
+    for name in [
+        "coop_sub_nfl",
+        "cocoop",
+        "fashion_mnist_noise",
+        "oxford_pets",
+        "base",
+    ] {
+        assert!(help.contains(name), "{name} in:\n{help}");
+    }
+    let out = bench(&["train", "--method", "coopp", "--out", "o"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("coop_sub"), "{err}");
+}

@@ -28,6 +28,18 @@ impl Method {
         Method::Cocoop,
     ];
 
+    /// The name grids, flags and result files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Zsclip => "zsclip",
+            Method::Coop => "coop",
+            Method::CoopNfl => "coop_nfl",
+            Method::CoopSub => "coop_sub",
+            Method::CoopSubNfl => "coop_sub_nfl",
+            Method::Cocoop => "cocoop",
+        }
+    }
+
     pub fn uses_nfl(self) -> bool {
         matches!(self, Method::CoopNfl | Method::CoopSubNfl)
     }
@@ -55,8 +67,7 @@ impl std::str::FromStr for Method {
 
 impl std::fmt::Display for Method {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let v = serde_json::to_value(self).expect("serialises");
-        f.write_str(v.as_str().expect("a string"))
+        f.write_str(self.name())
     }
 }
 
@@ -266,6 +277,19 @@ impl RunSpec {
             eval_every: 0,
             cache_dir: default_cache(),
             evaluate_context: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Method;
+
+    #[test]
+    fn method_names_are_their_serde_names() {
+        for m in Method::ALL {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.name());
+            assert_eq!(m.name().parse::<Method>().unwrap(), m);
         }
     }
 }
