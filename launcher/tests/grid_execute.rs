@@ -310,3 +310,16 @@ fn train_names_what_it_needs_and_lists_its_choices() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("coop_sub"), "{err}");
 }
+
+#[test]
+fn a_grid_whose_cells_all_fail_says_no_report_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = setup(dir.path(), 2, "bad.safetensors");
+    let out = grid_run(&grid);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("no report written") && !text.contains("report in"),
+        "{text}"
+    );
+}

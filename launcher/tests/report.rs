@@ -463,3 +463,19 @@ fn domain_generalisation_follows_the_evaluated_contexts() {
     close(noise("zsclip"), 67.0);
     assert!(!fs.iter().any(|r| r["dataset"] == "fashion_mnist_blur"));
 }
+
+#[test]
+fn a_directory_without_results_is_an_error_not_empty_tables() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    std::fs::create_dir_all(res.join("cell")).unwrap();
+    std::fs::write(res.join("cell/result.json"), b"{}").unwrap();
+    let e = subpt_bench::report::generate(&res, &tmp.path().join("none"), &tmp.path().join("r"))
+        .err()
+        .expect("nothing to report");
+    assert!(
+        e.to_string().contains("no valid result.json") && e.to_string().contains("1 skipped"),
+        "{e}"
+    );
+    assert!(!tmp.path().join("r").exists());
+}

@@ -98,10 +98,14 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
         .map(|d| d.join("../results/reference"))
         .filter(|d| d.is_dir())
         .unwrap_or_else(|| "results/reference".into());
-    let report = grid.output_dir.join("report");
-    if let Err(e) = crate::report::generate(&grid.output_dir, &shipped, &report) {
-        tracing::warn!("report not written: {e}");
-    }
+    let report_dir = grid.output_dir.join("report");
+    let report = match crate::report::generate(&grid.output_dir, &shipped, &report_dir) {
+        Ok(_) => format!("report in {}", report_dir.display()),
+        Err(e) => {
+            tracing::warn!("report not written: {e}");
+            "no report written".to_string()
+        }
+    };
     let record = serde_json::json!({
         "grid": grid.name,
         "source": grid.source,
@@ -122,7 +126,7 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
         tracing::warn!("{}: {e}", summary_path.display());
     }
     println!(
-        "grid `{}`: {} cells, {} already done, {} ran, {} failed, {} skipped in {:.1} s; report in {}",
+        "grid `{}`: {} cells, {} already done, {} ran, {} failed, {} skipped in {:.1} s; {}",
         grid.name,
         grid.cells.len(),
         s.already_done.len(),
@@ -130,7 +134,7 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
         s.failed.len(),
         s.skipped.len(),
         wall,
-        report.display()
+        report
     );
     for (id, e) in &s.failed {
         println!("  failed  {id}: {e}");

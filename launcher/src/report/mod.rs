@@ -24,6 +24,8 @@ pub enum ReportError {
     },
     #[error("plot {file}: {message}")]
     Plot { file: String, message: String },
+    #[error("{dir}: no valid result.json below it ({skipped} skipped), so no report")]
+    NoResults { dir: String, skipped: usize },
 }
 
 /// What a report run produced.
@@ -51,6 +53,15 @@ pub struct Tables {
 /// `out/plots`.
 pub fn generate(results: &Path, reference: &Path, out: &Path) -> Result<Summary, ReportError> {
     let collected = collect::collect(results)?;
+    if collected.runs.is_empty() {
+        for w in &collected.warnings {
+            tracing::warn!("{w}");
+        }
+        return Err(ReportError::NoResults {
+            dir: results.display().to_string(),
+            skipped: collected.warnings.len(),
+        });
+    }
     let mut warnings = collected.warnings;
     let runs = &collected.runs;
 
