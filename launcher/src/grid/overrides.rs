@@ -55,6 +55,28 @@ pub(crate) fn parse(
             line,
             message,
         };
+        // The grid's own axes: an override would silently replace the whole axis by one value.
+        let axis_key = [
+            ("dataset", "datasets"),
+            ("method", "methods"),
+            ("shots", "shots"),
+            ("seed", "seeds"),
+            ("weights", "weights"),
+            ("root", "data_root"),
+            ("cache_dir", "cache_dir"),
+        ];
+        if let Some((_, top)) = axis_key.iter().find(|(field, _)| *field == key) {
+            return Err(invalid(format!(
+                "`{key}` is set by the grid's `{top}:` key (an override would collapse it to \
+                 one value); list the values there"
+            )));
+        }
+        // JSON has no NaN or infinity: serde would quietly turn `.nan` into null.
+        if let Some(bad) = non_finite(v) {
+            return Err(invalid(format!(
+                "{bad} is not a finite number, which no run-spec field takes"
+            )));
+        }
         let json = serde_json::to_value(v).map_err(|e| invalid(e.to_string()))?;
         let (values, axis) = match json {
             Value::Array(a) if a.is_empty() => {
@@ -74,6 +96,26 @@ pub(crate) fn parse(
         });
     }
     Ok(out)
+}
+
+/// The first NaN or infinite number in a YAML value, as YAML writes it.
+fn non_finite(v: &serde_yaml_ng::Value) -> Option<String> {
+    use serde_yaml_ng::Value as Y;
+    match v {
+        Y::Number(n) => n.as_f64().filter(|x| !x.is_finite()).map(|x| {
+            if x.is_nan() {
+                ".nan".to_string()
+            } else if x > 0.0 {
+                ".inf".to_string()
+            } else {
+                "-.inf".to_string()
+            }
+        }),
+        Y::Sequence(items) => items.iter().find_map(non_finite),
+        Y::Mapping(m) => m.values().find_map(non_finite),
+        Y::Tagged(t) => non_finite(&t.value),
+        _ => None,
+    }
 }
 
 /// `spec` with each `(path, value)` set, skipping paths whose parent is unset.

@@ -81,6 +81,17 @@ fn parse_errors_name_file_key_and_line() {
             vec!["cooop", "methods"],
         ),
         (MINIMAL.replace("shots: [1, 4]\n", ""), 0, vec!["shots"]),
+        // An override of an axis would collapse it (seeds [1] here, but any list).
+        (
+            format!("{MINIMAL}overrides:\n  epochs: 2\n  seed: 5\n"),
+            12,
+            vec!["overrides.seed", "`seeds:`"],
+        ),
+        (
+            format!("{MINIMAL}overrides:\n  lr: [0.002, .nan]\n"),
+            11,
+            vec!["overrides.lr", ".nan", "not a finite number"],
+        ),
     ];
     for (text, line, words) in cases {
         let e = parse_err(&text);
