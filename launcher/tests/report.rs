@@ -471,8 +471,7 @@ fn a_directory_without_results_is_an_error_not_empty_tables() {
     std::fs::create_dir_all(res.join("cell")).unwrap();
     std::fs::write(res.join("cell/result.json"), b"{}").unwrap();
     let e = subpt_bench::report::generate(&res, &tmp.path().join("none"), &tmp.path().join("r"))
-        .err()
-        .expect("nothing to report");
+        .expect_err("nothing to report");
     assert!(
         e.to_string().contains("no valid result.json") && e.to_string().contains("1 skipped"),
         "{e}"
