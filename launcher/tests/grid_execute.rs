@@ -322,4 +322,10 @@ fn a_grid_whose_cells_all_fail_says_no_report_was_written() {
         text.contains("no report written") && !text.contains("report in"),
         "{text}"
     );
+    // Failed and skipped cells are named by what they are, not only by hash.
+    assert!(
+        text.contains("failed  fashion_mnist test features")
+            && text.contains("skipped fashion_mnist coop_sub 2-shot seed 1 ["),
+        "{text}"
+    );
 }

@@ -136,11 +136,16 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
         wall,
         report
     );
+    // Cells by what they are, then their id (the directory under the output).
+    let name = |id: &str| match grid.cells.iter().find(|c| c.id == id) {
+        Some(c) => format!("{} [{id}]", super::progress::describe(c)),
+        None => id.to_string(),
+    };
     for (id, e) in &s.failed {
-        println!("  failed  {id}: {e}");
+        println!("  failed  {}: {e}", name(id));
     }
     for (id, why) in &s.skipped {
-        println!("  skipped {id}: {why}");
+        println!("  skipped {}: {why}", name(id));
     }
     if !s.failed.is_empty() {
         bail!("{} cell(s) failed", s.failed.len());
