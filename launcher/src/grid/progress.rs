@@ -2,7 +2,7 @@
 //! of the total with an ETA, and one line per worker with its current cell); without one,
 //! plain log lines when a cell starts and ends. The ETA weighs cells by their cost estimate,
 //! since a 16-shot ImageNet cell costs hundreds of 1-shot ones.
-use super::{Cell, Grid};
+use super::{Cell, CellKind, Grid};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -91,9 +91,31 @@ fn duration(secs: f64) -> String {
     }
 }
 
-/// Seconds left when `done` cost units took `elapsed` seconds and `left` remain.
-fn eta_secs(done: f64, left: f64, elapsed: f64) -> Option<f64> {
-    (done > 0.0).then(|| left.max(0.0) * elapsed / done)
+/// Cost estimates are per kind of cell: a test-feature cell's (image encodes) and a training
+/// cell's (prompt passes) are not in the same unit, so each kind gets its own measured rate.
+const KINDS: usize = 2;
+
+fn kind(cell: &Cell) -> usize {
+    usize::from(cell.kind != CellKind::Features)
+}
+
+/// Seconds left: per kind, the remaining cost at the worker-seconds per cost unit measured
+/// on that kind (the other kind's rate until one of its cells has finished), shared by
+/// `workers` working at once.
+fn eta_secs(
+    left: [f64; KINDS],
+    done: [f64; KINDS],
+    busy: [f64; KINDS],
+    workers: usize,
+) -> Option<f64> {
+    let rate = |k: usize| (done[k] > 0.0).then(|| busy[k] / done[k]);
+    let mut total = 0.0;
+    for (k, &l) in left.iter().enumerate() {
+        if l > 0.0 {
+            total += l * rate(k).or_else(|| rate(1 - k))?;
+        }
+    }
+    Some(total / workers.max(1) as f64)
 }
 
 pub struct Progress {
@@ -102,9 +124,10 @@ pub struct Progress {
     running: Vec<Option<(String, Instant)>>,
     total: usize,
     settled: usize,
-    cost_left: f64,
-    cost_done: f64,
-    started: Instant,
+    cost_left: [f64; KINDS],
+    cost_done: [f64; KINDS],
+    /// Worker-seconds spent on finished cells, per kind.
+    busy: [f64; KINDS],
 }
 
 impl Progress {
@@ -157,13 +180,10 @@ impl Progress {
             *live() = Some(multi);
             (overall, lines)
         });
-        let cost_left = grid
-            .cells
-            .iter()
-            .zip(settled)
-            .filter(|(_, &d)| !d)
-            .map(|(c, _)| c.cost)
-            .sum();
+        let mut cost_left = [0.0; KINDS];
+        for (c, _) in grid.cells.iter().zip(settled).filter(|(_, &d)| !d) {
+            cost_left[kind(c)] += c.cost;
+        }
         Progress {
             live,
             running: vec![None; workers.len()],
@@ -171,17 +191,18 @@ impl Progress {
             total,
             settled: done,
             cost_left,
-            cost_done: 0.0,
-            started: Instant::now(),
+            cost_done: [0.0; KINDS],
+            busy: [0.0; KINDS],
         }
     }
 
-    /// Time left at the rate (cost per second, all workers together) seen so far.
+    /// Time left at the rates measured so far.
     pub fn eta(&self) -> Option<f64> {
         eta_secs(
-            self.cost_done,
             self.cost_left,
-            self.started.elapsed().as_secs_f64(),
+            self.cost_done,
+            self.busy,
+            self.workers.len(),
         )
     }
 
@@ -212,11 +233,13 @@ impl Progress {
     /// A cell ended on `worker`: `Ok` or the reason it failed.
     pub fn finish(&mut self, worker: usize, cell: &Cell, outcome: Result<(), &str>) {
         self.settled += 1;
-        self.cost_left -= cell.cost;
-        self.cost_done += cell.cost;
         let (what, since) = self.running[worker]
             .take()
             .unwrap_or_else(|| (describe(cell), Instant::now()));
+        let k = kind(cell);
+        self.cost_left[k] -= cell.cost;
+        self.cost_done[k] += cell.cost;
+        self.busy[k] += since.elapsed().as_secs_f64();
         let took = duration(since.elapsed().as_secs_f64());
         let eta = self.eta_text();
         match &self.live {
@@ -250,7 +273,7 @@ impl Progress {
     /// A cell that will not run (a dependency failed).
     pub fn skip(&mut self, cell: &Cell) {
         self.settled += 1;
-        self.cost_left -= cell.cost;
+        self.cost_left[kind(cell)] -= cell.cost;
         if let Some((overall, _)) = &self.live {
             overall.set_position(self.settled as u64);
         }
@@ -285,9 +308,20 @@ mod tests {
 
     #[test]
     fn eta_scales_the_remaining_cost_by_the_rate_so_far() {
-        assert_eq!(super::eta_secs(0.0, 10.0, 5.0), None);
-        // 2 cost units in 10 s: 6 more take 30 s, whatever the number of cells.
-        assert_eq!(super::eta_secs(2.0, 6.0, 10.0), Some(30.0));
-        assert_eq!(super::eta_secs(2.0, 0.0, 10.0), Some(0.0));
+        use super::eta_secs;
+        assert_eq!(eta_secs([0.0, 10.0], [0.0, 0.0], [0.0, 0.0], 1), None);
+        // 2 cost units in 10 s: 6 more take 30 s, whatever the number of cells; two workers
+        // halve it.
+        assert_eq!(eta_secs([0.0, 6.0], [0.0, 2.0], [0.0, 10.0], 1), Some(30.0));
+        assert_eq!(eta_secs([0.0, 6.0], [0.0, 2.0], [0.0, 10.0], 2), Some(15.0));
+        assert_eq!(eta_secs([0.0, 0.0], [0.0, 2.0], [0.0, 10.0], 1), Some(0.0));
+        // A feature cell estimated at 92 % of the grid that ran in 2 s does not make the
+        // training cells look fast: they go at their own rate (1 unit in 10 s).
+        assert_eq!(
+            eta_secs([0.0, 7.0], [92.0, 1.0], [2.0, 10.0], 1),
+            Some(70.0)
+        );
+        // Until a training cell finishes, the feature rate stands in.
+        assert_eq!(eta_secs([0.0, 4.0], [2.0, 0.0], [1.0, 0.0], 1), Some(2.0));
     }
 }
