@@ -56,7 +56,34 @@ pub fn dry_run(grid: &Grid) -> String {
         "total cost estimate: {:.0} (text-encoder prompt passes)",
         grid.total_cost()
     );
+    for w in missing_inputs(grid) {
+        let _ = writeln!(s, "warning: {w}");
+    }
     s
+}
+
+/// Weights files and dataset folders the cells need that are not there (yet): a dry run is
+/// where a typo in a path should show, not hours into a run.
+pub fn missing_inputs(grid: &Grid) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for c in &grid.cells {
+        let spec = &c.spec;
+        if !spec.weights.exists() {
+            out.insert(format!("weights {} do not exist", spec.weights.display()));
+        }
+        if let Ok(d) = spec.dataset.parse::<subpt_trainer::data::DatasetName>() {
+            let dir = d.info().dataset_dir(&spec.root);
+            if !dir.is_dir() {
+                out.insert(format!(
+                    "dataset {} is not under {} (no {})",
+                    spec.dataset,
+                    spec.root.display(),
+                    dir.display()
+                ));
+            }
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// Feature cells have no method, shots, seed or epochs of their own.

@@ -447,7 +447,37 @@ fn dry_run_lists_cells_dependencies_and_total() {
     assert!(text.contains(&total), "{text}");
     let sum: f64 = g.cells.iter().map(|c| c.cost).sum();
     assert!(sum > 0.0 && (g.total_cost() - sum).abs() < 1e-9);
-    assert_eq!(text.lines().count(), g.cells.len() + 4);
+    let listing = text.lines().filter(|l| !l.starts_with("warning: "));
+    assert_eq!(listing.count(), g.cells.len() + 4);
+}
+
+#[test]
+fn dry_run_warns_about_missing_weights_and_data() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("g.yaml");
+    std::fs::write(&path, MINIMAL).unwrap();
+    let g = Grid::load(&path, None).unwrap();
+    let text = dry_run(&g);
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 3, "{text}");
+    assert!(
+        warnings.iter().any(|w| w.contains("w.pt do not exist")),
+        "{text}"
+    );
+    for ds in ["eurosat", "dtd"] {
+        assert!(warnings
+            .iter()
+            .any(|w| w.contains(&format!("dataset {ds} is not under"))));
+    }
+    // With the inputs in place, no warnings.
+    std::fs::write(d.path().join("w.pt"), b"").unwrap();
+    for dir in ["eurosat", "dtd"] {
+        std::fs::create_dir_all(d.path().join("data").join(dir)).unwrap();
+    }
+    assert!(!dry_run(&g).contains("warning: "));
 }
 
 #[test]
