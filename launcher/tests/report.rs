@@ -26,6 +26,7 @@ fn result(spec: RunSpec, acc: &[(&str, f64)]) -> RunResult {
         per_class_accuracy: BTreeMap::new(),
         test_size: BTreeMap::new(),
         train_size: 0,
+        train_per_class: Vec::new(),
         curves: Vec::new(),
         subspace: None,
         fewshot_source: String::new(),
@@ -108,8 +109,11 @@ fn fixture() -> (tempfile::TempDir, PathBuf, subpt_bench::report::Summary) {
     let res = tmp.path().join("results");
     // Few-shot: the average over datasets (62 and 75 -> 68.5) differs from the mean of
     // all five seeds pooled (67.2).
-    for (seed, acc) in [(1, 60.0), (2, 62.0), (3, 64.0)] {
-        write(&res, &fewshot("dsa", Method::Coop, 4, seed, acc));
+    // Seed 3 drew from a class with only 3 training images.
+    for (seed, acc, fewest) in [(1, 60.0, 4), (2, 62.0, 4), (3, 64.0, 3)] {
+        let mut r = fewshot("dsa", Method::Coop, 4, seed, acc);
+        r.train_per_class = vec![4, fewest, 4];
+        write(&res, &r);
     }
     for (seed, acc) in [(1, 70.0), (2, 80.0)] {
         write(&res, &fewshot("dsb", Method::Coop, 4, seed, acc));
@@ -279,7 +283,7 @@ fn report_tables_follow_the_conventions() {
     // Markdown carries the same rows and states the std convention.
     let md = std::fs::read_to_string(out.join("fewshot.md")).unwrap();
     assert!(
-        md.contains("| dsa | 4 | coop | 3 | 62.00 | 2.00 | 60.00 | 62.00 | 64.00 |"),
+        md.contains("| dsa | 4 | 3 | coop | 3 | 62.00 | 2.00 | 60.00 | 62.00 | 64.00 |"),
         "{md}"
     );
     assert!(md.contains("n - 1"));

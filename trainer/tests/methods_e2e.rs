@@ -309,3 +309,16 @@ fn a_trained_context_is_evaluated_on_a_domain_shift_dataset() {
         );
     }
 }
+
+#[test]
+fn classes_with_fewer_images_than_shots_are_recorded_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FixtureOptions::default();
+    let w = setup(dir.path(), &opts);
+    let s = spec(dir.path(), &w, Method::Coop, 4, 1);
+    let r = run(&s, &dir.path().join("out"), Device::Cpu, &Single).unwrap();
+    let want: Vec<usize> = opts.train.iter().map(|&n| n.min(4)).collect();
+    assert_eq!(r.train_per_class, want);
+    assert!(want.iter().any(|&n| n < 4), "the fixture has short classes");
+    assert_eq!(r.train_size, want.iter().sum::<usize>());
+}

@@ -12,6 +12,9 @@ use subpt_trainer::engine::spec::Method;
 #[derive(Debug, Default)]
 pub struct FewShot {
     pub cells: BTreeMap<CellKey, BTreeMap<u64, f64>>,
+    /// The fewest training images any class had, over the seeds (a class smaller than the
+    /// asked shot count trains on all it has).
+    pub fewest: BTreeMap<CellKey, usize>,
 }
 
 pub const STD_NOTE: &str =
@@ -31,6 +34,7 @@ impl FewShot {
             .map(|s| s.dataset.as_str())
             .collect();
         let mut cells = BTreeMap::new();
+        let mut fewest = BTreeMap::new();
         for r in runs {
             let s = &r.result.spec;
             let target_only = roles.role(r) == Some(1) && !trained.contains(s.dataset.as_str());
@@ -45,9 +49,13 @@ impl FewShot {
                 continue;
             };
             let key = (s.dataset.clone(), s.shots, MethodKey::of(s));
+            if let Some(&n) = r.result.train_per_class.iter().min() {
+                let f = fewest.entry(key.clone()).or_insert(n);
+                *f = (*f).min(n);
+            }
             insert_seed(&mut cells, key, s.seed, acc, r, warnings);
         }
-        FewShot { cells }
+        FewShot { cells, fewest }
     }
 
     /// Per (shots, method): the mean over datasets of the per-dataset seed means, and how
@@ -71,7 +79,7 @@ impl FewShot {
             .values()
             .flat_map(|s| s.keys().copied())
             .collect();
-        let mut headers = vec!["dataset", "shots", "method", "n", "mean", "std"];
+        let mut headers = vec!["dataset", "shots", "fewest", "method", "n", "mean", "std"];
         let seed_cols: Vec<String> = seeds.iter().map(|s| format!("seed {s}")).collect();
         headers.extend(seed_cols.iter().map(String::as_str));
         let mut t = Table::new("fewshot", "Few-shot accuracy (%), all classes", &headers);
@@ -80,11 +88,22 @@ impl FewShot {
             "`average` rows: mean over datasets of the per-dataset means; n counts datasets."
                 .into(),
         );
-        for ((dataset, shots, m), per_seed) in &self.cells {
+        t.notes.push(
+            "fewest: the fewest training images of any class (below shots where a class has \
+             fewer; those classes train on all they have)."
+                .into(),
+        );
+        for (key, per_seed) in &self.cells {
+            let (dataset, shots, m) = key;
             let v: Vec<f64> = per_seed.values().copied().collect();
+            let fewest = self
+                .fewest
+                .get(key)
+                .map_or(Cell::Text(String::new()), |&n| n.into());
             let mut row: Vec<Cell> = vec![
                 dataset.as_str().into(),
                 (*shots).into(),
+                fewest,
                 m.label().into(),
                 v.len().into(),
                 mean(&v).into(),
@@ -97,6 +116,7 @@ impl FewShot {
             let mut row: Vec<Cell> = vec![
                 "average".into(),
                 shots.into(),
+                Cell::Text(String::new()),
                 m.label().into(),
                 n.into(),
                 avg.into(),

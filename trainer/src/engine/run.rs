@@ -80,6 +80,9 @@ pub struct RunResult {
     pub per_class_accuracy: BTreeMap<String, Vec<Option<f64>>>,
     pub test_size: BTreeMap<String, usize>,
     pub train_size: usize,
+    /// Training images per class (label order): fewer than `shots` where a class has fewer.
+    #[serde(default)]
+    pub train_per_class: Vec<usize>,
     pub curves: Vec<CurvePoint>,
     pub subspace: Option<SubspaceSummary>,
     pub fewshot_source: String,
@@ -324,6 +327,21 @@ fn run_on_rank(
         (Some(&b), Some(&n)) => Some(harmonic_mean(b, n)),
         _ => None,
     };
+    let mut train_per_class = vec![0; train_split.classnames.len()];
+    for it in &train_split.train {
+        train_per_class[it.label] += 1;
+    }
+    let short = train_per_class.iter().filter(|&&n| n < spec.shots).count();
+    if short > 0 && spec.evaluate_context.is_none() && spec.method != Method::Zsclip {
+        tracing::warn!(
+            "{}: {short} of {} classes have fewer than {} training images (the fewest: {}); \
+             they train on all they have",
+            spec.dataset,
+            train_per_class.len(),
+            spec.shots,
+            train_per_class.iter().min().copied().unwrap_or(0)
+        );
+    }
     let mut versions = BTreeMap::new();
     versions.insert("subpt-bench".into(), env!("CARGO_PKG_VERSION").to_string());
     versions.insert("device".into(), format!("{device:?}"));
@@ -335,6 +353,7 @@ fn run_on_rank(
         per_class_accuracy: per_class,
         test_size,
         train_size: train_split.train.len(),
+        train_per_class,
         curves,
         subspace: subspace_summary,
         fewshot_source: source,

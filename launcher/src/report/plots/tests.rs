@@ -141,6 +141,7 @@ fn run(spec: RunSpec) -> Loaded {
             per_class_accuracy: BTreeMap::new(),
             test_size: BTreeMap::new(),
             train_size: 0,
+            train_per_class: Vec::new(),
             curves: Vec::new(),
             subspace: None,
             fewshot_source: String::new(),
