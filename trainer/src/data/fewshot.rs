@@ -172,15 +172,9 @@ pub fn read_subset_json(path: &Path, splits: &DatasetSplits) -> Result<FewshotSu
     })
 }
 
+/// [`crate::io::write_atomic`] with the error naming the file as a data error.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| DataError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+    crate::io::write_atomic(path, bytes).map_err(|e| DataError::io(path, e))
 }
 
 #[cfg(test)]

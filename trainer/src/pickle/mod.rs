@@ -101,15 +101,12 @@ pub fn write_file(path: &Path, value: &Value) -> Result<(), PickleError> {
         path: path.to_path_buf(),
         source: Box::new(e),
     })?;
-    let io = |source| PickleError::Io {
+    // One writer for every file: a temporary name unique to this process and call (ranks
+    // writing the same cache file never share one), fsync, rename.
+    crate::io::write_atomic(path, &bytes).map_err(|source| PickleError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 #[cfg(test)]
