@@ -23,19 +23,23 @@ fn ok(out: Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Data, a good and a broken weights file, and a grid over both.
-fn setup(d: &Path, epochs: usize, weights: &str) -> std::path::PathBuf {
-    let data = d.join("data");
+/// A small Fashion-MNIST under `data`: at most `per_class` images per class and split.
+fn fashion_mnist(data: &Path, per_class: &str, val: &str) {
     ok(bench(&[
         "prepare",
         "fashion-mnist",
         "--out",
         data.to_str().unwrap(),
         "--per-class",
-        "6",
+        per_class,
         "--val-per-class",
-        "2",
+        val,
     ]));
+}
+
+/// Data, a good and a broken weights file, and a grid over both.
+fn setup(d: &Path, epochs: usize, weights: &str) -> std::path::PathBuf {
+    fashion_mnist(&d.join("data"), "6", "2");
     ok(bench(&[
         "prepare",
         "tiny-clip",
@@ -245,16 +249,7 @@ fn a_second_run_on_the_same_output_directory_is_refused() {
 fn verify_full_decodes_every_image() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    ok(bench(&[
-        "prepare",
-        "fashion-mnist",
-        "--out",
-        data.to_str().unwrap(),
-        "--per-class",
-        "2",
-        "--val-per-class",
-        "1",
-    ]));
+    fashion_mnist(&data, "2", "1");
     let png = std::fs::read_dir(data.join("fashion_mnist/images/sandal"))
         .unwrap()
         .map(|e| e.unwrap().path())
