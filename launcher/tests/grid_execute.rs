@@ -324,3 +324,48 @@ fn a_grid_whose_cells_all_fail_says_no_report_was_written() {
         "{text}"
     );
 }
+
+#[test]
+fn train_sets_evaluate_context_like_any_other_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let grid = setup(d, 2, "good.safetensors");
+    ok(grid_run(&grid));
+    let ctx = std::fs::read_dir(d.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("context.safetensors"))
+        .find(|p| p.is_file())
+        .expect("a trained context");
+    let out = d.join("eval");
+    ok(bench(&[
+        "train",
+        "--dataset",
+        "fashion_mnist",
+        "--root",
+        d.join("data").to_str().unwrap(),
+        "--method",
+        "coop",
+        "--shots",
+        "2",
+        "--seed",
+        "1",
+        "--weights",
+        d.join("good.safetensors").to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--set",
+        &format!("/evaluate_context={:?}", ctx.display().to_string()),
+        "--set",
+        &format!("/cache_dir={:?}", d.join("cache").display().to_string()),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap();
+    assert_eq!(r["spec"]["evaluate_context"], ctx.display().to_string());
+    assert_eq!(
+        r["curves"].as_array().map(|c| c.len()),
+        Some(0),
+        "evaluation only"
+    );
+}

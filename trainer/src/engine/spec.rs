@@ -190,7 +190,7 @@ pub struct RunSpec {
     pub cache_dir: PathBuf,
     /// Evaluate a trained context (a `context.safetensors` written by another cell) on this
     /// dataset's test split instead of training: domain generalisation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub evaluate_context: Option<PathBuf>,
 }
 
