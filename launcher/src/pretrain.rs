@@ -53,12 +53,13 @@ pub fn run(a: &PretrainArgs) -> Result<()> {
     cfg.epochs = a.epochs;
     cfg.images = a.images;
     let card_file = card_path(&a.out);
-    let (digest, _) = pretrain::inputs_digest(&cfg, &source)?;
+    let inputs = pretrain::inputs_digest(&cfg, &source)?;
+    let digest = &inputs.0;
     if !a.force && a.out.is_file() {
         let old: Option<ModelCard> = std::fs::read_to_string(&card_file)
             .ok()
             .and_then(|s| serde_json::from_str(&s).ok());
-        if old.is_some_and(|c| c.inputs_digest == digest) {
+        if old.is_some_and(|c| &c.inputs_digest == digest) {
             eprintln!(
                 "{} is up to date (same config, data and tool version; --force retrains)",
                 a.out.display()
@@ -76,7 +77,7 @@ pub fn run(a: &PretrainArgs) -> Result<()> {
         .progress_chars("=> "),
     );
     let log_every = std::cell::Cell::new(0usize);
-    let (weights, card) = pretrain::pretrain(&cfg, &source, &mut |step, total, loss| {
+    let (weights, card) = pretrain::pretrain(&cfg, &source, inputs, &mut |step, total, loss| {
         if bar.length() != Some(total as u64) {
             bar.set_length(total as u64);
             log_every.set((total / 10).max(1));

@@ -172,10 +172,7 @@ const IDX_STEMS: [&str; 4] = [
 ];
 
 /// The digest a finished model's card must carry for it to be reused.
-pub fn inputs_digest(
-    cfg: &PretrainConfig,
-    source: &Path,
-) -> Result<(String, BTreeMap<String, String>), PretrainError> {
+pub fn inputs_digest(cfg: &PretrainConfig, source: &Path) -> Result<Inputs, PretrainError> {
     let mut files = BTreeMap::new();
     for stem in IDX_STEMS {
         let p = idx_path(source, stem)?;
@@ -235,11 +232,16 @@ fn lr_at(cfg: &PretrainConfig, step: usize, total: usize) -> f64 {
     0.5 * cfg.lr * (1.0 + (std::f64::consts::PI * t).cos())
 }
 
+/// The digest [`inputs_digest`] gives and the per-file digests behind it.
+pub type Inputs = (String, BTreeMap<String, String>);
+
 /// Pretrains a CLIP on the idx files in `source`; returns its weights (OpenAI layout) and card.
-/// `progress(step, total, loss)` is called after every step.
+/// `inputs` is what [`inputs_digest`] gave for them (the caller has it from its up-to-date
+/// check); `progress(step, total, loss)` is called after every step.
 pub fn pretrain(
     cfg: &PretrainConfig,
     source: &Path,
+    inputs: Inputs,
     progress: &mut dyn FnMut(usize, usize, f64),
 ) -> Result<(BTreeMap<String, Tensor>, ModelCard), PretrainError> {
     let started = std::time::Instant::now();
@@ -249,7 +251,7 @@ pub fn pretrain(
             cfg.images, cfg.batch_size, cfg.epochs
         )));
     }
-    let (inputs_digest, files) = inputs_digest(cfg, source)?;
+    let (inputs_digest, files) = inputs;
     let train_set = read_set(source, "train")?;
     let corpus = Corpus::new(&train_set, 0..cfg.images);
     let spec = cfg.architecture.spec();
