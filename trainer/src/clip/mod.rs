@@ -241,6 +241,11 @@ impl Clip {
     }
 }
 
+/// Whether every element is finite (no NaN, no infinity).
+pub fn all_finite(t: &Tensor) -> bool {
+    t.isfinite().all().int64_value(&[]) == 1
+}
+
 /// L2-normalises rows.
 pub fn normalize(x: &Tensor) -> Tensor {
     x / x.norm_scalaropt_dim(2.0, [-1], true)

@@ -66,7 +66,7 @@ pub fn load(path: &Path) -> Result<Weights, ClipError> {
     // "predicts" a class), so it is refused here, naming the tensor.
     if let Some((key, _)) = tensors
         .iter()
-        .find(|(_, t)| t.is_floating_point() && t.isfinite().all().int64_value(&[]) == 0)
+        .find(|(_, t)| t.is_floating_point() && !super::all_finite(t))
     {
         return Err(format_err(
             path,

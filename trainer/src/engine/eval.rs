@@ -61,7 +61,7 @@ pub fn evaluate_with(
         let chunk = img.narrow(0, start, 100.min(n - start));
         let logits = tch::no_grad(|| classify(&chunk));
         // argmax over NaN logits still names a class: a broken model must not score.
-        if logits.isfinite().all().int64_value(&[]) == 0 {
+        if !crate::clip::all_finite(&logits) {
             return Err(crate::features::FeatureError::NonFinite {
                 what: "logits",
                 split: set.name.clone(),

@@ -9,7 +9,7 @@ use super::schedule::Schedule;
 use super::spec::RunSpec;
 use crate::cache::FeatureCache;
 use crate::clip::tokenizer::Tokenizer;
-use crate::clip::Clip;
+use crate::clip::{all_finite, Clip};
 use crate::comm::{shard, Communicator};
 use crate::data::loader::{dassl_drop_last, ordered_batches, Pipeline, Prefetch};
 use crate::data::transforms::{Normalize, SeededRng, TestTransform, TrainTransform};
@@ -133,10 +133,6 @@ pub(crate) fn reduce_over_group(
         .collect())
 }
 
-fn finite(t: &Tensor) -> bool {
-    t.isfinite().all().int64_value(&[]) == 1
-}
-
 /// Trains `learner` for the first `epochs` epochs of the spec's schedule (SubPT's early stage
 /// stops early on the same schedule). Returns the context after each epoch.
 pub fn train(
@@ -250,7 +246,7 @@ pub fn train(
             if let Some(p) = projector {
                 grads[0] = p.project(&grads[0]);
             }
-            if !grads.iter().all(finite) {
+            if !grads.iter().all(all_finite) {
                 return Err(non_finite("gradient"));
             }
             for ((param, grad), opt) in params.iter_mut().zip(&grads).zip(&mut sgd) {
@@ -265,7 +261,7 @@ pub fn train(
             (loss_sum, correct, seen) = (v[0], v[1] as i64, v[2] as i64);
         }
         // A finite loss does not prove a finite context (the last step may overflow it).
-        if !finite(model.ctx()) {
+        if !all_finite(model.ctx()) {
             return Err(RunError::NonFinite {
                 epoch: epoch + 1,
                 batch: global.len().saturating_sub(1),
