@@ -146,6 +146,7 @@ fn resolve(a: &TrainArgs) -> Result<RunSpec> {
 
 pub fn train(a: &TrainArgs) -> Result<()> {
     let spec = resolve(a)?;
+    tracing::info!("feature cache: {}", spec.cache_dir.display());
     let universe = match a.dp {
         true => Some(mpi::initialize().context("--dp: MPI was already initialised")?),
         false => None,
@@ -163,9 +164,15 @@ pub fn train(a: &TrainArgs) -> Result<()> {
     if comm.rank() != 0 {
         return Ok(());
     }
-    let path = a.out.join("result.json");
-    subpt_trainer::io::write_atomic(&path, serde_json::to_string_pretty(&result)?.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let store = subpt_trainer::store::CellDir::new(&a.out);
+    store
+        .write_json(subpt_trainer::store::RESULT, &result)
+        .with_context(|| {
+            format!(
+                "cannot write {}",
+                store.file(subpt_trainer::store::RESULT).display()
+            )
+        })?;
     for (k, acc) in &result.accuracy {
         println!(
             "{} {} {}-shot seed {}: {k} accuracy {acc:.2}%",

@@ -20,6 +20,7 @@ fn spec(dataset: &str, method: Method, shots: usize, seed: u64) -> RunSpec {
 fn result(spec: RunSpec, acc: &[(&str, f64)]) -> RunResult {
     RunResult {
         spec_hash: spec.hash(),
+        identity: None,
         spec,
         accuracy: acc.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         hm: None,

@@ -7,10 +7,9 @@
 //! digest, dataset, split, item list, transform, precision) misses and recomputes. Writers use
 //! a temporary file and a rename: concurrent ranks computing the same entry both succeed and
 //! readers never see a partial file.
+use crate::digest::digest_json;
 use crate::io::{with_atomic_path, write_atomic};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
@@ -47,59 +46,6 @@ pub enum Outcome {
 
 pub struct FeatureCache {
     dir: PathBuf,
-}
-
-/// Hex SHA-256 of any serialisable value (its canonical JSON).
-pub fn digest_json<T: Serialize>(value: &T) -> String {
-    let json = serde_json::to_vec(value).expect("cache keys serialise");
-    hex(&Sha256::digest(&json))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Hex SHA-256 of a file's content, remembered per (path, size, mtime) in `memo_dir` so a
-/// 600 MB checkpoint is hashed once, not once per cell.
-pub fn file_digest(path: &Path, memo_dir: Option<&Path>) -> std::io::Result<String> {
-    let meta = std::fs::metadata(path)?;
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let canonical = std::fs::canonicalize(path)?;
-    let memo = memo_dir.map(|d| {
-        d.join("digests").join(digest_json(&(
-            canonical.to_string_lossy(),
-            meta.len(),
-            mtime,
-        )))
-    });
-    if let Some(m) = &memo {
-        if let Ok(s) = std::fs::read_to_string(m) {
-            if s.len() == 64 {
-                return Ok(s);
-            }
-        }
-    }
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    let d = hex(&h.finalize());
-    if let Some(m) = &memo {
-        // A failed memo write only costs a re-hash next time.
-        let _ = write_atomic(m, d.as_bytes());
-    }
-    Ok(d)
 }
 
 impl FeatureCache {
@@ -325,20 +271,5 @@ mod tests {
             })
             .count();
         assert_eq!(leftovers, 0);
-    }
-
-    #[test]
-    fn file_digest_matches_sha256_and_is_memoised() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("w.bin");
-        std::fs::write(&f, b"abc").unwrap();
-        let d = file_digest(&f, Some(dir.path())).unwrap();
-        assert_eq!(
-            d,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert_eq!(file_digest(&f, Some(dir.path())).unwrap(), d);
-        std::fs::write(&f, b"abcd").unwrap();
-        assert_ne!(file_digest(&f, Some(dir.path())).unwrap(), d);
     }
 }

@@ -1,10 +1,11 @@
 //! Frozen image features of a dataset split, encoded once per (weights, precision, dataset,
 //! split, item list, transform) and served from the [`FeatureCache`] to every cell and rank.
-use crate::cache::{digest_json, FeatureCache, Outcome};
+use crate::cache::{FeatureCache, Outcome};
 use crate::clip::Clip;
 use crate::data::loader::Prefetch;
 use crate::data::transforms::TestTransform;
 use crate::data::Item;
+use crate::digest::digest_json;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,15 +1,16 @@
-//! Executes a grid in one process, in dependency order, with a result store that makes reruns
-//! resume: a cell is done only when its `result.json` parses and carries its own spec and hash.
-//! Failed cells are recorded (`failure.json`) and their dependants skipped; the rest go on.
+//! Executes a grid in one process, in dependency order, over the cell store (`store`): reruns
+//! resume, as a cell is done only while its stored result's identity is the current one.
+//! Failed cells are recorded and their dependants skipped; the rest go on.
 use super::progress::{Progress, ProgressMode};
-use super::{features_id, Cell, CellKind, Grid};
-use std::collections::BTreeMap;
-use std::path::Path;
+use super::{Cell, CellKind, Grid};
+use std::collections::{BTreeMap, HashMap};
 use subpt_trainer::cache::FeatureCache;
 use subpt_trainer::comm::{Communicator, Single};
 use subpt_trainer::engine::group::panic_message;
-use subpt_trainer::engine::run::{run, RunResult};
+use subpt_trainer::engine::inputs::{DataMemo, Identity};
+use subpt_trainer::engine::run::run;
 use subpt_trainer::engine::warm::{encode_test_features, FeaturesResult};
+use subpt_trainer::store::{self, CellDir};
 use tch::Device;
 
 /// What happened to each cell of a pass over the grid.
@@ -28,59 +29,72 @@ impl Summary {
     }
 }
 
-/// Whether `dir` holds a finished result of exactly `cell`.
-pub fn is_done(cell: &Cell) -> bool {
-    if cell.kind == CellKind::Features {
-        let Ok(text) = std::fs::read_to_string(cell.out_dir.join("features.json")) else {
-            return false;
-        };
-        // Done only while the features are still in the cache the cells will read.
-        let cache = FeatureCache::new(&cell.spec.cache_dir);
-        return match serde_json::from_str::<FeaturesResult>(&text) {
-            Ok(r) => {
-                r.spec == cell.spec
-                    && features_id(&r.spec) == cell.id
-                    && r.sets.iter().all(|s| cache.has_entry(&s.entry))
-            }
-            Err(_) => false,
-        };
-    }
-    let Ok(text) = std::fs::read_to_string(cell.out_dir.join("result.json")) else {
+/// Whether `cell`'s directory holds a result of what the cell would compute now: the
+/// identity it recorded (spec, numerics version, digests of weights, item lists and trained
+/// files) equals the current one. A feature cell is done only while its features are still in
+/// the cache its dependants will read.
+fn holds_current(cell: &Cell, memo: &mut DataMemo) -> bool {
+    let Ok(expected) = Identity::expected(&cell.spec, memo) else {
         return false;
     };
-    match serde_json::from_str::<RunResult>(&text) {
-        Ok(r) => r.spec_hash == cell.id && r.spec == cell.spec && r.spec.hash() == cell.id,
-        Err(_) => false,
+    let dir = CellDir::new(&cell.out_dir);
+    if cell.kind != CellKind::Features {
+        return dir.holds(store::RESULT, &expected);
     }
+    let cache = FeatureCache::new(&cell.spec.cache_dir);
+    dir.holds(store::FEATURES, &expected)
+        && dir
+            .read_json::<FeaturesResult>(store::FEATURES)
+            .is_some_and(|r| r.sets.iter().all(|s| cache.has_entry(&s.entry)))
 }
 
-fn write_json(path: &Path, v: &impl serde::Serialize) -> std::io::Result<()> {
-    let text = serde_json::to_string_pretty(v).map_err(std::io::Error::other)?;
-    subpt_trainer::io::write_atomic(path, text.as_bytes())
+/// Which cells (in the grid's topological order) are done. A cell whose training dependency
+/// is not done is not done either: the trajectory or context it read will be made again.
+/// Feature cells do not count here: their cache entries are content-addressed, so the cells
+/// that read them are unaffected by where (or whether) they are cached now.
+pub fn done_cells(grid: &Grid) -> Vec<bool> {
+    let index: HashMap<&str, usize> = grid
+        .cells
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect();
+    let mut memo = DataMemo::default();
+    let mut done = vec![false; grid.cells.len()];
+    for (i, c) in grid.cells.iter().enumerate() {
+        let deps = c.deps.iter().all(|d| {
+            index
+                .get(d.as_str())
+                .is_none_or(|&j| grid.cells[j].kind == CellKind::Features || done[j])
+        });
+        done[i] = deps && holds_current(c, &mut memo);
+    }
+    done
 }
 
 /// Trains one cell with the data-parallel group `comm` (every rank of it calls this); its
-/// rank 0 stores the result, or records why the cell failed in `failure.json`.
+/// rank 0 stores the result, or records why the cell failed in the failure record.
 pub fn run_cell(cell: &Cell, device: Device, comm: &dyn Communicator) -> Result<(), String> {
     let writer = comm.rank() == 0;
+    let dir = CellDir::new(&cell.out_dir);
     if writer {
-        let _ = std::fs::remove_file(cell.out_dir.join("failure.json"));
+        dir.clear_failure();
     }
     let work = || match cell.kind {
         // One rank encodes; the group's others have nothing to share it with.
         CellKind::Features if !writer => Ok(()),
-        CellKind::Features => std::fs::create_dir_all(&cell.out_dir)
+        CellKind::Features => dir
+            .create()
             .map_err(|e| format!("{}: {e}", cell.out_dir.display()))
             .and_then(|()| encode_test_features(&cell.spec, device).map_err(|e| e.to_string()))
             .and_then(|r| {
-                write_json(&cell.out_dir.join("features.json"), &r).map_err(|e| e.to_string())
+                dir.write_json(store::FEATURES, &r)
+                    .map_err(|e| e.to_string())
             }),
         _ => run(&cell.spec, &cell.out_dir, device, comm)
             .map_err(|e| e.to_string())
             .and_then(|r| match writer {
-                true => {
-                    write_json(&cell.out_dir.join("result.json"), &r).map_err(|e| e.to_string())
-                }
+                true => dir.write_json(store::RESULT, &r).map_err(|e| e.to_string()),
                 false => Ok(()),
             }),
     };
@@ -88,12 +102,7 @@ pub fn run_cell(cell: &Cell, device: Device, comm: &dyn Communicator) -> Result<
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
         .unwrap_or_else(|p| Err(format!("internal error: {}", panic_message(p.as_ref()))));
     match (&outcome, writer) {
-        (Err(e), true) => {
-            let _ = write_json(
-                &cell.out_dir.join("failure.json"),
-                &serde_json::json!({ "id": cell.id, "error": e, "spec": cell.spec }),
-            );
-        }
+        (Err(e), true) => dir.write_failure(&cell.id, e, &cell.spec),
         // The leader records its own account; this rank's may be the cause.
         (Err(e), false) => {
             tracing::error!(cell = %cell.id, "rank {} of the cell's group: {e}", comm.rank())
@@ -106,7 +115,7 @@ pub fn run_cell(cell: &Cell, device: Device, comm: &dyn Communicator) -> Result<
 /// Runs every cell not yet done, in order, on `device`.
 pub fn execute(grid: &Grid, device: Device, mode: ProgressMode) -> Summary {
     let mut s = Summary::default();
-    let done: Vec<bool> = grid.cells.iter().map(is_done).collect();
+    let done = done_cells(grid);
     let mut progress = Progress::new(grid, vec!["this process".into()], &done, mode, false);
     for (cell, &done) in grid.cells.iter().zip(&done) {
         if done {

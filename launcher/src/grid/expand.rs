@@ -8,13 +8,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use subpt_trainer::data::DatasetName;
 use subpt_trainer::engine::spec::{Method, NflSpec, RunSpec, SubptSpec};
+use subpt_trainer::store::CellDir;
 
 /// Shots of the base-to-novel and domain-generalisation protocols.
 pub const PROTOCOL_SHOTS: usize = 4;
 
 /// The file a stage-A (CoOp / CoOp+NFL) cell leaves for SubPT cells to project onto.
 pub fn trajectory_path(output_dir: &Path, source_id: &str) -> PathBuf {
-    output_dir.join(source_id).join("trajectory.safetensors")
+    CellDir::of(output_dir, source_id).trajectory()
 }
 
 /// The spec before overrides of one (protocol, dataset, shots, seed, method, weights).
@@ -212,7 +213,7 @@ pub fn expand(cfg: &GridConfig) -> Result<Grid, GridError> {
             spec.eval_subsets = vec!["all".into()];
             // Zero-shot CLIP has no context: its target cell is plain zero-shot evaluation.
             if spec.method != Method::Zsclip {
-                spec.evaluate_context = Some(model.out_dir.join("context.safetensors"));
+                spec.evaluate_context = Some(CellDir::new(&model.out_dir).context());
             }
             let kind = CellKind::Evaluate {
                 model: model.id.clone(),

@@ -3,8 +3,9 @@
 //! asking for work. World rank 0 runs a dispatcher thread that hands ready cells (all
 //! dependencies done) to whichever leader asks, longest estimate first, while its main thread
 //! works in group 0 like every other rank. Results go to the shared output directory; the
-//! dispatcher only learns whether a cell succeeded, and skips the dependants of failed cells.
-use super::execute::{is_done, run_cell, Summary};
+//! dispatcher learns whether a cell succeeded (with the error text when not), and skips the
+//! dependants of failed cells.
+use super::execute::{done_cells, run_cell, Summary};
 use super::progress::{Progress, ProgressMode};
 use super::Grid;
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
@@ -29,8 +30,25 @@ enum State {
     Skipped(String),
 }
 
-/// A worker's report: the cell it just finished (if any) and whether it succeeded.
-type Report = (i64, bool);
+/// A worker's report: the cell it just finished (-1 for none) and, if it failed, why.
+type Report = (i64, Option<String>);
+
+/// A report on the wire: the cell (8 bytes, little-endian), then the error text if any.
+fn encode(r: &Report) -> Vec<u8> {
+    let mut b = r.0.to_le_bytes().to_vec();
+    if let Some(e) = &r.1 {
+        b.push(1);
+        b.extend_from_slice(e.as_bytes());
+    }
+    b
+}
+
+fn decode(b: &[u8]) -> Report {
+    let mut cell = [0u8; 8];
+    cell.copy_from_slice(&b[..8]);
+    let error = (b.len() > 8).then(|| String::from_utf8_lossy(&b[9..]).into_owned());
+    (i64::from_le_bytes(cell), error)
+}
 
 struct Dispatcher<'a> {
     grid: &'a Grid,
@@ -45,23 +63,21 @@ impl Dispatcher<'_> {
         self.grid.cells.iter().position(|c| c.id == id)
     }
 
-    fn record(&mut self, leader: usize, (cell, ok): Report) {
+    fn record(&mut self, leader: usize, (cell, error): Report) {
         if cell < 0 {
             return;
         }
         let c = &self.grid.cells[cell as usize];
         let worker = self.worker(leader);
-        self.state[cell as usize] = if ok {
-            self.progress.finish(worker, c, Ok(()));
-            State::Done
-        } else {
-            let why = std::fs::read_to_string(c.out_dir.join("failure.json"))
-                .ok()
-                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .and_then(|v| v["error"].as_str().map(str::to_string))
-                .unwrap_or_else(|| "failed (no failure.json)".into());
-            self.progress.finish(worker, c, Err(&why));
-            State::Failed(why)
+        self.state[cell as usize] = match error {
+            None => {
+                self.progress.finish(worker, c, Ok(()));
+                State::Done
+            }
+            Some(why) => {
+                self.progress.finish(worker, c, Err(&why));
+                State::Failed(why)
+            }
         };
     }
 
@@ -141,13 +157,13 @@ impl Dispatcher<'_> {
 /// stop.
 fn dispatch(
     grid: &Grid,
+    done: &[bool],
     leaders: Vec<usize>,
     names: Vec<String>,
     mode: ProgressMode,
     local: (Receiver<Report>, Sender<i64>),
 ) -> Summary {
     let world = SimpleCommunicator::world();
-    let done: Vec<bool> = grid.cells.iter().map(is_done).collect();
     let state = done
         .iter()
         .map(|&d| {
@@ -158,7 +174,7 @@ fn dispatch(
             }
         })
         .collect();
-    let progress = Progress::new(grid, names, &done, mode, true);
+    let progress = Progress::new(grid, names, done, mode, true);
     let workers = leaders.len();
     let mut d = Dispatcher {
         grid,
@@ -175,9 +191,9 @@ fn dispatch(
             .any_process()
             .immediate_matched_probe_with_tag(REQUEST)
         {
-            let (v, status) = probed.matched_receive_vec::<i64>();
+            let (v, status) = probed.matched_receive_vec::<u8>();
             let from = status.source_rank() as usize;
-            d.record(from, (v[0], v[1] == 1));
+            d.record(from, decode(&v));
             waiting.push(from);
             busy = true;
         }
@@ -246,6 +262,20 @@ pub fn execute_mpi(
     let rank = world.rank() as usize;
     let size = world.size() as usize;
     let dp = dp.clamp(1, size);
+    // Rank 0 checks which cells are done, digesting every input file on the way, and hands
+    // the digests to every rank so no rank reads a weights file again to digest it.
+    let done = (rank == 0).then(|| done_cells(grid));
+    let mut memo = match rank {
+        0 => subpt_trainer::digest::export_memo().into_bytes(),
+        _ => Vec::new(),
+    };
+    let mut len = memo.len() as u64;
+    world.process_at_rank(0).broadcast_into(&mut len);
+    memo.resize(len as usize, 0);
+    world.process_at_rank(0).broadcast_into(&mut memo[..]);
+    if rank != 0 {
+        subpt_trainer::digest::import_memo(&String::from_utf8_lossy(&memo));
+    }
     let group = world
         .split_by_color(Color::with_value((rank / dp) as i32))
         .expect("every rank has a colour");
@@ -254,15 +284,15 @@ pub fn execute_mpi(
     let comm = data_parallel(group, device)?;
     // Every rank of a group runs the cells its leader is handed, until told to stop.
     let work = |mut ask: Box<dyn FnMut(Report) -> i64 + '_>| {
-        let mut last: Report = (-1, false);
+        let mut last: Report = (-1, None);
         loop {
             let mut cell = if comm.rank() == 0 { ask(last) } else { STOP };
             cells.process_at_rank(0).broadcast_into(&mut cell);
             if cell == STOP {
                 break;
             }
-            let ok = run_cell(&grid.cells[cell as usize], device, comm.as_ref()).is_ok();
-            last = (cell, ok);
+            let outcome = run_cell(&grid.cells[cell as usize], device, comm.as_ref());
+            last = (cell, outcome.err());
         }
     };
     if rank == 0 {
@@ -270,8 +300,9 @@ pub fn execute_mpi(
         let (assign_tx, assign_rx) = channel::<i64>();
         let (leaders, names) = groups(size, dp).into_iter().unzip();
         let summary = std::thread::scope(|s| {
+            let done = done.as_deref().expect("rank 0 checked");
             let dispatcher =
-                s.spawn(|| dispatch(grid, leaders, names, mode, (report_rx, assign_tx)));
+                s.spawn(|| dispatch(grid, done, leaders, names, mode, (report_rx, assign_tx)));
             work(Box::new(|last| match report_tx.send(last) {
                 Ok(()) => assign_rx.recv().unwrap_or(STOP),
                 Err(_) => STOP,
@@ -287,7 +318,7 @@ pub fn execute_mpi(
     }
     let root = world.process_at_rank(0);
     work(Box::new(|last| {
-        root.send_with_tag(&[last.0, i64::from(last.1)][..], REQUEST);
+        root.send_with_tag(&encode(&last)[..], REQUEST);
         root.receive_vec_with_tag::<i64>(ASSIGN).0[0]
     }));
     Ok(None)
@@ -295,6 +326,17 @@ pub fn execute_mpi(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reports_round_trip() {
+        for r in [
+            (-1, None),
+            (7, None),
+            (3, Some("diverged: ctx is not finite é".to_string())),
+        ] {
+            assert_eq!(super::decode(&super::encode(&r)), r);
+        }
+    }
+
     #[test]
     fn groups_take_consecutive_ranks() {
         let g = super::groups(5, 2);

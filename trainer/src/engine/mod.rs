@@ -2,6 +2,7 @@
 //! loop and test-split evaluation.
 pub mod eval;
 pub mod group;
+pub mod inputs;
 pub mod optim;
 pub mod run;
 pub mod schedule;

@@ -1,23 +1,23 @@
 //! `RunSpec -> RunResult`: one cell, from data to accuracy. The launcher calls [`run`]; so does
 //! `subpt-bench train`.
 use super::eval::{evaluate, EvalSet};
+use super::inputs::{subsample, weights_digest, CellData, DataMemo, Identity};
 use super::spec::{Method, RunSpec, SubptInit};
 use super::train::{train, Model, TrainSetup};
-use crate::cache::{file_digest, FeatureCache};
+use crate::cache::FeatureCache;
 use crate::clip::tokenizer::Tokenizer;
 use crate::clip::{Clip, ClipError};
 use crate::comm::Communicator;
-use crate::data::fewshot_cache::{load_or_draw_fewshot, CacheMode};
-use crate::data::fewshot_pickle::DasslPickle;
-use crate::data::{read_dataset, subsample_classes, DataError, DatasetName, DatasetSplits};
+use crate::data::{DataError, DatasetName};
 use crate::methods::cocoop::{CoCoOp, CoCoOpConfig};
 use crate::methods::nfl::{name_list, Nfl};
 use crate::methods::prompt_learner::{PromptLearner, PromptSet};
 use crate::methods::subspace::{Subspace, SubspaceSummary};
 use crate::methods::zeroshot::{cached_text_features, ensemble_templates};
+use crate::store::CellDir;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Tensor};
 
@@ -73,6 +73,9 @@ pub struct CurvePoint {
 pub struct RunResult {
     pub spec: RunSpec,
     pub spec_hash: String,
+    /// What the numbers are a function of; results without one (older versions) are redone.
+    #[serde(default)]
+    pub identity: Option<Identity>,
     /// Test accuracy (%) per evaluated subset: `all`, `base`, `new`.
     pub accuracy: BTreeMap<String, f64>,
     /// Harmonic mean of base and new accuracy when both were evaluated.
@@ -106,28 +109,6 @@ enum Trained {
     CoCoOp(Box<CoCoOp>),
 }
 
-/// The test items and class names of each class subset the spec evaluates on.
-pub(super) fn eval_sets(spec: &RunSpec, splits: &DatasetSplits) -> Result<Vec<EvalSet>, RunError> {
-    spec.eval_subsets
-        .iter()
-        .map(|s| {
-            let sub = subsample(splits, s)?;
-            Ok(EvalSet {
-                name: s.clone(),
-                classnames: sub.classnames,
-                items: sub.test,
-            })
-        })
-        .collect()
-}
-
-fn subsample(splits: &DatasetSplits, which: &str) -> Result<DatasetSplits, RunError> {
-    let w = which
-        .parse()
-        .map_err(|e: String| RunError::Spec(format!("subsample: {e}")))?;
-    Ok(subsample_classes(splits, w))
-}
-
 /// Runs one cell. `out_dir` receives the learned context (and the trajectory for SubPT stages).
 /// Every rank of a data-parallel group `comm` calls this; they succeed or fail together. Rank 0
 /// evaluates and returns the cell's result; the others' results carry no accuracies.
@@ -148,11 +129,11 @@ fn run_on_rank(
 ) -> Result<RunResult, RunError> {
     let t_start = Instant::now();
     let dataset: DatasetName = spec.dataset.parse()?;
-    let io = |p: &Path| {
-        let path = p.display().to_string();
-        move |source| RunError::Io { path, source }
-    };
-    std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
+    let store = CellDir::new(out_dir);
+    store.create().map_err(|source| RunError::Io {
+        path: out_dir.display().to_string(),
+        source,
+    })?;
     if dataset.info().test_only && spec.method != Method::Zsclip && spec.evaluate_context.is_none()
     {
         return Err(RunError::Spec(format!(
@@ -160,34 +141,20 @@ fn run_on_rank(
             spec.dataset
         )));
     }
-    let full = read_dataset(dataset, &spec.root)?;
-    // Evaluation-only cells (domain-generalisation targets are test-only) draw no subset.
-    let (drawn, source) = if spec.evaluate_context.is_some() || dataset.info().test_only {
-        (full.clone(), "none (evaluation only)".to_string())
-    } else {
-        let (fewshot, source) = load_or_draw_fewshot(
-            dataset,
-            &spec.root,
-            &full,
-            spec.shots,
-            spec.seed,
-            CacheMode::Read,
-            Some(&DasslPickle),
-        )?;
-        let drawn = DatasetSplits {
-            train: fewshot.train,
-            val: fewshot.val.unwrap_or_default(),
-            test: full.test.clone(),
-            classnames: full.classnames.clone(),
-        };
-        (drawn, format!("{source:?}"))
-    };
-    let train_split = subsample(&drawn, &spec.subsample)?;
+    let data = CellData::load(spec, &mut DataMemo::default())?;
+    let digest = weights_digest(spec)?;
+    // The identity records the trained files as they were read (before training starts).
+    let identity = Identity::of(spec, &data, &digest)?;
+    let CellData {
+        drawn,
+        train_split,
+        eval_sets,
+        source,
+        ..
+    } = data;
     let cache = FeatureCache::new(&spec.cache_dir);
-    let digest = file_digest(&spec.weights, Some(&spec.cache_dir)).map_err(io(&spec.weights))?;
     let clip = Clip::load(&spec.weights, spec.precision, device)?;
     let tok = Tokenizer::new();
-    let eval_sets = eval_sets(spec, &drawn)?;
     let mut timings = BTreeMap::new();
     let mut curves = Vec::new();
     let mut subspace_summary = None;
@@ -228,7 +195,7 @@ fn run_on_rank(
                 // The meta-network travels with the context, so the model can be evaluated
                 // on other datasets (domain generalisation).
                 let meta = model.named_parameters().split_off(1);
-                save_context(out_dir, &theta0, &trajectory, &meta)?;
+                save_context(&store, &theta0, &trajectory, &meta)?;
             }
             Trained::CoCoOp(Box::new(model))
         }
@@ -290,7 +257,7 @@ fn run_on_rank(
                 &mut curves,
             )?;
             if comm.rank() == 0 {
-                save_context(out_dir, &theta0, &trajectory, &[])?;
+                save_context(&store, &theta0, &trajectory, &[])?;
             }
             Trained::Prompts(Box::new(learner))
         }
@@ -348,6 +315,7 @@ fn run_on_rank(
     Ok(RunResult {
         spec: spec.clone(),
         spec_hash: spec.hash(),
+        identity: Some(identity),
         accuracy,
         hm,
         per_class_accuracy: per_class,
@@ -453,7 +421,7 @@ fn load_context(
 /// The trajectory file holds `ctx_<e>` for e = 1..E (context after epoch e) and `theta0`; the
 /// context file the final `ctx` and any other trained tensors (`extra`, by name).
 fn save_context(
-    out_dir: &Path,
+    store: &CellDir,
     theta0: &Tensor,
     trajectory: &[Tensor],
     extra: &[(String, Tensor)],
@@ -463,8 +431,7 @@ fn save_context(
         named.push((format!("ctx_{}", e + 1), t.to_device(Device::Cpu)));
     }
     let last = trajectory.last().unwrap_or(theta0).to_device(Device::Cpu);
-    let write = |name: &str, tensors: &[(String, Tensor)]| -> Result<(), RunError> {
-        let p = out_dir.join(name);
+    let write = |p: PathBuf, tensors: &[(String, Tensor)]| -> Result<(), RunError> {
         crate::io::with_atomic_path(&p, |tmp| {
             Tensor::write_safetensors(tensors, tmp)
                 .map_err(|e| std::io::Error::other(e.to_string()))
@@ -474,14 +441,14 @@ fn save_context(
             source,
         })
     };
-    write("trajectory.safetensors", &named)?;
+    write(store.trajectory(), &named)?;
     let mut context = vec![("ctx".to_string(), last)];
     context.extend(
         extra
             .iter()
             .map(|(k, t)| (k.clone(), t.detach().to_device(Device::Cpu))),
     );
-    write("context.safetensors", &context)
+    write(store.context(), &context)
 }
 
 /// Reads ctx_1..ctx_n of a stage-A trajectory file.

@@ -4,7 +4,7 @@ use super::optim::SgdConfig;
 use crate::clip::Precision;
 use crate::methods::prompt_learner::PromptConfig;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
@@ -212,14 +212,49 @@ fn default_warmup_epochs() -> usize {
 fn default_warmup_lr() -> f64 {
     1e-5
 }
-fn default_cache() -> PathBuf {
-    PathBuf::from(".cache/subpt-bench")
+/// The per-user feature cache: `$SUBPT_CACHE_DIR`, else `$XDG_CACHE_HOME/subpt-bench`, else
+/// `~/.cache/subpt-bench`. Not under the working directory, so where a command runs does not
+/// decide what it shares; sharing is safe anyway, as entries are keyed by content digests.
+pub fn default_cache() -> PathBuf {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("SUBPT_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("subpt-bench")))
+        .or_else(|| var("HOME").map(|h| h.join(".cache/subpt-bench")))
+        .unwrap_or_else(|| std::env::temp_dir().join("subpt-bench-cache"))
 }
 
 impl RunSpec {
-    /// Stable id of the run: a digest of its canonical JSON (fields in declaration order).
+    /// Stable id of the run (and the name of its cell directory): a digest of its canonical
+    /// JSON without what does not change its numbers. The feature cache is left out (its
+    /// entries are content-addressed), and of the trained files it reads (a SubPT trajectory,
+    /// an evaluated context) only the last two components count: `<cell id>/<file>`, which
+    /// names the producing cell whichever directory the results live in. The content of those
+    /// files is part of the result's identity (`engine::inputs`), not of the id.
     pub fn hash(&self) -> String {
-        crate::cache::digest_json(self)[..16].to_string()
+        let mut v = serde_json::to_value(self).expect("specs serialise");
+        let tail = |p: &Path| {
+            let parts: Vec<_> = p.components().collect();
+            let from = parts.len().saturating_sub(2);
+            parts[from..]
+                .iter()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        if let Some(o) = v.as_object_mut() {
+            o.remove("cache_dir");
+            if let Some(c) = &self.evaluate_context {
+                o.insert("evaluate_context".into(), tail(c).into());
+            }
+            if let Some(t) = self.subpt.as_ref().and_then(|s| s.trajectory.as_deref()) {
+                o["subpt"]["trajectory"] = tail(t).into();
+            }
+        }
+        crate::digest::digest_json(&v)[..16].to_string()
     }
 
     /// A spec with the paper's defaults for a method and shot count (spec §5).

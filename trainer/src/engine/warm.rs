@@ -2,12 +2,12 @@
 //! of each evaluated class subset and the zero-shot text features of its class names. A grid
 //! runs this as its own cell before the dataset's cells, so ranks do not encode the same test
 //! set side by side; the cells then find everything in the shared cache.
-use super::eval::EvalSet;
-use super::run::{eval_sets, RunError};
+use super::inputs::{weights_digest, CellData, DataMemo, Identity};
+use super::run::RunError;
 use super::spec::RunSpec;
-use crate::cache::{file_digest, FeatureCache, Outcome};
+use crate::cache::{FeatureCache, Outcome};
 use crate::clip::Clip;
-use crate::data::{read_dataset, DatasetName};
+use crate::data::DatasetName;
 use crate::features::{split_features, SplitKey};
 use crate::methods::zeroshot::cached_text_features;
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,8 @@ pub struct WarmedSet {
 pub struct FeaturesResult {
     pub spec: RunSpec,
     pub spec_hash: String,
+    /// The weights and test items encoded.
+    pub identity: Option<Identity>,
     pub sets: Vec<WarmedSet>,
     pub seconds: f64,
 }
@@ -40,14 +42,11 @@ pub struct FeaturesResult {
 pub fn encode_test_features(spec: &RunSpec, device: Device) -> Result<FeaturesResult, RunError> {
     let start = Instant::now();
     let dataset: DatasetName = spec.dataset.parse()?;
-    let full = read_dataset(dataset, &spec.root)?;
-    let sets: Vec<EvalSet> = eval_sets(spec, &full)?;
+    let data = CellData::load(spec, &mut DataMemo::default())?;
+    let digest = weights_digest(spec)?;
+    let identity = Identity::of(spec, &data, &digest)?;
+    let sets = data.eval_sets;
     let cache = FeatureCache::new(&spec.cache_dir);
-    let digest =
-        file_digest(&spec.weights, Some(&spec.cache_dir)).map_err(|source| RunError::Io {
-            path: spec.weights.display().to_string(),
-            source,
-        })?;
     let clip = Clip::load(&spec.weights, spec.precision, device)?;
     let template = [dataset.info().template.to_string()];
     let mut warmed = Vec::new();
@@ -72,6 +71,7 @@ pub fn encode_test_features(spec: &RunSpec, device: Device) -> Result<FeaturesRe
     Ok(FeaturesResult {
         spec: spec.clone(),
         spec_hash: spec.hash(),
+        identity: Some(identity),
         sets: warmed,
         seconds: start.elapsed().as_secs_f64(),
     })

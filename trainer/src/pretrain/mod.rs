@@ -176,13 +176,13 @@ pub fn inputs_digest(cfg: &PretrainConfig, source: &Path) -> Result<Inputs, Pret
     let mut files = BTreeMap::new();
     for stem in IDX_STEMS {
         let p = idx_path(source, stem)?;
-        let d = crate::cache::file_digest(&p, None).map_err(|source| PretrainError::Io {
+        let d = crate::digest::file_digest(&p).map_err(|source| PretrainError::Io {
             path: p.display().to_string(),
             source,
         })?;
         files.insert(stem.to_string(), d);
     }
-    let digest = crate::cache::digest_json(&(cfg, &files, env!("CARGO_PKG_VERSION")));
+    let digest = crate::digest::digest_json(&(cfg, &files, env!("CARGO_PKG_VERSION")));
     Ok((digest, files))
 }
 

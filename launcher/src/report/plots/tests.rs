@@ -135,6 +135,7 @@ fn run(spec: RunSpec) -> Loaded {
         path: PathBuf::from(format!("{}/{}", spec.dataset, spec.seed)),
         result: RunResult {
             spec_hash: spec.hash(),
+            identity: None,
             spec,
             accuracy: BTreeMap::new(),
             hm: None,

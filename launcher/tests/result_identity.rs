@@ -1,0 +1,191 @@
+//! A stored result counts only while it is a result of what its cell would compute now:
+//! replacing the weights or cutting the test split redoes every cell that read them (and their
+//! dependants), while moving the output directory or changing the feature cache redoes nothing
+//! that does not need it. Facts are read from grid-summary.json and the results themselves.
+mod common;
+use common::{ok, BIN};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bench(d: &Path, args: &[&str]) -> String {
+    ok(Command::new(BIN).current_dir(d).args(args))
+}
+
+/// Data, weights and a three-method grid (zsclip, coop, coop_sub: 4 cells with the features).
+fn setup(d: &Path, cache: &str) -> PathBuf {
+    bench(
+        d,
+        &[
+            "prepare",
+            "fashion-mnist",
+            "--out",
+            "data",
+            "--per-class",
+            "6",
+            "--val-per-class",
+            "2",
+        ],
+    );
+    bench(d, &["prepare", "tiny-clip", "--out", "w.safetensors"]);
+    let grid = d.join("grid.yaml");
+    std::fs::write(
+        &grid,
+        format!(
+            "name: t\nprotocols: [few_shot]\ndatasets: [fashion_mnist]\nshots: [2]\nseeds: [1]\n\
+             methods: [zsclip, coop, coop_sub]\nweights: w.safetensors\ndata_root: data\n\
+             output_dir: runs\ncache_dir: {cache}\n\
+             overrides:\n  epochs: 3\n  subpt.early_epochs: 2\n  subpt.rank: 1\n"
+        ),
+    )
+    .unwrap();
+    grid
+}
+
+/// Runs the grid (into `out` when given) and returns its grid-summary.json.
+fn run(d: &Path, out: Option<&str>) -> serde_json::Value {
+    let mut args = vec!["--grid", "grid.yaml", "--device", "cpu"];
+    if let Some(o) = out {
+        args.extend(["--out", o]);
+    }
+    bench(d, &args);
+    let dir = d.join(out.unwrap_or("runs"));
+    serde_json::from_slice(&std::fs::read(dir.join("grid-summary.json")).unwrap()).unwrap()
+}
+
+fn count(s: &serde_json::Value, key: &str) -> usize {
+    s[key].as_array().map_or(0, Vec::len)
+}
+
+/// The result of each method below `runs`, by method name.
+fn results(runs: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    std::fs::read_dir(runs)
+        .unwrap()
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.unwrap().path().join("result.json")).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            Some((v["spec"]["method"].as_str()?.to_string(), v))
+        })
+        .collect()
+}
+
+fn sha256(p: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(std::fs::read(p).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn replaced_weights_and_a_cut_test_split_redo_every_cell_that_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    setup(d, "cache");
+    assert_eq!(count(&run(d, None), "ran"), 4);
+    let before = results(&d.join("runs"));
+    assert_eq!(
+        before["coop"]["identity"]["weights"],
+        sha256(&d.join("w.safetensors"))
+    );
+
+    // The same path, other weights.
+    bench(
+        d,
+        &[
+            "prepare",
+            "tiny-clip",
+            "--seed",
+            "7",
+            "--out",
+            "w.safetensors",
+        ],
+    );
+    let s = run(d, None);
+    assert_eq!((count(&s, "already_done"), count(&s, "ran")), (0, 4), "{s}");
+    let after = results(&d.join("runs"));
+    assert_eq!(
+        after["coop"]["identity"]["weights"],
+        sha256(&d.join("w.safetensors"))
+    );
+    assert_ne!(after["zsclip"]["accuracy"], serde_json::Value::Null);
+    assert_ne!(
+        before["coop"]["identity"], after["coop"]["identity"],
+        "the identity records the new weights"
+    );
+
+    // One test image fewer: every cell tests on the split, so every cell is redone.
+    let split = d.join("data/fashion_mnist/split_fashion_mnist.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&split).unwrap()).unwrap();
+    let n = doc["test"].as_array().unwrap().len();
+    doc["test"].as_array_mut().unwrap().pop();
+    std::fs::write(&split, doc.to_string()).unwrap();
+    let s = run(d, None);
+    assert_eq!((count(&s, "already_done"), count(&s, "ran")), (0, 4), "{s}");
+    let cut = results(&d.join("runs"));
+    assert_eq!(cut["zsclip"]["test_size"]["all"], n - 1);
+    // And nothing changed: all done.
+    assert_eq!(count(&run(d, None), "already_done"), 4);
+}
+
+#[test]
+fn a_redone_source_redoes_the_subpt_cell_that_reads_its_trajectory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    setup(d, "cache");
+    run(d, None);
+    let coop = results(&d.join("runs"))["coop"]["spec_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_file(d.join("runs").join(&coop).join("result.json")).unwrap();
+    let s = run(d, None);
+    // coop and the coop_sub cell that projects onto its trajectory.
+    assert_eq!((count(&s, "already_done"), count(&s, "ran")), (2, 2), "{s}");
+    // A trajectory changed behind the result's back is noticed too.
+    let traj = d.join("runs").join(&coop).join("trajectory.safetensors");
+    let mut bytes = std::fs::read(&traj).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&traj, bytes).unwrap();
+    let s = run(d, None);
+    assert_eq!((count(&s, "already_done"), count(&s, "ran")), (3, 1), "{s}");
+}
+
+#[test]
+fn moving_the_output_or_changing_the_cache_redoes_only_what_needs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let grid = setup(d, "cache");
+    run(d, None);
+    let ids = |s: &serde_json::Value| {
+        let mut v: Vec<String> = ["already_done", "ran"]
+            .iter()
+            .flat_map(|k| s[k].as_array().unwrap().clone())
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let first = run(d, None);
+    // Moved as a whole: the cells keep their ids and their results.
+    std::fs::rename(d.join("runs"), d.join("moved")).unwrap();
+    let moved = run(d, Some("moved"));
+    assert_eq!(count(&moved, "already_done"), 4, "{moved}");
+    assert_eq!(
+        ids(&first),
+        ids(&moved),
+        "cell ids do not depend on the output directory"
+    );
+    // Another cache: only the feature cell encodes again.
+    let text = std::fs::read_to_string(&grid)
+        .unwrap()
+        .replace("cache_dir: cache", "cache_dir: c2");
+    std::fs::write(&grid, text).unwrap();
+    let s = run(d, Some("moved"));
+    assert_eq!((count(&s, "already_done"), count(&s, "ran")), (3, 1), "{s}");
+    assert!(
+        s["ran"][0].as_str().unwrap().starts_with("features-"),
+        "{s}"
+    );
+}
