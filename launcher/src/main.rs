@@ -51,6 +51,10 @@ enum Command {
         /// Published numbers to compare with (default: <results>/reference).
         #[arg(long)]
         reference: Option<PathBuf>,
+        /// Every result below the directory. By default only the cells of the grid last run
+        /// into it (its grid-summary.json) are reported, and the others are listed.
+        #[arg(long)]
+        all: bool,
     },
     /// Print CLIP token ids (77-long, zero-padded) of each text as JSON.
     Tokenize {
@@ -109,7 +113,8 @@ fn run(cli: Cli) -> Result<()> {
             results,
             out,
             reference,
-        } => report(&results, out, reference),
+            all,
+        } => report(&results, out, reference, all),
         Command::Tokenize {
             texts,
             truncate,
@@ -122,13 +127,17 @@ fn report(
     results: &std::path::Path,
     out: Option<PathBuf>,
     reference: Option<PathBuf>,
+    all: bool,
 ) -> Result<()> {
+    use subpt_bench::report::collect::Scope;
     let out = out.unwrap_or_else(|| results.join("report"));
     let reference = reference.unwrap_or_else(|| results.join("reference"));
-    let summary = subpt_bench::report::generate(results, &reference, &out)?;
-    for w in &summary.warnings {
-        tracing::warn!("{w}");
-    }
+    let scope = match all {
+        true => Scope::All,
+        false => Scope::last_grid(results),
+    };
+    let summary = subpt_bench::report::generate(results, &reference, &out, &scope)?;
+    subpt_bench::report::print_left_out(&summary);
     tracing::info!(
         "{} runs, {} files written to {}",
         summary.runs,

@@ -1,6 +1,7 @@
 //! `report`: tables, conventions and plots from synthetic run results.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use subpt_bench::report::collect::Scope;
 use subpt_bench::report::{generate, reference};
 use subpt_trainer::engine::run::{CurvePoint, RunResult};
 use subpt_trainer::engine::spec::{Method, NflSpec, RunSpec, SubptSpec};
@@ -191,7 +192,7 @@ fn fixture() -> (tempfile::TempDir, PathBuf, subpt_bench::report::Summary) {
     std::fs::write(refdir.join("malformed.csv"), "method,base\nX,1\n").unwrap();
 
     let out = tmp.path().join("report");
-    let summary = generate(&res, &refdir, &out).unwrap();
+    let summary = generate(&res, &refdir, &out, &Scope::All).unwrap();
     (tmp, out, summary)
 }
 
@@ -437,7 +438,8 @@ fn domain_generalisation_follows_the_evaluated_contexts() {
         &fewshot("fashion_mnist_blur", Method::Zsclip, 4, 1, 79.0),
     );
     let out = tmp.path().join("report");
-    let summary = subpt_bench::report::generate(&res, &tmp.path().join("none"), &out).unwrap();
+    let summary =
+        subpt_bench::report::generate(&res, &tmp.path().join("none"), &out, &Scope::All).unwrap();
     assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
     let dg = csv(&out.join("domain_generalisation.csv"));
     let row = |role: &str, dataset: &str, method: &str| {
@@ -475,11 +477,104 @@ fn a_directory_without_results_is_an_error_not_empty_tables() {
     let res = tmp.path().join("results");
     std::fs::create_dir_all(res.join("cell")).unwrap();
     std::fs::write(res.join("cell/result.json"), b"{}").unwrap();
-    let e = subpt_bench::report::generate(&res, &tmp.path().join("none"), &tmp.path().join("r"))
-        .expect_err("nothing to report");
+    let e = subpt_bench::report::generate(
+        &res,
+        &tmp.path().join("none"),
+        &tmp.path().join("r"),
+        &Scope::All,
+    )
+    .expect_err("nothing to report");
     assert!(
         e.to_string().contains("no valid result.json") && e.to_string().contains("1 skipped"),
         "{e}"
     );
     assert!(!tmp.path().join("r").exists());
+}
+
+fn with_weights(mut r: RunResult, path: &str, digest: char) -> RunResult {
+    r.spec.weights = PathBuf::from(path);
+    r.spec_hash = r.spec.hash();
+    r.identity = Some(subpt_trainer::store::Identity {
+        spec: r.spec_hash.clone(),
+        numerics: 1,
+        weights: std::iter::repeat_n(digest, 64).collect(),
+        items: BTreeMap::new(),
+        files: BTreeMap::new(),
+    });
+    r
+}
+
+/// Runs that differ only in their weights, or only in one override, get rows of their own
+/// named by what differs; fields that differ nowhere stay out of the labels.
+#[test]
+fn runs_that_differ_in_weights_or_an_override_get_their_own_labelled_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    for seed in [1, 2] {
+        let a = fewshot("dsa", Method::Coop, 4, seed, 60.0);
+        write(&res, &with_weights(a, "models/a.safetensors", 'a'));
+        let b = fewshot("dsa", Method::Coop, 4, seed, 70.0);
+        write(&res, &with_weights(b, "models/b.safetensors", 'b'));
+        // The same file name in another directory, other contents.
+        let c = fewshot("dsa", Method::Coop, 4, seed, 80.0);
+        write(&res, &with_weights(c, "other/b.safetensors", 'c'));
+        let mut lr = fewshot("dsa", Method::Coop, 4, seed, 50.0);
+        lr.spec.lr = 0.01;
+        write(&res, &with_weights(lr, "models/a.safetensors", 'a'));
+    }
+    let out = tmp.path().join("r");
+    let summary = generate(&res, &tmp.path().join("none"), &out, &Scope::All).unwrap();
+    assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
+    let rows = csv(&out.join("fewshot.csv"));
+    let by_method: BTreeMap<&str, &str> = rows
+        .iter()
+        .filter(|r| r["dataset"] == "dsa")
+        .map(|r| (r["method"].as_str(), r["mean"].as_str()))
+        .collect();
+    let expect = [
+        ("coop [lr=0.002 weights=a]", "60.0000"),
+        ("coop [lr=0.002 weights=b@bbbbbbbb]", "70.0000"),
+        ("coop [lr=0.002 weights=b@cccccccc]", "80.0000"),
+        ("coop [lr=0.01 weights=a]", "50.0000"),
+    ];
+    assert_eq!(by_method, expect.into_iter().collect(), "{rows:?}");
+    assert!(rows.iter().all(|r| r["dataset"] != "dsa" || r["n"] == "2"));
+}
+
+/// A report scoped to a grid leaves out the other results below the directory and names them.
+#[test]
+fn results_of_cells_outside_the_grid_are_left_out_and_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let keep = fewshot("dsa", Method::Coop, 4, 1, 60.0);
+    let stale = fewshot("dsa", Method::Coop, 4, 2, 10.0);
+    write(&res, &keep);
+    write(&res, &stale);
+    let dir_of = |r: &RunResult| {
+        format!(
+            "{}_{}_{}_{}_{}",
+            r.spec.dataset, r.spec.method, r.spec.shots, r.spec.subsample, r.spec_hash
+        )
+    };
+    let scope = Scope::Grid {
+        name: "g".into(),
+        ids: [dir_of(&keep)].into_iter().collect(),
+    };
+    let out = tmp.path().join("r");
+    let summary = generate(&res, &tmp.path().join("none"), &out, &scope).unwrap();
+    assert_eq!(summary.runs, 1);
+    assert_eq!(summary.left_out.len(), 1, "{:?}", summary.left_out);
+    assert!(
+        summary.left_out[0].contains("dsa coop 4-shot seed 2")
+            && summary.left_out[0].contains("not a cell of grid `g`"),
+        "{:?}",
+        summary.left_out
+    );
+    let index = std::fs::read_to_string(out.join("index.md")).unwrap();
+    assert!(
+        index.contains("## Left out") && index.contains("--all"),
+        "{index}"
+    );
+    let rows = csv(&out.join("fewshot.csv"));
+    assert_eq!(rows[0]["mean"], "60.0000");
 }

@@ -189,3 +189,96 @@ fn moving_the_output_or_changing_the_cache_redoes_only_what_needs_it() {
         "{s}"
     );
 }
+
+/// Rows of a report CSV as (method, n) pairs of one dataset.
+fn rows(csv: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let (d, m, n) = (col("dataset"), col("method"), col("n"));
+    let mut out: Vec<(String, String)> = lines
+        .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>())
+        .filter(|f| f[d] == "fashion_mnist")
+        .map(|f| (f[m].trim_matches('"').to_string(), f[n].clone()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn an_edited_grid_reports_only_its_own_cells_and_names_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let grid = setup(d, "cache");
+    run(d, None);
+    let text = std::fs::read_to_string(&grid)
+        .unwrap()
+        .replace("epochs: 3", "epochs: 4");
+    std::fs::write(&grid, text).unwrap();
+    let out = bench(d, &["--grid", "grid.yaml", "--device", "cpu"]);
+    assert!(
+        out.contains("left out 3 result(s) of cells not in the grid")
+            && out.contains("fashion_mnist coop 2-shot seed 1"),
+        "{out}"
+    );
+    let report = d.join("runs/report/fewshot.csv");
+    let plain = |m: &str| (m.to_string(), "1".to_string());
+    // (r = 1, t_early = 2 are off the paper's settings, so they are named.)
+    let sub = "coop_sub [r=1 t=2]";
+    assert_eq!(
+        rows(&report),
+        vec![plain("coop"), plain(sub), plain("zsclip")]
+    );
+    // `report` on the directory scopes to the grid last run there; --all takes everything,
+    // the two versions told apart by the field that differs.
+    let listed = bench(d, &["report", "--results", "runs"]);
+    assert!(listed.contains("left out 3 result(s)"), "{listed}");
+    assert_eq!(rows(&report).len(), 3);
+    bench(d, &["report", "--results", "runs", "--all"]);
+    let all = rows(&report);
+    for m in ["coop", "coop_sub [r=1 t=2", "zsclip"] {
+        for e in [3, 4] {
+            let label = match m.contains('[') {
+                true => format!("{m} epochs={e}]"),
+                false => format!("{m} [epochs={e}]"),
+            };
+            assert!(all.contains(&plain(&label)), "{label} in {all:?}");
+        }
+    }
+    assert_eq!(all.len(), 6);
+}
+
+#[test]
+fn a_grid_over_two_weights_reports_both_labelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let grid = setup(d, "cache");
+    bench(
+        d,
+        &[
+            "prepare",
+            "tiny-clip",
+            "--seed",
+            "3",
+            "--out",
+            "w2.safetensors",
+        ],
+    );
+    let text = std::fs::read_to_string(&grid).unwrap().replace(
+        "weights: w.safetensors",
+        "weights: [w.safetensors, w2.safetensors]",
+    );
+    std::fs::write(&grid, text).unwrap();
+    let s = run(d, None);
+    assert_eq!(count(&s, "ran"), 8, "{s}");
+    let got = rows(&d.join("runs/report/fewshot.csv"));
+    let mut want = Vec::new();
+    for m in ["coop [", "coop_sub [r=1 t=2 ", "zsclip ["] {
+        for w in ["w", "w2"] {
+            want.push((format!("{m}weights={w}]"), "1".to_string()));
+        }
+    }
+    want.sort();
+    assert_eq!(got, want);
+}

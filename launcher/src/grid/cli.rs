@@ -99,17 +99,23 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
         .filter(|d| d.is_dir())
         .unwrap_or_else(|| "results/reference".into());
     let report_dir = grid.output_dir.join("report");
-    let report = match crate::report::generate(&grid.output_dir, &shipped, &report_dir) {
-        Ok(_) => format!("report in {}", report_dir.display()),
-        Err(e) => {
-            tracing::warn!("report not written: {e}");
-            "no report written".to_string()
-        }
+    let scope = crate::report::collect::Scope::Grid {
+        name: grid.name.clone(),
+        ids: grid.cells.iter().map(|c| c.id.clone()).collect(),
     };
+    let (report, reported) =
+        match crate::report::generate(&grid.output_dir, &shipped, &report_dir, &scope) {
+            Ok(r) => (format!("report in {}", report_dir.display()), Some(r)),
+            Err(e) => {
+                tracing::warn!("report not written: {e}");
+                ("no report written".to_string(), None)
+            }
+        };
     let record = serde_json::json!({
         "grid": grid.name,
         "source": grid.source,
         "cells": grid.cells.len(),
+        "cell_ids": grid.cells.iter().map(|c| &c.id).collect::<Vec<_>>(),
         "already_done": s.already_done,
         "ran": s.ran,
         "failed": s.failed,
@@ -118,7 +124,7 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
         "dp": dp,
         "wall_s": wall,
     });
-    let summary_path = grid.output_dir.join("grid-summary.json");
+    let summary_path = grid.output_dir.join(crate::report::collect::GRID_SUMMARY);
     if let Err(e) = serde_json::to_vec_pretty(&record)
         .map_err(std::io::Error::other)
         .and_then(|b| subpt_trainer::io::write_atomic(&summary_path, &b))
@@ -146,6 +152,9 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
     }
     for (id, why) in &s.skipped {
         println!("  skipped {}: {why}", name(id));
+    }
+    if let Some(r) = &reported {
+        crate::report::print_left_out(r);
     }
     if !s.failed.is_empty() {
         bail!("{} cell(s) failed", s.failed.len());

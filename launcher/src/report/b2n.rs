@@ -35,7 +35,7 @@ impl BaseToNovel {
             if s.subsample != "base" {
                 continue;
             }
-            let key = (s.dataset.clone(), s.shots, MethodKey::of(s));
+            let key = (s.dataset.clone(), s.shots, MethodKey::of_run(r));
             insert_seed(&mut cells, key, s.seed, (b, n), r, warnings);
         }
         BaseToNovel { cells }

@@ -1,4 +1,5 @@
 //! Finding and validating `result.json` files below a results directory.
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use subpt_trainer::engine::run::RunResult;
 
@@ -7,6 +8,9 @@ use subpt_trainer::engine::run::RunResult;
 pub struct Loaded {
     pub path: PathBuf,
     pub result: RunResult,
+    /// The settings that tell this run apart from others in its table cell (`field=value`,
+    /// space-separated; empty when nothing does). Set by `label::distinguish`.
+    pub variant: String,
 }
 
 #[derive(Debug, Default)]
@@ -15,24 +19,99 @@ pub struct Collected {
     pub runs: Vec<Loaded>,
     /// One line per skipped file, naming it and why.
     pub warnings: Vec<String>,
+    /// One line per valid result left out because its cell is not in the grid reported on.
+    pub left_out: Vec<String>,
+}
+
+/// Which results a report covers.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// Every result below the directory.
+    All,
+    /// The cells of one grid (by id, the name of each cell's directory).
+    Grid { name: String, ids: BTreeSet<String> },
+}
+
+impl Scope {
+    /// The cells of the grid last run into `dir` (its `grid-summary.json`), or everything
+    /// when no grid has run there.
+    pub fn last_grid(dir: &Path) -> Scope {
+        let summary = std::fs::read(dir.join(GRID_SUMMARY))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        let Some(v) = summary else {
+            return Scope::All;
+        };
+        let ids = v["cell_ids"].as_array().map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        });
+        match ids {
+            Some(ids) => Scope::Grid {
+                name: v["grid"].as_str().unwrap_or_default().to_string(),
+                ids,
+            },
+            None => Scope::All,
+        }
+    }
+}
+
+/// The record a grid run leaves in its output directory.
+pub const GRID_SUMMARY: &str = "grid-summary.json";
+
+/// What a run is, for a person reading a list.
+pub fn describe(r: &RunResult) -> String {
+    let s = &r.spec;
+    let classes = match s.subsample.as_str() {
+        "all" => String::new(),
+        c => format!(" ({c} classes)"),
+    };
+    format!(
+        "{} {} {}-shot seed {}{classes}",
+        s.dataset, s.method, s.shots, s.seed
+    )
 }
 
 /// Reads every `result.json` below `dir`. A file counts only when it parses as a
 /// `RunResult` and its recorded spec hash is the hash of its spec: a hand-edited or
-/// stale spec would otherwise be reported under settings it was not run with.
-pub fn collect(dir: &Path) -> Result<Collected, super::ReportError> {
+/// stale spec would otherwise be reported under settings it was not run with. Results of
+/// cells outside `scope` are left out, each named in `left_out`.
+pub fn collect(dir: &Path, scope: &Scope) -> Result<Collected, super::ReportError> {
     let mut files = Vec::new();
     walk(dir, &mut files)?;
     files.sort();
     let mut out = Collected::default();
     for path in files {
         match load(&path) {
-            Ok(result) => out.runs.push(Loaded { path, result }),
+            Ok(result) => {
+                let id = path
+                    .parent()
+                    .and_then(Path::file_name)
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if let Scope::Grid { name, ids } = scope {
+                    if !ids.contains(&id) {
+                        out.left_out.push(format!(
+                            "{} [{id}]: not a cell of grid `{name}` (other settings, or an \
+                             earlier version of the grid)",
+                            describe(&result)
+                        ));
+                        continue;
+                    }
+                }
+                out.runs.push(Loaded {
+                    path,
+                    result,
+                    variant: String::new(),
+                })
+            }
             Err(why) => out
                 .warnings
                 .push(format!("skipping {}: {why}", path.display())),
         }
     }
+    super::label::distinguish(&mut out.runs);
     Ok(out)
 }
 

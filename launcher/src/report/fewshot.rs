@@ -48,7 +48,7 @@ impl FewShot {
             let Some(&acc) = r.result.accuracy.get("all") else {
                 continue;
             };
-            let key = (s.dataset.clone(), s.shots, MethodKey::of(s));
+            let key = (s.dataset.clone(), s.shots, MethodKey::of_run(r));
             if let Some(&n) = r.result.train_per_class.iter().min() {
                 let f = fewest.entry(key.clone()).or_insert(n);
                 *f = (*f).min(n);
@@ -231,7 +231,7 @@ pub fn domain_generalisation(runs: &[Loaded], warnings: &mut Vec<String>) -> Tab
         let Some(&acc) = r.result.accuracy.get("all") else {
             continue;
         };
-        let key = (role, s.dataset.clone(), s.shots, MethodKey::of(s));
+        let key = (role, s.dataset.clone(), s.shots, MethodKey::of_run(r));
         insert_seed(&mut cells, key, s.seed, acc, r, warnings);
     }
     let mut t = Table::new(

@@ -1,4 +1,6 @@
 //! How runs are named and ordered in tables and plots.
+use super::collect::Loaded;
+use std::collections::{BTreeMap, BTreeSet};
 use subpt_trainer::engine::spec::{Method, RunSpec, SubptSpec};
 
 /// Methods in the order the papers list them.
@@ -31,6 +33,18 @@ impl MethodKey {
             order,
             variant: variant(spec),
         }
+    }
+
+    /// [`MethodKey::of`] with the run's distinguishing settings (see [`distinguish`]).
+    pub fn of_run(run: &Loaded) -> Self {
+        let mut k = Self::of(&run.result.spec);
+        if !run.variant.is_empty() {
+            if !k.variant.is_empty() {
+                k.variant.push(' ');
+            }
+            k.variant.push_str(&run.variant);
+        }
+        k
     }
 
     pub fn method(&self) -> Option<Method> {
@@ -73,6 +87,138 @@ fn variant(spec: &RunSpec) -> String {
         }
     }
     parts.join(" ")
+}
+
+/// Spec fields that place a run in a table (dataset, shots, method, class subsets), that
+/// repeat it (seed), that do not change its numbers (the cache, the files a trained model is
+/// read from: their contents are in the identity) or that the paper's variant already names.
+const PLACED: [&str; 12] = [
+    "dataset",
+    "shots",
+    "method",
+    "subsample",
+    "eval_subsets",
+    "seed",
+    "cache_dir",
+    "evaluate_context",
+    "subpt.trajectory",
+    "subpt.rank",
+    "subpt.early_epochs",
+    "nfl.lambda",
+];
+
+fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                let key = match prefix {
+                    "" => k.clone(),
+                    p => format!("{p}.{k}"),
+                };
+                flatten(&key, x, out);
+            }
+        }
+        serde_json::Value::String(s) => {
+            out.insert(prefix.into(), s.clone());
+        }
+        x => {
+            out.insert(prefix.into(), x.to_string());
+        }
+    }
+}
+
+/// The settings of a run that may tell it apart from another run in the same table cell.
+fn settings(
+    run: &Loaded,
+    weights: &BTreeMap<(String, String), String>,
+) -> BTreeMap<String, String> {
+    let spec = &run.result.spec;
+    let mut out = BTreeMap::new();
+    flatten(
+        "",
+        &serde_json::to_value(spec).unwrap_or_default(),
+        &mut out,
+    );
+    out.retain(|k, _| {
+        !PLACED
+            .iter()
+            .any(|p| k == p || k.starts_with(&format!("{p}.")))
+    });
+    out.insert("weights".into(), weights[&weights_key(run)].clone());
+    out
+}
+
+fn weights_key(run: &Loaded) -> (String, String) {
+    let digest = run.result.identity.as_ref().map(|i| i.weights.clone());
+    (
+        run.result.spec.weights.display().to_string(),
+        digest.unwrap_or_default(),
+    )
+}
+
+/// Names for the weights files: the file stem, with the first 8 hex digits of the content
+/// digest where one stem stands for several files or contents.
+fn weights_labels(runs: &[Loaded]) -> BTreeMap<(String, String), String> {
+    let keys: BTreeSet<(String, String)> = runs.iter().map(weights_key).collect();
+    let stem = |p: &str| {
+        std::path::Path::new(p)
+            .file_stem()
+            .map_or(p.to_string(), |s| s.to_string_lossy().into_owned())
+    };
+    let mut per_stem: BTreeMap<String, usize> = BTreeMap::new();
+    for (p, _) in &keys {
+        *per_stem.entry(stem(p)).or_default() += 1;
+    }
+    keys.into_iter()
+        .map(|(p, d)| {
+            let s = stem(&p);
+            let label = match per_stem[&s] > 1 {
+                true if !d.is_empty() => format!("{s}@{}", &d[..8.min(d.len())]),
+                true => p.clone(),
+                false => s,
+            };
+            ((p, d), label)
+        })
+        .collect()
+}
+
+/// Sets each run's `variant`: the settings that differ between runs landing in the same table
+/// cell (same dataset, shots, method and class subsets), as `field=value`. Every run is
+/// labelled with every field that differs anywhere, so a variant reads the same in each
+/// dataset's rows and in the averages over datasets.
+pub fn distinguish(runs: &mut [Loaded]) {
+    let weights = weights_labels(runs);
+    let all: Vec<BTreeMap<String, String>> = runs.iter().map(|r| settings(r, &weights)).collect();
+    let mut groups: BTreeMap<_, Vec<usize>> = BTreeMap::new();
+    for (i, r) in runs.iter().enumerate() {
+        let s = &r.result.spec;
+        let key = (
+            s.dataset.clone(),
+            s.shots,
+            MethodKey::of(s),
+            s.subsample.clone(),
+            s.eval_subsets.clone(),
+        );
+        groups.entry(key).or_default().push(i);
+    }
+    let mut differing = BTreeSet::new();
+    for members in groups.values() {
+        let fields: BTreeSet<&String> = members.iter().flat_map(|&i| all[i].keys()).collect();
+        for f in fields {
+            let values: BTreeSet<Option<&String>> =
+                members.iter().map(|&i| all[i].get(f)).collect();
+            if values.len() > 1 {
+                differing.insert(f.clone());
+            }
+        }
+    }
+    for (r, s) in runs.iter_mut().zip(&all) {
+        r.variant = differing
+            .iter()
+            .map(|f| format!("{f}={}", s.get(f).map_or("-", String::as_str)))
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
 }
 
 #[cfg(test)]

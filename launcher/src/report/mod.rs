@@ -24,8 +24,12 @@ pub enum ReportError {
     },
     #[error("plot {file}: {message}")]
     Plot { file: String, message: String },
-    #[error("{dir}: no valid result.json below it ({skipped} skipped), so no report")]
-    NoResults { dir: String, skipped: usize },
+    #[error("{dir}: no valid result.json below it ({skipped} skipped{}), so no report", match left_out { 0 => String::new(), n => format!(", {n} of cells not in the grid: --all includes them") })]
+    NoResults {
+        dir: String,
+        skipped: usize,
+        left_out: usize,
+    },
 }
 
 /// What a report run produced.
@@ -37,6 +41,8 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// Files written, in order.
     pub written: Vec<PathBuf>,
+    /// Valid results left out (cells not in the grid reported on), one line each.
+    pub left_out: Vec<String>,
 }
 
 /// Every table the report writes, in the order of `index.md`.
@@ -48,11 +54,16 @@ pub struct Tables {
     pub reference: Table,
 }
 
-/// Reads `results` (every `result.json` below it) and the reference CSVs in `reference`
-/// (a missing directory means none), and writes tables under `out` and plots under
-/// `out/plots`.
-pub fn generate(results: &Path, reference: &Path, out: &Path) -> Result<Summary, ReportError> {
-    let collected = collect::collect(results)?;
+/// Reads `results` (every `result.json` below it that `scope` covers) and the reference CSVs
+/// in `reference` (a missing directory means none), and writes tables under `out` and plots
+/// under `out/plots`.
+pub fn generate(
+    results: &Path,
+    reference: &Path,
+    out: &Path,
+    scope: &collect::Scope,
+) -> Result<Summary, ReportError> {
+    let collected = collect::collect(results, scope)?;
     if collected.runs.is_empty() {
         for w in &collected.warnings {
             tracing::warn!("{w}");
@@ -60,6 +71,7 @@ pub fn generate(results: &Path, reference: &Path, out: &Path) -> Result<Summary,
         return Err(ReportError::NoResults {
             dir: results.display().to_string(),
             skipped: collected.warnings.len(),
+            left_out: collected.left_out.len(),
         });
     }
     let mut warnings = collected.warnings;
@@ -116,6 +128,15 @@ pub fn generate(results: &Path, reference: &Path, out: &Path) -> Result<Summary,
             index.push_str(&format!("- {w}\n"));
         }
     }
+    if !collected.left_out.is_empty() {
+        index.push_str(
+            "## Left out\n\nResults below the directory from cells not in this grid \
+             (`subpt-bench report --all` includes them):\n\n",
+        );
+        for w in &collected.left_out {
+            index.push_str(&format!("- {w}\n"));
+        }
+    }
 
     let plot_err = |message: String| ReportError::Plot {
         file: "plots".into(),
@@ -133,7 +154,24 @@ pub fn generate(results: &Path, reference: &Path, out: &Path) -> Result<Summary,
         runs: runs.len(),
         warnings,
         written,
+        left_out: collected.left_out.clone(),
     })
+}
+
+/// Tells the person at the console what the report skipped and left out.
+pub fn print_left_out(summary: &Summary) {
+    for w in &summary.warnings {
+        tracing::warn!("{w}");
+    }
+    if !summary.left_out.is_empty() {
+        println!(
+            "report: left out {} result(s) of cells not in the grid (`report --all` includes them):",
+            summary.left_out.len()
+        );
+        for l in &summary.left_out {
+            println!("  {l}");
+        }
+    }
 }
 
 /// Every `*.csv` in `dir`, by file stem; unreadable ones become warnings so one bad

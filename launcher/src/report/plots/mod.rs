@@ -168,7 +168,7 @@ pub fn curve_plots(runs: &[Loaded]) -> Result<Vec<Plot>, String> {
                 let by_epoch = cells
                     .entry(key.clone())
                     .or_default()
-                    .entry((MethodKey::of(s), subset.clone()))
+                    .entry((MethodKey::of_run(r), subset.clone()))
                     .or_default();
                 // Runs come sorted by path: the first of a repeated seed wins, as in tables.
                 by_epoch
@@ -300,7 +300,7 @@ pub fn pca_plots(runs: &[Loaded]) -> Result<Vec<Plot>, String> {
         else {
             continue;
         };
-        let key = (MethodKey::of(s), s.shots, s.subsample.clone(), s.seed);
+        let key = (MethodKey::of_run(r), s.shots, s.subsample.clone(), s.seed);
         let ratios = by_dataset.entry(&s.dataset).or_default();
         ratios
             .entry(key)

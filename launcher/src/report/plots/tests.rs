@@ -149,6 +149,7 @@ fn run(spec: RunSpec) -> Loaded {
             timings: BTreeMap::new(),
             versions: BTreeMap::new(),
         },
+        variant: String::new(),
     }
 }
 
