@@ -176,6 +176,14 @@ pub fn run(cmd: PrepareCommand) -> Result<()> {
             if variants.is_empty() {
                 bail!("--only-corruptions needs at least one --corruption");
             }
+            if let Some(n) = per_class {
+                tracing::warn!(
+                    "--per-class {n}: every split is capped at {n} images per class, the test \
+                     split included ({} test images instead of 10000): accuracies are not \
+                     comparable with the full test set",
+                    n.min(1000) * 10
+                );
+            }
             for corruption in variants {
                 let opts = FashionMnistOptions {
                     val_per_class,

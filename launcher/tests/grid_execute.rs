@@ -66,6 +66,27 @@ fn grid_run(grid: &Path) -> Output {
 }
 
 #[test]
+fn per_class_says_that_it_caps_the_test_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bench(&[
+        "prepare",
+        "fashion-mnist",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--per-class",
+        "3",
+        "--val-per-class",
+        "1",
+    ]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--per-class 3") && err.contains("30 test images instead of 10000"),
+        "{err}"
+    );
+}
+
+#[test]
 fn reruns_resume_and_redo_broken_results() {
     let dir = tempfile::tempdir().unwrap();
     let grid = setup(dir.path(), 3, "good.safetensors");

@@ -271,6 +271,9 @@ fn key_of(line: &str) -> Option<&str> {
 /// serde_yaml_ng reports a bad list element at the start of its list; when the message
 /// quotes the offending value and a later line of that list holds it, point there instead.
 fn refine_position(text: &str, msg: &str, line: usize, column: usize) -> (usize, usize) {
+    if msg.contains("duplicate field") || msg.contains("duplicate entry") {
+        return duplicate_key_position(text, msg, line).unwrap_or((line, column));
+    }
     let quoted = msg.split(['"', '`']).nth(1).filter(|q| !q.is_empty());
     let Some(q) = quoted else {
         return (line, column);
@@ -291,6 +294,26 @@ fn refine_position(text: &str, msg: &str, line: usize, column: usize) -> (usize,
         }
     }
     (line, column)
+}
+
+/// serde_yaml_ng places a duplicate key at the start of its mapping: point at the second
+/// occurrence of the key, at the indentation of its first, instead.
+fn duplicate_key_position(text: &str, msg: &str, line: usize) -> Option<(usize, usize)> {
+    let key = msg.split(['"', '`']).nth(1).filter(|q| !q.is_empty())?;
+    let mut indent = None;
+    for (i, l) in text.lines().enumerate().skip(line.saturating_sub(1)) {
+        let body = l.trim_start();
+        let at = l.len() - body.len();
+        let is_key = body
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with(':'));
+        match indent {
+            Some(first) if is_key && at == first => return Some((i + 1, at + 1)),
+            None if is_key => indent = Some(at),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// serde_yaml_ng appends " at line L column C"; the error prints the position up front.

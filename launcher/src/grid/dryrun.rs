@@ -23,6 +23,15 @@ pub fn dry_run(grid: &Grid) -> String {
         "{:>5}  {:<25}  {:<21}  {:<8}  {:<15}  {:<12}  {:>5}  {:>4}  {:>6}  {:>12}  after",
         "#", "id", "protocol", "kind", "dataset", "method", "shots", "seed", "epochs", "cost",
     );
+    // What tells cells apart beyond dataset, method, shots and seed (the report's labels).
+    let work: Vec<usize> = (0..grid.cells.len())
+        .filter(|&i| grid.cells[i].kind != CellKind::Features)
+        .collect();
+    let described: Vec<_> = work.iter().map(|&i| (&grid.cells[i].spec, None)).collect();
+    let mut variant = vec![String::new(); grid.cells.len()];
+    for (&i, v) in work.iter().zip(crate::report::label::variants(&described)) {
+        variant[i] = v;
+    }
     for (n, c) in grid.cells.iter().enumerate() {
         let kind = match c.kind {
             CellKind::Train => "train",
@@ -48,7 +57,7 @@ pub fn dry_run(grid: &Grid) -> String {
             or_dash(c, c.spec.epochs.to_string()),
             c.cost,
             after,
-            details(c),
+            details(c, &variant[n]),
         );
     }
     let _ = writeln!(
@@ -94,8 +103,9 @@ fn or_dash(c: &super::Cell, v: String) -> String {
     }
 }
 
-/// The settings that tell ablation cells apart.
-fn details(c: &super::Cell) -> String {
+/// The settings that tell ablation cells apart, and `variant`: the fields that differ
+/// between cells that would share a table row otherwise.
+fn details(c: &super::Cell, variant: &str) -> String {
     if c.kind == CellKind::Features {
         return format!("  [test subsets: {}]", c.spec.eval_subsets.join(", "));
     }
@@ -111,6 +121,9 @@ fn details(c: &super::Cell) -> String {
     }
     if let Some(n) = &c.spec.nfl {
         parts.push(format!("nfl={}:{}", n.names, n.lambda));
+    }
+    if !variant.is_empty() {
+        parts.push(variant.to_string());
     }
     if parts.is_empty() {
         String::new()

@@ -92,6 +92,17 @@ fn parse_errors_name_file_key_and_line() {
             11,
             vec!["overrides.lr", ".nan", "not a finite number"],
         ),
+        // A repeated key: the line of the repeat, at the top level and in a nested map.
+        (
+            format!("{MINIMAL}shots: [2]\n"),
+            10,
+            vec!["duplicate", "shots"],
+        ),
+        (
+            format!("{MINIMAL}overrides:\n  epochs: 2\n  lr: 0.1\n  epochs: 3\n"),
+            13,
+            vec!["duplicate", "epochs"],
+        ),
     ];
     for (text, line, words) in cases {
         let e = parse_err(&text);
@@ -449,6 +460,26 @@ fn dry_run_lists_cells_dependencies_and_total() {
     assert!(sum > 0.0 && (g.total_cost() - sum).abs() < 1e-9);
     let listing = text.lines().filter(|l| !l.starts_with("warning: "));
     assert_eq!(listing.count(), g.cells.len() + 4);
+}
+
+#[test]
+fn dry_run_names_what_tells_cells_apart() {
+    let text = format!(
+        "{}overrides:\n  lr: [0.002, 0.01]\n",
+        MINIMAL.replace("weights: w.pt", "weights: [a/w.pt, b/v.pt]")
+    );
+    let cfg = GridConfig::parse(&text, Path::new("/g/grid.yaml")).unwrap();
+    let g = expand(&cfg).unwrap();
+    let listing = dry_run(&g);
+    for c in work(&g) {
+        let line = listing.lines().find(|l| l.contains(&c.id)).unwrap();
+        let stem = c.spec.weights.file_stem().unwrap().to_string_lossy();
+        let want = format!("lr={} weights={stem}", c.spec.lr);
+        assert!(line.contains(&want), "{want} not in: {line}");
+    }
+    // Nothing differs in the plain grid: no labels.
+    let plain = expand(&GridConfig::parse(MINIMAL, Path::new("/g/grid.yaml")).unwrap()).unwrap();
+    assert!(!dry_run(&plain).contains("weights="));
 }
 
 #[test]

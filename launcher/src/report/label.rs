@@ -127,12 +127,11 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, Strin
     }
 }
 
+/// A run (or cell) as [`variants`] sees it: its spec and, when known, its weights' digest.
+pub type Described<'a> = (&'a RunSpec, Option<&'a str>);
+
 /// The settings of a run that may tell it apart from another run in the same table cell.
-fn settings(
-    run: &Loaded,
-    weights: &BTreeMap<(String, String), String>,
-) -> BTreeMap<String, String> {
-    let spec = &run.result.spec;
+fn settings(spec: &RunSpec, weights: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     flatten(
         "",
@@ -144,21 +143,20 @@ fn settings(
             .iter()
             .any(|p| k == p || k.starts_with(&format!("{p}.")))
     });
-    out.insert("weights".into(), weights[&weights_key(run)].clone());
+    out.insert("weights".into(), weights.to_string());
     out
 }
 
-fn weights_key(run: &Loaded) -> (String, String) {
-    let digest = run.result.identity.as_ref().map(|i| i.weights.clone());
+fn weights_key((spec, digest): &Described) -> (String, String) {
     (
-        run.result.spec.weights.display().to_string(),
-        digest.unwrap_or_default(),
+        spec.weights.display().to_string(),
+        digest.unwrap_or_default().to_string(),
     )
 }
 
 /// Names for the weights files: the file stem, with the first 8 hex digits of the content
 /// digest where one stem stands for several files or contents.
-fn weights_labels(runs: &[Loaded]) -> BTreeMap<(String, String), String> {
+fn weights_labels(runs: &[Described]) -> BTreeMap<(String, String), String> {
     let keys: BTreeSet<(String, String)> = runs.iter().map(weights_key).collect();
     let stem = |p: &str| {
         std::path::Path::new(p)
@@ -182,16 +180,18 @@ fn weights_labels(runs: &[Loaded]) -> BTreeMap<(String, String), String> {
         .collect()
 }
 
-/// Sets each run's `variant`: the settings that differ between runs landing in the same table
-/// cell (same dataset, shots, method and class subsets), as `field=value`. Every run is
+/// For each run: the settings that differ between runs landing in the same table cell (same
+/// dataset, shots, method and class subsets), as space-separated `field=value`. Every run is
 /// labelled with every field that differs anywhere, so a variant reads the same in each
 /// dataset's rows and in the averages over datasets.
-pub fn distinguish(runs: &mut [Loaded]) {
+pub fn variants(runs: &[Described]) -> Vec<String> {
     let weights = weights_labels(runs);
-    let all: Vec<BTreeMap<String, String>> = runs.iter().map(|r| settings(r, &weights)).collect();
+    let all: Vec<BTreeMap<String, String>> = runs
+        .iter()
+        .map(|r| settings(r.0, &weights[&weights_key(r)]))
+        .collect();
     let mut groups: BTreeMap<_, Vec<usize>> = BTreeMap::new();
-    for (i, r) in runs.iter().enumerate() {
-        let s = &r.result.spec;
+    for (i, (s, _)) in runs.iter().enumerate() {
         let key = (
             s.dataset.clone(),
             s.shots,
@@ -212,12 +212,29 @@ pub fn distinguish(runs: &mut [Loaded]) {
             }
         }
     }
-    for (r, s) in runs.iter_mut().zip(&all) {
-        r.variant = differing
-            .iter()
-            .map(|f| format!("{f}={}", s.get(f).map_or("-", String::as_str)))
-            .collect::<Vec<_>>()
-            .join(" ");
+    all.iter()
+        .map(|s| {
+            differing
+                .iter()
+                .map(|f| format!("{f}={}", s.get(f).map_or("-", String::as_str)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// Sets each run's `variant` (see [`variants`]).
+pub fn distinguish(runs: &mut [Loaded]) {
+    let described: Vec<Described> = runs
+        .iter()
+        .map(|r| {
+            let digest = r.result.identity.as_ref().map(|i| i.weights.as_str());
+            (&r.result.spec, digest)
+        })
+        .collect();
+    let v = variants(&described);
+    for (r, v) in runs.iter_mut().zip(v) {
+        r.variant = v;
     }
 }
 
