@@ -140,7 +140,10 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), super::ReportError> 
         let kind = entry.file_type().map_err(io)?;
         if kind.is_dir() {
             walk(&path, files)?;
-        } else if path.file_name().is_some_and(|n| n == "result.json") {
+        } else if path
+            .file_name()
+            .is_some_and(|n| n == subpt_trainer::store::RESULT)
+        {
             files.push(path);
         }
     }

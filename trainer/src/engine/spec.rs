@@ -318,7 +318,35 @@ impl RunSpec {
 
 #[cfg(test)]
 mod tests {
-    use super::Method;
+    use super::*;
+
+    #[test]
+    fn the_default_cache_does_not_depend_on_the_working_directory() {
+        let c = default_cache();
+        assert!(c.is_absolute(), "{}", c.display());
+        assert!(
+            c.ends_with("subpt-bench")
+                || c.ends_with("subpt-bench-cache")
+                || std::env::var_os("SUBPT_CACHE_DIR").is_some()
+        );
+    }
+
+    #[test]
+    fn the_id_leaves_out_the_cache_and_where_the_results_live() {
+        let mut a =
+            RunSpec::paper_defaults("eurosat", "d".into(), Method::CoopSub, 4, 1, "w".into());
+        a.subpt.as_mut().unwrap().trajectory = Some("runs/abc/trajectory.safetensors".into());
+        let mut b = a.clone();
+        b.cache_dir = "/elsewhere".into();
+        b.subpt.as_mut().unwrap().trajectory = Some("/moved/abc/trajectory.safetensors".into());
+        assert_eq!(a.hash(), b.hash());
+        // Another producing cell, or another setting, is another run.
+        b.subpt.as_mut().unwrap().trajectory = Some("runs/abd/trajectory.safetensors".into());
+        assert_ne!(a.hash(), b.hash());
+        let mut c = a.clone();
+        c.lr = 0.01;
+        assert_ne!(a.hash(), c.hash());
+    }
 
     #[test]
     fn method_names_are_their_serde_names() {
