@@ -45,6 +45,10 @@ pub struct TrainArgs {
     /// the outputs. With CUDA, local rank l uses GPU l (mod the GPU count).
     #[arg(long)]
     pub dp: bool,
+    /// libtorch threads [default: OMP_NUM_THREADS, else the usable cores divided by the ranks
+    /// on this node; one for small models unless given].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Output directory (result.json, context.safetensors, trajectory.safetensors).
     #[arg(long)]
     pub out: PathBuf,
@@ -147,6 +151,7 @@ fn resolve(a: &TrainArgs) -> Result<RunSpec> {
 pub fn train(a: &TrainArgs) -> Result<()> {
     let spec = resolve(a)?;
     tracing::info!("feature cache: {}", spec.cache_dir.display());
+    subpt_bench::ranks::set_thread_budget(a.threads);
     let universe = match a.dp {
         true => Some(mpi::initialize().context("--dp: MPI was already initialised")?),
         false => None,

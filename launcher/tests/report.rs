@@ -28,6 +28,7 @@ fn result(spec: RunSpec, acc: &[(&str, f64)]) -> RunResult {
         per_class_accuracy: BTreeMap::new(),
         test_size: BTreeMap::new(),
         train_size: 0,
+        threads: 1,
         train_per_class: Vec::new(),
         curves: Vec::new(),
         subspace: None,

@@ -15,3 +15,4 @@ pub mod methods;
 pub mod pickle;
 pub mod pretrain;
 pub mod store;
+pub mod threads;

@@ -27,6 +27,10 @@ pub struct GridArgs {
     /// mpirun no rank can tell whether mpirun writes to a terminal, so `auto` means plain there.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// libtorch threads per rank [default: OMP_NUM_THREADS, else the node's usable cores
+    /// divided by its ranks; one for small models unless given].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 impl Default for GridArgs {
@@ -38,6 +42,7 @@ impl Default for GridArgs {
             device: tch::Device::Cpu,
             dp: 1,
             progress: ProgressMode::Auto,
+            threads: None,
         }
     }
 }
@@ -168,6 +173,7 @@ pub fn run(args: &GridArgs) -> Result<()> {
     };
     let grid = Grid::load(file, args.out.as_deref())?;
     if !args.dry_run {
+        crate::ranks::set_thread_budget(args.threads);
         return execute_and_report(&grid, args);
     }
     // A listing piped into `head` must end quietly, not panic on the closed pipe.

@@ -83,6 +83,9 @@ pub struct RunResult {
     pub per_class_accuracy: BTreeMap<String, Vec<Option<f64>>>,
     pub test_size: BTreeMap<String, usize>,
     pub train_size: usize,
+    /// libtorch intra-op threads the cell ran with (see `threads`).
+    #[serde(default)]
+    pub threads: usize,
     /// Training images per class (label order): fewer than `shots` where a class has fewer.
     #[serde(default)]
     pub train_per_class: Vec<usize>,
@@ -154,6 +157,7 @@ fn run_on_rank(
     } = data;
     let cache = FeatureCache::new(&spec.cache_dir);
     let clip = Clip::load(&spec.weights, spec.precision, device)?;
+    let threads = crate::threads::apply(&clip);
     let tok = Tokenizer::new();
     let mut timings = BTreeMap::new();
     let mut curves = Vec::new();
@@ -321,6 +325,7 @@ fn run_on_rank(
         per_class_accuracy: per_class,
         test_size,
         train_size: train_split.train.len(),
+        threads,
         train_per_class,
         curves,
         subspace: subspace_summary,

@@ -48,6 +48,7 @@ pub fn encode_test_features(spec: &RunSpec, device: Device) -> Result<FeaturesRe
     let sets = data.eval_sets;
     let cache = FeatureCache::new(&spec.cache_dir);
     let clip = Clip::load(&spec.weights, spec.precision, device)?;
+    crate::threads::apply(&clip);
     let template = [dataset.info().template.to_string()];
     let mut warmed = Vec::new();
     for set in &sets {

@@ -142,6 +142,7 @@ fn run(spec: RunSpec) -> Loaded {
             per_class_accuracy: BTreeMap::new(),
             test_size: BTreeMap::new(),
             train_size: 0,
+            threads: 1,
             train_per_class: Vec::new(),
             curves: Vec::new(),
             subspace: None,
