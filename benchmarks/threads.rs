@@ -101,7 +101,7 @@ fn main() {
         };
         let mut learner = PromptLearner::new(&clip, &tok, &names, cfg).expect("names fit");
         learner.ctx = learner.ctx.set_requires_grad(true);
-        let mut step = || {
+        let step = || {
             let t = Instant::now();
             let img = tch::no_grad(|| clip.encode_image(&pixels));
             let (loss, _) = coop::loss(&clip, &learner, &img, &labels);
