@@ -29,6 +29,7 @@ fn result(spec: RunSpec, acc: &[(&str, f64)]) -> RunResult {
         test_size: BTreeMap::new(),
         train_size: 0,
         threads: 1,
+        train_views: Default::default(),
         train_per_class: Vec::new(),
         curves: Vec::new(),
         subspace: None,

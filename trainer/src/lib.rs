@@ -16,3 +16,4 @@ pub mod pickle;
 pub mod pretrain;
 pub mod store;
 pub mod threads;
+pub mod views;

@@ -216,12 +216,17 @@ impl Clip {
 
     /// Image features [N, embed] (fp32, unnormalised) of preprocessed pixels [N, 3, R, R].
     pub fn encode_image(&self, pixels: &Tensor) -> Tensor {
+        self.encode_image_raw(pixels).to_kind(Kind::Float)
+    }
+
+    /// [`Clip::encode_image`] in the tower's own precision (fp16 towers give fp16, which
+    /// casts to the same fp32 values `encode_image` returns).
+    pub fn encode_image_raw(&self, pixels: &Tensor) -> Tensor {
         let x = pixels.to_device(self.device);
         match &self.visual {
             ImageTower::Vit(v) => v.forward(&x),
             ImageTower::ResNet(r) => r.forward(&x),
         }
-        .to_kind(Kind::Float)
     }
 
     /// Tokenizes texts (errors on over-long ones unless `truncate`) into ids [N, context_length].

@@ -83,6 +83,10 @@ pub struct RunResult {
     pub per_class_accuracy: BTreeMap<String, Vec<Option<f64>>>,
     pub test_size: BTreeMap<String, usize>,
     pub train_size: usize,
+    /// Training images this cell encoded with the image tower, and those whose features it
+    /// took from another cell's identical views (see `views`).
+    #[serde(default)]
+    pub train_views: TrainViews,
     /// libtorch intra-op threads the cell ran with (see `threads`).
     #[serde(default)]
     pub threads: usize,
@@ -94,6 +98,12 @@ pub struct RunResult {
     pub fewshot_source: String,
     pub timings: BTreeMap<String, f64>,
     pub versions: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TrainViews {
+    pub encoded: u64,
+    pub reused: u64,
 }
 
 /// Harmonic mean of two accuracies (0 when both are 0).
@@ -131,6 +141,7 @@ fn run_on_rank(
     comm: &dyn Communicator,
 ) -> Result<RunResult, RunError> {
     let t_start = Instant::now();
+    let views_before = crate::views::counts();
     let dataset: DatasetName = spec.dataset.parse()?;
     let store = CellDir::new(out_dir);
     store.create().map_err(|source| RunError::Io {
@@ -313,6 +324,11 @@ fn run_on_rank(
             train_per_class.iter().min().copied().unwrap_or(0)
         );
     }
+    let views_after = crate::views::counts();
+    let train_views = TrainViews {
+        encoded: views_after.0 - views_before.0,
+        reused: views_after.1 - views_before.1,
+    };
     let mut versions = BTreeMap::new();
     versions.insert("subpt-bench".into(), env!("CARGO_PKG_VERSION").to_string());
     versions.insert("device".into(), format!("{device:?}"));
@@ -326,6 +342,7 @@ fn run_on_rank(
         test_size,
         train_size: train_split.train.len(),
         threads,
+        train_views,
         train_per_class,
         curves,
         subspace: subspace_summary,

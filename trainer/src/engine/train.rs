@@ -19,6 +19,7 @@ use crate::methods::coop;
 use crate::methods::nfl::Nfl;
 use crate::methods::prompt_learner::{PromptLearner, PromptSet};
 use crate::methods::subspace::Projector;
+use crate::views::{ViewKey, Views};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -165,6 +166,20 @@ pub fn train(
         .map(|_| Sgd::new(spec.sgd))
         .collect();
     let mut trajectory = Vec::with_capacity(epochs);
+    // Data-parallel ranks see shards of each batch: only a group of one shares views.
+    let view_key = (s.comm.size() == 1).then(|| {
+        let list: Vec<(&PathBuf, i64)> = items.iter().map(|(p, l)| (p, *l)).collect();
+        ViewKey {
+            weights: s.weights_digest.to_string(),
+            precision: s.clip.precision.to_string(),
+            items: crate::digest::digest_json(&list),
+            seed: spec.seed,
+            batch_size: spec.batch_size,
+            transform: format!("{:?} at {resolution}px", spec.augment),
+            epoch: 0,
+        }
+    });
+    let views = Views::new(&spec.cache_dir, view_key);
     for epoch in 0..epochs {
         let lr = schedule.lr(epoch);
         let mut order: Vec<usize> = (0..n).collect();
@@ -196,7 +211,15 @@ pub fn train(
         } else {
             Pipeline::Test(TestTransform::new(resolution)?)
         };
-        let mut batches = Prefetch::start(items.clone(), loaded, pipeline);
+        let rows: usize = loaded.iter().map(Vec::len).sum();
+        let shared = views.get(epoch, rows);
+        let mut batches = match shared {
+            Some(_) => None,
+            None => Some(Prefetch::start(items.clone(), loaded, pipeline)),
+        };
+        // This epoch's features, batch by batch, for the cells that see the same views.
+        let mut encoded: Vec<Tensor> = Vec::new();
+        let mut offset = 0i64;
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0i64);
         for (b, (global_batch, mine)) in global.iter().zip(&shards).enumerate() {
             let non_finite = |what| RunError::NonFinite {
@@ -207,11 +230,26 @@ pub fn train(
             let mut local = || -> Result<Vec<Tensor>, RunError> {
                 let mut terms = Vec::new();
                 if !mine.is_empty() {
-                    let batch = batches
-                        .next()
-                        .expect("one loaded batch per non-empty shard")?;
-                    let img = tch::no_grad(|| s.clip.encode_image(&batch.images));
-                    let labels = batch.labels.to_device(s.clip.device);
+                    let (img, labels) = match (&shared, batches.as_mut()) {
+                        (Some(f), _) => {
+                            // A fresh tensor, as the tower's output is.
+                            let img = f.narrow(0, offset, mine.len() as i64).copy();
+                            let l: Vec<i64> = mine.iter().map(|&i| items[i].1).collect();
+                            (img.to_device(s.clip.device), Tensor::from_slice(&l))
+                        }
+                        (None, Some(loader)) => {
+                            let batch = loader
+                                .next()
+                                .expect("one loaded batch per non-empty shard")?;
+                            let raw = tch::no_grad(|| s.clip.encode_image_raw(&batch.images));
+                            crate::views::count_encoded(mine.len());
+                            encoded.push(raw.shallow_clone());
+                            (raw.to_kind(tch::Kind::Float), batch.labels)
+                        }
+                        (None, None) => unreachable!("a loader runs when nothing is shared"),
+                    };
+                    offset += mine.len() as i64;
+                    let labels = labels.to_device(s.clip.device);
                     let (ce, logits) = model.loss(s, &img, &labels);
                     let value = ce.double_value(&[]);
                     if !value.is_finite() {
@@ -252,6 +290,9 @@ pub fn train(
             for ((param, grad), opt) in params.iter_mut().zip(&grads).zip(&mut sgd) {
                 opt.step(param, grad, lr);
             }
+        }
+        if shared.is_none() && !encoded.is_empty() {
+            views.put(epoch, Tensor::cat(&encoded, 0));
         }
         if size > 1 {
             let mut stats = Tensor::from_slice(&[loss_sum, correct as f64, seen as f64])

@@ -143,6 +143,7 @@ fn run(spec: RunSpec) -> Loaded {
             test_size: BTreeMap::new(),
             train_size: 0,
             threads: 1,
+            train_views: Default::default(),
             train_per_class: Vec::new(),
             curves: Vec::new(),
             subspace: None,
