@@ -113,6 +113,28 @@ pub struct Cell {
     pub out_dir: PathBuf,
 }
 
+impl Cell {
+    /// Cells with the same value see the same training views (see `subpt_trainer::views`):
+    /// the scheduler keeps them on one rank, where the views are in memory.
+    pub fn views_group(&self) -> Option<String> {
+        let s = &self.spec;
+        (self.kind == CellKind::Train && s.method != subpt_trainer::engine::spec::Method::Zsclip)
+            .then(|| {
+                subpt_trainer::digest::digest_json(&(
+                    &s.weights,
+                    s.precision,
+                    &s.dataset,
+                    &s.root,
+                    &s.subsample,
+                    s.shots,
+                    s.seed,
+                    s.batch_size,
+                    &s.augment,
+                ))
+            })
+    }
+}
+
 /// An expanded grid: cells in topological order (every cell after its dependencies).
 #[derive(Debug, Clone)]
 pub struct Grid {

@@ -56,6 +56,9 @@ struct Dispatcher<'a> {
     progress: Progress,
     /// Group leaders' world ranks, in group order.
     leaders: Vec<usize>,
+    /// Each cell's training-views group, and the group each leader ran last.
+    views: Vec<Option<String>>,
+    last_views: std::collections::HashMap<usize, String>,
 }
 
 impl Dispatcher<'_> {
@@ -106,9 +109,23 @@ impl Dispatcher<'_> {
         }
     }
 
-    /// The ready cell with the largest cost estimate, marked running on `leader`'s group.
+    /// The ready cell for `leader`'s group, marked running: one that sees the same training
+    /// views as the leader's last cell (they are in that process's memory) if any, else one
+    /// whose views no other leader holds, the largest cost estimate first.
     fn next(&mut self, leader: usize) -> Option<usize> {
         self.propagate();
+        let last = self.last_views.get(&leader);
+        let held: std::collections::HashSet<&String> = self
+            .last_views
+            .iter()
+            .filter(|(l, _)| **l != leader)
+            .map(|(_, g)| g)
+            .collect();
+        let rank = |i: usize| {
+            let g = self.views[i].as_ref();
+            let warm = last.is_some() && g == last;
+            (warm, !g.is_some_and(|g| held.contains(g)))
+        };
         let ready = (0..self.state.len())
             .filter(|&i| self.state[i] == State::Pending)
             .filter(|&i| {
@@ -117,7 +134,14 @@ impl Dispatcher<'_> {
                         .is_none_or(|j| matches!(self.state[j], State::Done | State::AlreadyDone))
                 })
             })
-            .max_by(|&a, &b| self.grid.cells[a].cost.total_cmp(&self.grid.cells[b].cost))?;
+            .max_by(|&a, &b| {
+                (rank(a), self.grid.cells[a].cost)
+                    .partial_cmp(&(rank(b), self.grid.cells[b].cost))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })?;
+        if let Some(g) = &self.views[ready] {
+            self.last_views.insert(leader, g.clone());
+        }
         self.state[ready] = State::Running;
         let worker = self.worker(leader);
         self.progress.start(worker, &self.grid.cells[ready]);
@@ -181,6 +205,8 @@ fn dispatch(
         state,
         progress,
         leaders,
+        views: grid.cells.iter().map(|c| c.views_group()).collect(),
+        last_views: Default::default(),
     };
     let mut waiting: Vec<usize> = Vec::new();
     let mut stopped = 0;
@@ -326,6 +352,45 @@ pub fn execute_mpi(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_leader_keeps_to_the_training_views_it_has_in_memory() {
+        use super::super::{config::GridConfig, expand, CellKind};
+        let text = "name: t\nprotocols: [few_shot]\ndatasets: [eurosat]\nshots: [1]\n\
+                    seeds: [1, 2]\nmethods: [coop, coop_nfl, coop_sub]\nweights: w.pt\n\
+                    data_root: data\noutput_dir: out\n";
+        let cfg = GridConfig::parse(text, std::path::Path::new("/g/grid.yaml")).unwrap();
+        let grid = expand(&cfg).unwrap();
+        let done = vec![false; grid.cells.len()];
+        let progress = super::Progress::new(
+            &grid,
+            vec!["a".into(), "b".into()],
+            &done,
+            super::ProgressMode::Plain,
+            true,
+        );
+        let mut d = super::Dispatcher {
+            grid: &grid,
+            state: vec![super::State::Pending; grid.cells.len()],
+            progress,
+            leaders: vec![0, 1],
+            views: grid.cells.iter().map(|c| c.views_group()).collect(),
+            last_views: Default::default(),
+        };
+        let features = d.next(0).unwrap();
+        assert_eq!(grid.cells[features].kind, CellKind::Features);
+        d.record(0, (features as i64, None));
+        let first = d.next(0).unwrap();
+        let other = d.next(1).unwrap();
+        let seed = |i: usize| grid.cells[i].spec.seed;
+        assert_ne!(seed(first), seed(other), "the second leader starts the other seed");
+        // Each leader goes on with the cells of the seed it holds.
+        for (leader, held) in [(0, first), (1, other)] {
+            d.record(leader, (held as i64, None));
+            let next = d.next(leader).unwrap();
+            assert_eq!(seed(next), seed(held), "{}", grid.cells[next].id);
+        }
+    }
+
     #[test]
     fn reports_round_trip() {
         for r in [
