@@ -235,12 +235,25 @@ pub(crate) fn resolve(base: &Path, p: &str) -> PathBuf {
             return h.join(rest);
         }
     }
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
+    absolute(&base.join(p))
+}
+
+/// `p` made absolute against the working directory, with `.` and `..` folded, so a cell's
+/// paths (and so its id) are the same however the grid file was named on the command line.
+fn absolute(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let full = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in full.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            c => out.push(c),
+        }
     }
+    out
 }
 
 /// The line (1-based) where a top-level key is written.

@@ -382,7 +382,11 @@ mod tests {
         let first = d.next(0).unwrap();
         let other = d.next(1).unwrap();
         let seed = |i: usize| grid.cells[i].spec.seed;
-        assert_ne!(seed(first), seed(other), "the second leader starts the other seed");
+        assert_ne!(
+            seed(first),
+            seed(other),
+            "the second leader starts the other seed"
+        );
         // Each leader goes on with the cells of the seed it holds.
         for (leader, held) in [(0, first), (1, other)] {
             d.record(leader, (held as i64, None));

@@ -352,12 +352,30 @@ fn order_puts_dependencies_first_and_cycles_are_caught() {
 }
 
 #[test]
+fn cell_ids_do_not_depend_on_how_the_grid_file_is_named() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("sub")).unwrap();
+    let file = d.path().join("g.yaml");
+    std::fs::write(&file, MINIMAL).unwrap();
+    let ids = |p: &Path| -> Vec<String> {
+        let g = Grid::load(p, None).unwrap();
+        g.cells.into_iter().map(|c| c.id).collect()
+    };
+    let roundabout = d.path().join("sub/../g.yaml");
+    assert_eq!(ids(&file), ids(&roundabout));
+}
+
+#[test]
 fn smoke_overrides_apply_where_the_field_exists() {
     let g = load("smoke.yaml");
     // few-shot: 2 shots x 2 seeds x 6 methods; base-to-novel: 2 seeds x 6 methods; the test
     // features.
     assert_eq!(g.cells.len(), 2 * 2 * 6 + 2 * 6 + 1);
-    let root = configs().join("../results/smoke/data");
+    // Absolute, with `..` folded: the same whatever path named the grid file.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("results/smoke/data");
     for c in work(&g) {
         assert_eq!(c.spec.epochs, 4);
         assert_eq!(c.spec.root, root);
