@@ -116,7 +116,7 @@ fn main() {
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
     );
     println!(
-        "{:>7} {:>9} | {:>14} {:>14} {:>7} | {:>14} {:>14} {:>7} | {:>8}",
+        "{:>7} {:>9} | {:>14} {:>14} {:>7} | {:>14} {:>14} {:>7} | {:>7} {:>14} | {:>8}",
         "classes",
         "tail/full",
         "fast fwd",
@@ -125,6 +125,8 @@ fn main() {
         "fast fwd+bwd",
         "full fwd+bwd",
         "speedup",
+        "buckets",
+        "1-bucket f+b",
         "max rel"
     );
     let end = ClassTokenPosition::End;
@@ -151,6 +153,9 @@ fn main() {
             Tensor::run_backward(&[loss], &[&l.ctx], false, false);
         };
         let fast_bwd = time(args.budget, || backward(&|| set.encode(&clip, &l.ctx, end)));
+        let one_bwd = time(args.budget, || {
+            backward(&|| set.encode_one_bucket(&clip, &l.ctx))
+        });
         let full_bwd = (n <= args.plain_backward_max).then(|| {
             time(args.budget, || {
                 backward(&|| set.encode_full(&clip, &l.ctx, end))
@@ -165,7 +170,7 @@ fn main() {
             p.map_or("-".into(), |p| format!("{:.1}x", p.0 / f.0))
         };
         println!(
-            "{n:>7} {:>9} | {} {} {:>7} | {} {} {:>7} | {rel:>8.1e}",
+            "{n:>7} {:>9} | {} {} {:>7} | {} {} {:>7} | {:>7} {} | {rel:>8.1e}",
             format!("{}+{}/77", 17, tail),
             fmt(Some(fast_fwd)),
             fmt(Some(full_fwd)),
@@ -173,6 +178,8 @@ fn main() {
             fmt(Some(fast_bwd)),
             fmt(full_bwd),
             speedup(fast_bwd, full_bwd),
+            set.bucket_count(),
+            fmt(Some(one_bwd)),
         );
     }
 }

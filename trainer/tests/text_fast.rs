@@ -172,6 +172,42 @@ fn fast_path_matches_full_prompts_fp32() {
     }
 }
 
+/// Many classes of mixed name lengths: the classes run in several tail-length buckets, each
+/// padded to its own longest tail, and still give the full prompts' features and gradient in
+/// the classes' own order.
+#[test]
+fn tail_length_buckets_match_full_prompts() {
+    let _serial = serial();
+    let clip = clip(Precision::Fp32);
+    let tok = Tokenizer::new();
+    let words = [
+        "cat",
+        "golden retriever",
+        "t-shirt/top",
+        "annual crop land near a river",
+    ];
+    // 20 of each length, interleaved, then a few odd ones that join a longer bucket.
+    let mut classes: Vec<String> = (0..80).map(|i| format!("{} {i}", words[i % 4])).collect();
+    classes.extend(names(&[
+        "X",
+        "black-footed ferret in a grassy field near the river bank",
+    ]));
+    tch::manual_seed(4);
+    let cfg = PromptConfig {
+        n_ctx: 4,
+        ..Default::default()
+    };
+    let mut l = PromptLearner::new(&clip, &tok, &classes, cfg).unwrap();
+    l.set_context(&(Tensor::randn(l.ctx.size(), (Kind::Float, Device::Cpu)) * 0.3))
+        .unwrap();
+    assert!(
+        l.classes.bucket_count() >= 3,
+        "{} buckets",
+        l.classes.bucket_count()
+    );
+    compare(&clip, &l, None, TOL_FP32);
+}
+
 #[test]
 fn fast_path_matches_full_prompts_bf16() {
     let _serial = serial();

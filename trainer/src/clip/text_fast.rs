@@ -20,27 +20,50 @@ impl TextTower {
     /// EOT index within its tail. Positional embeddings are added here, as in
     /// `encode_embeddings`.
     pub fn encode_shared_prefix(&self, prefix: &Tensor, tails: &Tensor, eot: &Tensor) -> Tensor {
+        self.encode_shared_prefix_groups(prefix, &[(tails, eot)])
+            .remove(0)
+    }
+
+    /// [`TextTower::encode_shared_prefix`] for several groups of tails at once, each padded to
+    /// its own length (short class names need not pad to the longest): the prefix runs once,
+    /// each group reads its keys/values. Returns each group's features, in order.
+    pub fn encode_shared_prefix_groups(
+        &self,
+        prefix: &Tensor,
+        groups: &[(&Tensor, &Tensor)],
+    ) -> Vec<Tensor> {
         let prefix = if prefix.dim() == 2 {
             prefix.unsqueeze(0)
         } else {
             prefix.shallow_clone()
         };
         let p = prefix.size()[1];
-        let t = tails.size()[1];
-        assert!(
-            p + t <= self.config.context_length,
-            "prefix ({p}) + tail ({t}) tokens exceed the context length {}",
-            self.config.context_length
-        );
         let kind = self.dtype();
+        let mut tails: Vec<Tensor> = groups
+            .iter()
+            .map(|(tails, _)| {
+                let t = tails.size()[1];
+                assert!(
+                    p + t <= self.config.context_length,
+                    "prefix ({p}) + tail ({t}) tokens exceed the context length {}",
+                    self.config.context_length
+                );
+                tails.to_kind(kind) + self.positional_embedding.narrow(0, p, t)
+            })
+            .collect();
         let mut shared = prefix.to_kind(kind) + self.positional_embedding.narrow(0, 0, p);
-        let mut tail = tails.to_kind(kind) + self.positional_embedding.narrow(0, p, t);
         for block in &self.transformer.blocks {
             let (next, k, v) = block.forward_causal_with_kv(&shared);
-            tail = block.forward_after_prefix(&tail, &k, &v);
+            for tail in &mut tails {
+                *tail = block.forward_after_prefix(tail, &k, &v);
+            }
             shared = next;
         }
-        self.pool(&tail, eot)
+        tails
+            .iter()
+            .zip(groups)
+            .map(|(tail, (_, eot))| self.pool(tail, eot))
+            .collect()
     }
 }
 

@@ -59,10 +59,42 @@ pub struct PromptSet {
     /// BPE length of each class name (for middle/front positions).
     name_lens: Vec<i64>,
     n_ctx: i64,
-    /// The suffix up to the latest EOT [n_cls, T, W]: what the shared-context path encodes.
+    /// The suffix up to the latest EOT [n_cls, T, W], and each prompt's EOT within it: the
+    /// shared-context path without buckets ([`PromptSet::encode_one_bucket`]).
     tails: Tensor,
-    /// Each prompt's EOT index within `tails` (`[n_cls]`).
     tail_eot: Tensor,
+    /// The classes grouped by tail length for the shared-context path (see [`tail_buckets`]).
+    buckets: Vec<TailBucket>,
+    /// Class order -> position in the buckets' concatenated output.
+    unbucket: Tensor,
+}
+
+/// Classes whose tails are encoded together, padded to the longest of them.
+struct TailBucket {
+    tails: Tensor,
+    eot: Tensor,
+}
+
+/// Fewest classes worth a bucket of their own: below this a run of short tails pads up to the
+/// next length instead, as a separate pass through every block costs more than the padding.
+pub const MIN_BUCKET: usize = 16;
+
+/// Groups classes (given their tail lengths, EOT included) into buckets of ascending padded
+/// length: each distinct length is a bucket, and one with fewer than [`MIN_BUCKET`] classes
+/// joins the next longer one. Returns each bucket's classes and padded length.
+pub fn tail_buckets(lengths: &[i64]) -> Vec<(Vec<usize>, i64)> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| (lengths[i], i));
+    let mut out: Vec<(Vec<usize>, i64)> = Vec::new();
+    let mut pending: Vec<usize> = Vec::new();
+    for (k, &i) in order.iter().enumerate() {
+        pending.push(i);
+        let last_of_length = order.get(k + 1).is_none_or(|&j| lengths[j] != lengths[i]);
+        if last_of_length && (pending.len() >= MIN_BUCKET || k + 1 == order.len()) {
+            out.push((std::mem::take(&mut pending), lengths[i]));
+        }
+    }
+    out
 }
 
 /// `classname.replace("_", " ")`, the name as prompts show it.
@@ -93,14 +125,41 @@ impl PromptSet {
         } else {
             tail_eot.max().int64_value(&[]) + 1
         };
+        let tails = suffix.narrow(1, 0, longest);
+        let lengths: Vec<i64> =
+            Vec::<i64>::try_from(&(&tail_eot + 1).to_device(tch::Device::Cpu)).unwrap_or_default();
+        let groups = tail_buckets(&lengths);
+        let device = ids.device();
+        let index = |v: &[usize]| {
+            let v: Vec<i64> = v.iter().map(|&i| i as i64).collect();
+            Tensor::from_slice(&v).to_device(device)
+        };
+        let flat: Vec<usize> = groups.iter().flat_map(|(g, _)| g.iter().copied()).collect();
+        let buckets = groups
+            .iter()
+            .map(|(g, len)| {
+                let at = index(g);
+                TailBucket {
+                    tails: tails.index_select(0, &at).narrow(1, 0, *len),
+                    eot: tail_eot.index_select(0, &at),
+                }
+            })
+            .collect();
+        // unbucket[class] = its row in the concatenated bucket outputs.
+        let mut inverse = vec![0usize; flat.len()];
+        for (row, &class) in flat.iter().enumerate() {
+            inverse[class] = row;
+        }
         Ok(PromptSet {
             prefix: emb.narrow(1, 0, 1),
-            tails: suffix.narrow(1, 0, longest),
+            buckets,
+            unbucket: index(&inverse),
+            tails,
+            tail_eot,
             suffix,
             ids,
             name_lens: names.iter().map(|n| tok.encode(n).len() as i64).collect(),
             n_ctx: n,
-            tail_eot,
         })
     }
 
@@ -110,6 +169,11 @@ impl PromptSet {
 
     pub fn is_empty(&self) -> bool {
         self.name_lens.is_empty()
+    }
+
+    /// How many tail-length buckets the shared-context path runs (see [`tail_buckets`]).
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
     }
 
     /// Whether [`Self::encode`] takes the shared-prefix path for this context and position: one
@@ -128,11 +192,25 @@ impl PromptSet {
         if self.shares_prefix(ctx, position) {
             let ctx = ctx.to_kind(self.prefix.kind()).unsqueeze(0);
             let prefix = Tensor::cat(&[&self.prefix.narrow(0, 0, 1), &ctx], 1);
-            clip.text
-                .encode_shared_prefix(&prefix, &self.tails, &self.tail_eot)
+            let groups: Vec<(&Tensor, &Tensor)> =
+                self.buckets.iter().map(|b| (&b.tails, &b.eot)).collect();
+            let parts = clip.text.encode_shared_prefix_groups(&prefix, &groups);
+            match parts.len() {
+                1 => parts[0].index_select(0, &self.unbucket),
+                _ => Tensor::cat(&parts, 0).index_select(0, &self.unbucket),
+            }
         } else {
             self.encode_full(clip, ctx, position)
         }
+    }
+
+    /// The shared-context path with every tail padded to the longest (one bucket): what
+    /// [`Self::encode`] did before tail-length buckets, kept for benchmarks and tests.
+    pub fn encode_one_bucket(&self, clip: &Clip, ctx: &Tensor) -> Tensor {
+        let ctx = ctx.to_kind(self.prefix.kind()).unsqueeze(0);
+        let prefix = Tensor::cat(&[&self.prefix.narrow(0, 0, 1), &ctx], 1);
+        clip.text
+            .encode_shared_prefix(&prefix, &self.tails, &self.tail_eot)
     }
 
     /// [`Self::encode`] through the full 77-token prompts, whatever the context and position.
@@ -269,5 +347,27 @@ impl PromptLearner {
     pub fn extra_features(&self, clip: &Clip, set: &PromptSet) -> Tensor {
         set.encode(clip, &self.ctx, ClassTokenPosition::End)
             .to_kind(Kind::Float)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_take_whole_lengths_and_small_ones_pad_up() {
+        // 20 of length 3, 2 of length 4, 16 of length 6, 1 of length 9.
+        let mut lengths = vec![3; 20];
+        lengths.extend([4, 4]);
+        lengths.extend(vec![6; 16]);
+        lengths.push(9);
+        let b = tail_buckets(&lengths);
+        let sizes: Vec<(usize, i64)> = b.iter().map(|(g, l)| (g.len(), *l)).collect();
+        assert_eq!(sizes, vec![(20, 3), (18, 6), (1, 9)]);
+        let mut all: Vec<usize> = b.iter().flat_map(|(g, _)| g.clone()).collect();
+        all.sort();
+        assert_eq!(all, (0..lengths.len()).collect::<Vec<_>>());
+        // Few classes: one bucket at the longest tail, as without buckets.
+        assert_eq!(tail_buckets(&[5, 2, 7]), vec![(vec![1, 0, 2], 7)]);
     }
 }
