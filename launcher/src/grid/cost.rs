@@ -59,3 +59,88 @@ pub fn estimate_cost(spec: &RunSpec, kind: &CellKind) -> f64 {
     }
     3.0 * (epochs * steps * trained) as f64 + eval
 }
+
+/// Seconds per cost unit, by kind of cell: training and evaluation cells (prompt passes) and
+/// feature cells (mostly image passes), and where the rates came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rates {
+    pub train: f64,
+    pub features: f64,
+    pub source: String,
+}
+
+/// Rates measured on the results already in `output_dir` (their recorded wall time against
+/// their cost estimate), when there are any of both kinds.
+pub fn rates_from_results(output_dir: &std::path::Path) -> Option<Rates> {
+    use subpt_trainer::store::{CellDir, FEATURES, RESULT};
+    let (mut t_secs, mut t_cost, mut f_secs, mut f_cost, mut n) = (0.0, 0.0, 0.0, 0.0, 0);
+    for e in std::fs::read_dir(output_dir).ok()?.flatten() {
+        let dir = CellDir::new(e.path());
+        if let Some(r) = dir.read_json::<subpt_trainer::engine::run::RunResult>(RESULT) {
+            let kind = match r.spec.evaluate_context {
+                Some(_) => CellKind::Evaluate {
+                    model: String::new(),
+                },
+                None => CellKind::Train,
+            };
+            t_secs += r.timings.get("total_s").copied().unwrap_or(0.0);
+            t_cost += estimate_cost(&r.spec, &kind);
+            n += 1;
+        } else if let Some(f) =
+            dir.read_json::<subpt_trainer::engine::warm::FeaturesResult>(FEATURES)
+        {
+            f_secs += f.seconds;
+            f_cost += estimate_cost(&f.spec, &CellKind::Features);
+        }
+    }
+    (t_cost > 0.0 && f_cost > 0.0).then(|| Rates {
+        train: t_secs / t_cost,
+        features: f_secs / f_cost,
+        source: format!("calibrated on {n} result(s) in {}", output_dir.display()),
+    })
+}
+
+/// Rates from a short probe of `weights`: one forward + backward of 10 class prompts and one
+/// image-tower pass over 8 images, on this machine with one thread.
+pub fn rates_from_probe(weights: &std::path::Path) -> Option<Rates> {
+    use subpt_trainer::clip::{tokenizer::Tokenizer, Clip, Precision};
+    use subpt_trainer::methods::{
+        coop,
+        prompt_learner::{PromptConfig, PromptLearner},
+    };
+    use tch::{Device, Kind, Tensor};
+    let clip = Clip::load(weights, Precision::Fp32, Device::Cpu).ok()?;
+    let before = tch::get_num_threads();
+    tch::set_num_threads(1);
+    let names: Vec<String> = (0..10).map(|i| format!("class {i}")).collect();
+    let mut l =
+        PromptLearner::new(&clip, &Tokenizer::new(), &names, PromptConfig::default()).ok()?;
+    l.ctx = l.ctx.set_requires_grad(true);
+    let r = clip.config.vision.resolution();
+    let pixels = Tensor::randn([8, 3, r, r], (Kind::Float, Device::Cpu));
+    let labels = Tensor::arange(8, (Kind::Int64, Device::Cpu));
+    let mut best = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let img = tch::no_grad(|| clip.encode_image(&pixels));
+        let image = t.elapsed().as_secs_f64() / 8.0;
+        let t = std::time::Instant::now();
+        let (loss, _) = coop::loss(&clip, &l, &img, &labels);
+        let _ = Tensor::run_backward(&[&loss], &[&l.ctx], false, false);
+        let prompt = t.elapsed().as_secs_f64() / 30.0;
+        best = (best.0.min(image), best.1.min(prompt));
+    }
+    tch::set_num_threads(before);
+    let (image, prompt) = best;
+    Some(Rates {
+        train: prompt,
+        // A feature cell's cost counts an image as IMAGE_PASS prompt passes.
+        features: image / IMAGE_PASS,
+        source: format!(
+            "from a probe of {}: {:.2} ms per prompt pass, {:.2} ms per image",
+            weights.display(),
+            prompt * 1e3,
+            image * 1e3
+        ),
+    })
+}

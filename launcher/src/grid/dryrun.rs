@@ -65,10 +65,55 @@ pub fn dry_run(grid: &Grid) -> String {
         "total cost estimate: {:.0} (text-encoder prompt passes)",
         grid.total_cost()
     );
+    if let Some(t) = time_estimate(grid) {
+        let _ = writeln!(s, "{t}");
+    }
     for w in missing_inputs(grid) {
         let _ = writeln!(s, "warning: {w}");
     }
     s
+}
+
+/// "about H hours on 1 rank, H/N on N ranks", from rates measured on earlier results in the
+/// output directory, else from a probe of the grid's first weights file. The ranks are the
+/// launch's, else this machine's cores; the division assumes the ranks stay busy (long
+/// dependency chains make it optimistic).
+pub fn time_estimate(grid: &Grid) -> Option<String> {
+    use super::cost::{rates_from_probe, rates_from_results};
+    let rates = rates_from_results(&grid.output_dir).or_else(|| {
+        let w = grid
+            .cells
+            .iter()
+            .map(|c| &c.spec.weights)
+            .find(|w| w.is_file())?;
+        rates_from_probe(w)
+    })?;
+    let secs: f64 = grid
+        .cells
+        .iter()
+        .map(|c| match c.kind {
+            CellKind::Features => c.cost * rates.features,
+            _ => c.cost * rates.train,
+        })
+        .sum();
+    let ranks = match crate::ranks::launched_world_size() {
+        1 => subpt_trainer::threads::usable_cores(),
+        n => n,
+    };
+    Some(format!(
+        "time estimate: about {} on 1 rank, {} on {ranks} ranks ({})",
+        hours(secs),
+        hours(secs / ranks as f64),
+        rates.source
+    ))
+}
+
+fn hours(secs: f64) -> String {
+    match secs {
+        s if s < 60.0 => format!("{s:.0} s"),
+        s if s < 3600.0 => format!("{:.1} min", s / 60.0),
+        s => format!("{:.1} h", s / 3600.0),
+    }
 }
 
 /// Weights files and dataset folders the cells need that are not there (yet): a dry run is
