@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # System packages the build and the tests need (Debian, run as root). Idempotent.
 set -euo pipefail
-pkgs=(libopenmpi-dev openmpi-bin libclang-dev clang pkg-config dataset-fashion-mnist python3-venv)
+# cmake and nasm build the vendored libjpeg-turbo (the `turbojpeg` crate).
+pkgs=(libopenmpi-dev openmpi-bin libclang-dev clang pkg-config dataset-fashion-mnist python3-venv
+      cmake nasm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -20,8 +20,10 @@ from safetensors.torch import load_file, save_file
 import clip_models as cm
 
 # fp32: both sides run the same float32 math with a different op order (attention kernels,
-# fused vs separate q/k/v): observed peer spreads are ~1e-7 on unit-norm features.
-TOL_FP32 = 1e-4
+# fused vs separate q/k/v): observed peer spreads are ~1e-7 on unit-norm features, at most
+# 1.4e-6 (RN50 image features); the bound sits a few times above that, so a real mistake of
+# 1e-5 fails.
+TOL_FP32 = 5e-6
 # Low precision: an fp16/bf16 run scatters around the fp32 result by roughly as much as
 # clip-anytorch's own run in that mode does (open_clip, the same policy coded separately, lands
 # about as far from clip-anytorch as either is from fp32). So the bound is twice clip-anytorch's

@@ -9,10 +9,8 @@
 //! - resize after decoding (uint8): exact. Inputs are PIL's decoded pixels, so only the
 //!   resampler is compared.
 //! - after ToTensor+Normalize (float32): 1e-6 absolute (same float32 operations, so 0 is expected).
-//! - decoding PNG: exact. Decoding JPEG: the `image` crate's decoder (zune-jpeg) and PIL's
-//!   libjpeg-turbo use different IDCT rounding, chroma upsampling and YCbCr->RGB fixed-point
-//!   constants, so pixels differ by a few levels: max |diff| <= JPEG_MAX_DIFF and mean |diff| <=
-//!   JPEG_MEAN_DIFF per image; end-to-end float outputs of JPEGs get the matching float bound.
+//! - decoding PNG and JPEG: exact (0 levels). JPEGs are decoded by libjpeg-turbo with PIL's
+//!   settings, as PIL decodes them; end-to-end float outputs are within FLOAT_TOL for both.
 mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,8 +26,6 @@ use subpt_trainer::data::transforms::{
     TrainTransform, TransformRng,
 };
 
-const JPEG_MAX_DIFF: u8 = 12;
-const JPEG_MEAN_DIFF: f64 = 0.75;
 const FLOAT_TOL: f32 = 1e-6;
 
 fn run_oracle(out: &Path) {
@@ -206,14 +202,10 @@ fn matches_pil_and_torchvision() {
             );
             if is_jpeg {
                 jpeg_max = jpeg_max.max(max);
-                c.check(max <= JPEG_MAX_DIFF && mean <= JPEG_MEAN_DIFF, || {
-                    format!("{name}: JPEG decode differs from PIL by max {max}, mean {mean}")
-                });
-            } else {
-                c.check(max == 0, || {
-                    format!("{name}: PNG decode differs from PIL by up to {max}")
-                });
             }
+            c.check(max == 0, || {
+                format!("{name}: decode differs from PIL by max {max}, mean {mean}")
+            });
         }
 
         // 2. Resize(224) on PIL's pixels: bit-exact.
@@ -247,16 +239,12 @@ fn matches_pil_and_torchvision() {
             let d = max_abs_f32(&t.apply(&ours), &want);
             if is_jpeg {
                 e2e_jpeg_max = e2e_jpeg_max.max(d);
-                let bound = f32::from(JPEG_MAX_DIFF) / 255.0 / 0.2613 + FLOAT_TOL;
-                c.check(d <= bound, || {
-                    format!("{name}: end-to-end test{s} differs by {d} > {bound}")
-                });
             } else {
                 e2e_png_max = e2e_png_max.max(d);
-                c.check(d <= FLOAT_TOL, || {
-                    format!("{name}: end-to-end test{s} differs by {d}")
-                });
             }
+            c.check(d <= FLOAT_TOL, || {
+                format!("{name}: end-to-end test{s} differs by {d}")
+            });
         }
         pil_decoded.insert(name.to_string(), pil);
     }

@@ -10,12 +10,12 @@
 //!   instead of scaling, so most of such an image turns white. We reproduce that.
 //! - CMYK and YCCK JPEGs: PIL assumes Adobe's inverted storage and converts with
 //!   `R = (255-K) - (C·(255-K))/255` (rounded); in terms of the stored values that is
-//!   `round(c·k/255)`, which is what the `image` crate computes, so its output is used as is.
+//!   `round(c·k/255)` ([`stored_cmyk_to_rgb`]).
 //!
-//! EXIF orientation is ignored, as `Image.open` ignores it. The format is sniffed from the
-//! content, not the file name. JPEG pixels come from a different IDCT/upsampling implementation
-//! than PIL's libjpeg-turbo, so they differ from PIL by a few levels (see the tests for the
-//! measured bounds); PNG pixels are identical.
+//! JPEGs are decoded by libjpeg-turbo, as PIL's are, with PIL's settings (TurboJPEG's defaults:
+//! the accurate integer IDCT and fancy chroma upsampling), so their pixels are PIL's exactly;
+//! PNGs are decoded by the `image` crate, also exactly. EXIF orientation is ignored, as
+//! `Image.open` ignores it. The format is sniffed from the content, not the file name.
 mod jpeg_check;
 
 use ::image::{DynamicImage, ImageFormat};
@@ -104,10 +104,10 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, ImageError> {
         .map_err(|_| unsupported("not a JPEG or PNG file (unrecognised content)".into()))?;
     let grey16_clamps = match format {
         ImageFormat::Jpeg => {
-            // The decoder pads a cut-off scan with grey where PIL raises "image file is
-            // truncated"; a complete file ends its scans with an EOI marker.
+            // PIL raises "image file is truncated" on a cut-off scan; a complete file ends its
+            // scans with an EOI marker.
             jpeg_check::check_complete(bytes).map_err(corrupt)?;
-            false
+            return decode_jpeg(bytes).map_err(corrupt);
         }
         ImageFormat::Png => png_is_grey16(bytes),
         other => {
@@ -122,6 +122,39 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, ImageError> {
         other => corrupt(other.to_string()),
     })?;
     to_rgb(decoded, grey16_clamps).ok_or_else(|| unsupported("unsupported pixel layout".into()))
+}
+
+/// Decodes a JPEG with libjpeg-turbo: YCbCr, RGB and greyscale straight to RGB (grey
+/// replicated, as PIL's `convert("RGB")` does), CMYK and YCCK to their stored CMYK values and
+/// then to RGB as PIL converts them.
+fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, String> {
+    use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
+    let mut d = Decompressor::new().map_err(|e| e.to_string())?;
+    let header = d.read_header(bytes).map_err(|e| e.to_string())?;
+    let (w, h) = (header.width, header.height);
+    let cmyk = matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK);
+    let (format, channels) = match cmyk {
+        true => (PixelFormat::CMYK, 4),
+        false => (PixelFormat::RGB, 3),
+    };
+    let mut image = Image {
+        pixels: vec![0u8; channels * w * h],
+        width: w,
+        pitch: channels * w,
+        height: h,
+        format,
+    };
+    d.decompress(bytes, image.as_deref_mut())
+        .map_err(|e| e.to_string())?;
+    let data = match cmyk {
+        true => image
+            .pixels
+            .chunks_exact(4)
+            .flat_map(|p| stored_cmyk_to_rgb([p[0], p[1], p[2], p[3]]))
+            .collect(),
+        false => image.pixels,
+    };
+    RgbImage::from_raw(w, h, data).ok_or_else(|| "empty image".to_string())
 }
 
 /// True for a 16-bit greyscale PNG (colour type 0), which PIL opens as mode `I;16`. The `image`
@@ -186,10 +219,9 @@ pub fn cmyk_to_rgb(cmyk: [u8; 4]) -> [u8; 3] {
     [channel(cmyk[0]), channel(cmyk[1]), channel(cmyk[2])]
 }
 
-/// What a JPEG decoder that uses stored (Adobe-inverted) CMYK values computes, `round(c·k/255)`;
-/// equal to [`cmyk_to_rgb`] applied to the inverted values, which the unit test checks for every
-/// pair. This is why the `image` crate's CMYK output can be used unchanged.
-#[cfg(test)]
+/// PIL's conversion in terms of the stored (Adobe-inverted) CMYK values a JPEG decoder returns,
+/// `round(c·k/255)`: equal to [`cmyk_to_rgb`] applied to the inverted values, which the unit
+/// test checks for every pair.
 fn stored_cmyk_to_rgb(stored: [u8; 4]) -> [u8; 3] {
     let k = u32::from(stored[3]);
     let channel = |v: u8| {
