@@ -3,7 +3,7 @@
 //! Failed cells are recorded and their dependants skipped; the rest go on.
 use super::progress::{Progress, ProgressMode};
 use super::{Cell, CellKind, Grid};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use subpt_trainer::cache::FeatureCache;
 use subpt_trainer::comm::{Communicator, Single};
 use subpt_trainer::engine::group::panic_message;
@@ -53,20 +53,13 @@ fn holds_current(cell: &Cell, memo: &mut DataMemo) -> bool {
 /// Feature cells do not count here: their cache entries are content-addressed, so the cells
 /// that read them are unaffected by where (or whether) they are cached now.
 pub fn done_cells(grid: &Grid) -> Vec<bool> {
-    let index: HashMap<&str, usize> = grid
-        .cells
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.id.as_str(), i))
-        .collect();
     let mut memo = DataMemo::default();
     let mut done = vec![false; grid.cells.len()];
     for (i, c) in grid.cells.iter().enumerate() {
-        let deps = c.deps.iter().all(|d| {
-            index
-                .get(d.as_str())
-                .is_none_or(|&j| grid.cells[j].kind == CellKind::Features || done[j])
-        });
+        let deps = c
+            .after
+            .iter()
+            .all(|&j| grid.cells[j].kind == CellKind::Features || done[j]);
         done[i] = deps && holds_current(c, &mut memo);
     }
     done
@@ -112,40 +105,15 @@ pub fn run_cell(cell: &Cell, device: Device, comm: &dyn Communicator) -> Result<
     outcome
 }
 
-/// Runs every cell not yet done, in order, on `device`.
+/// Runs every cell not yet done on `device`, in this process: the scheduler with one worker.
 pub fn execute(grid: &Grid, device: Device, mode: ProgressMode) -> Summary {
-    let mut s = Summary::default();
     let done = done_cells(grid);
-    let mut progress = Progress::new(grid, vec!["this process".into()], &done, mode, false);
-    for (cell, &done) in grid.cells.iter().zip(&done) {
-        if done {
-            s.already_done.push(cell.id.clone());
-            continue;
-        }
-        if let Some(d) = cell
-            .deps
-            .iter()
-            .find(|d| s.failed.contains_key(*d) || s.skipped.contains_key(*d))
-        {
-            s.skipped
-                .insert(cell.id.clone(), format!("dependency {d} did not finish"));
-            progress.skip(cell);
-            continue;
-        }
-        progress.start(0, cell);
-        let outcome = run_cell(cell, device, &Single);
-        progress.finish(
-            0,
-            cell,
-            outcome.as_ref().map(|_| ()).map_err(|e| e.as_str()),
-        );
-        match outcome {
-            Ok(()) => s.ran.push(cell.id.clone()),
-            Err(e) => {
-                s.failed.insert(cell.id.clone(), e);
-            }
-        }
+    let progress = Progress::new(grid, vec!["this process".into()], &done, mode, false);
+    let mut d = super::dispatch::Dispatcher::new(grid, &done, progress);
+    while let Some(i) = d.next(0) {
+        let outcome = run_cell(&grid.cells[i], device, &Single);
+        d.record(0, i, outcome.err());
     }
-    progress.close();
-    s
+    d.progress.close();
+    d.summary()
 }

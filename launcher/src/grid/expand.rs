@@ -108,6 +108,7 @@ impl Builder<'_> {
             kind,
             spec,
             deps,
+            after: Vec::new(),
             cost,
         });
         self.cells.len() - 1
@@ -276,6 +277,7 @@ pub fn expand(cfg: &GridConfig) -> Result<Grid, GridError> {
             kind: CellKind::Features,
             spec,
             deps: Vec::new(),
+            after: Vec::new(),
         });
     }
     let cells = topological_order(&cfg.name, b.cells)?;

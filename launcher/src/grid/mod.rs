@@ -8,12 +8,14 @@
 //! - `expand`: protocol presets, the cartesian product, de-duplication and the DAG.
 //! - `cost`: the relative cost estimate of a cell.
 //! - `dryrun`: the `--dry-run` listing.
+//! - `dispatch`: the scheduler (which cell next, on which worker; skips; the summary).
 //! - `execute` / `scheduler`: running the cells in one process or over MPI rank groups.
 //! - `progress`: live lines or log lines for a person watching.
 
 pub mod cli;
 mod config;
 mod cost;
+mod dispatch;
 mod dryrun;
 pub mod execute;
 mod expand;
@@ -107,6 +109,8 @@ pub struct Cell {
     pub spec: RunSpec,
     /// Ids of the cells that must finish first.
     pub deps: Vec<String>,
+    /// The same cells as indices into the grid's `cells` (set when the grid is ordered).
+    pub after: Vec<usize>,
     /// Relative cost (see `cost`).
     pub cost: f64,
     /// `<output_dir>/<id>`.
@@ -167,16 +171,16 @@ impl Grid {
 /// (Kahn's algorithm, always taking the earliest ready cell).
 pub fn topological_order(name: &str, cells: Vec<Cell>) -> Result<Vec<Cell>, GridError> {
     use std::collections::HashMap;
-    let index: HashMap<&str, usize> = cells
+    let index: HashMap<String, usize> = cells
         .iter()
         .enumerate()
-        .map(|(i, c)| (c.id.as_str(), i))
+        .map(|(i, c)| (c.id.clone(), i))
         .collect();
     let mut pending: Vec<usize> = cells.iter().map(|c| c.deps.len()).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); cells.len()];
     for (i, c) in cells.iter().enumerate() {
         for d in &c.deps {
-            match index.get(d.as_str()) {
+            match index.get(d) {
                 Some(&j) => dependents[j].push(i),
                 None => {
                     return Err(GridError::Dangling {
@@ -207,9 +211,17 @@ pub fn topological_order(name: &str, cells: Vec<Cell>) -> Result<Vec<Cell>, Grid
             cell: cells[stuck].id.clone(),
         });
     }
+    let mut position = vec![0; cells.len()];
+    for (new, &old) in order.iter().enumerate() {
+        position[old] = new;
+    }
     let mut slots: Vec<Option<Cell>> = cells.into_iter().map(Some).collect();
     Ok(order
         .into_iter()
-        .map(|i| slots[i].take().expect("each index once"))
+        .map(|i| {
+            let mut c = slots[i].take().expect("each index once");
+            c.after = c.deps.iter().map(|d| position[index[d]]).collect();
+            c
+        })
         .collect())
 }

@@ -5,6 +5,7 @@
 //! works in group 0 like every other rank. Results go to the shared output directory; the
 //! dispatcher learns whether a cell succeeded (with the error text when not), and skips the
 //! dependants of failed cells.
+use super::dispatch::Dispatcher;
 use super::execute::{done_cells, run_cell, Summary};
 use super::progress::{Progress, ProgressMode};
 use super::Grid;
@@ -19,16 +20,6 @@ const REQUEST: i32 = 11;
 const ASSIGN: i32 = 12;
 /// Reply meaning "no more work".
 const STOP: i64 = -1;
-
-#[derive(Clone, Debug, PartialEq)]
-enum State {
-    Pending,
-    Running,
-    Done,
-    AlreadyDone,
-    Failed(String),
-    Skipped(String),
-}
 
 /// A worker's report: the cell it just finished (-1 for none) and, if it failed, why.
 type Report = (i64, Option<String>);
@@ -50,132 +41,6 @@ fn decode(b: &[u8]) -> Report {
     (i64::from_le_bytes(cell), error)
 }
 
-struct Dispatcher<'a> {
-    grid: &'a Grid,
-    state: Vec<State>,
-    progress: Progress,
-    /// Group leaders' world ranks, in group order.
-    leaders: Vec<usize>,
-    /// Each cell's training-views group, and the group each leader ran last.
-    views: Vec<Option<String>>,
-    last_views: std::collections::HashMap<usize, String>,
-}
-
-impl Dispatcher<'_> {
-    fn index_of(&self, id: &str) -> Option<usize> {
-        self.grid.cells.iter().position(|c| c.id == id)
-    }
-
-    fn record(&mut self, leader: usize, (cell, error): Report) {
-        if cell < 0 {
-            return;
-        }
-        let c = &self.grid.cells[cell as usize];
-        let worker = self.worker(leader);
-        self.state[cell as usize] = match error {
-            None => {
-                self.progress.finish(worker, c, Ok(()));
-                State::Done
-            }
-            Some(why) => {
-                self.progress.finish(worker, c, Err(&why));
-                State::Failed(why)
-            }
-        };
-    }
-
-    fn worker(&self, leader: usize) -> usize {
-        self.leaders
-            .iter()
-            .position(|&l| l == leader)
-            .expect("reports come from group leaders")
-    }
-
-    /// Skips pending cells whose dependencies failed or were skipped.
-    fn propagate(&mut self) {
-        for i in 0..self.state.len() {
-            if self.state[i] != State::Pending {
-                continue;
-            }
-            for d in &self.grid.cells[i].deps {
-                if let Some(j) = self.index_of(d) {
-                    if matches!(self.state[j], State::Failed(_) | State::Skipped(_)) {
-                        self.state[i] = State::Skipped(format!("dependency {d} did not finish"));
-                        self.progress.skip(&self.grid.cells[i]);
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
-    /// The ready cell for `leader`'s group, marked running: one that sees the same training
-    /// views as the leader's last cell (they are in that process's memory) if any, else one
-    /// whose views no other leader holds, the largest cost estimate first.
-    fn next(&mut self, leader: usize) -> Option<usize> {
-        self.propagate();
-        let last = self.last_views.get(&leader);
-        let held: std::collections::HashSet<&String> = self
-            .last_views
-            .iter()
-            .filter(|(l, _)| **l != leader)
-            .map(|(_, g)| g)
-            .collect();
-        let rank = |i: usize| {
-            let g = self.views[i].as_ref();
-            let warm = last.is_some() && g == last;
-            (warm, !g.is_some_and(|g| held.contains(g)))
-        };
-        let ready = (0..self.state.len())
-            .filter(|&i| self.state[i] == State::Pending)
-            .filter(|&i| {
-                self.grid.cells[i].deps.iter().all(|d| {
-                    self.index_of(d)
-                        .is_none_or(|j| matches!(self.state[j], State::Done | State::AlreadyDone))
-                })
-            })
-            .max_by(|&a, &b| {
-                (rank(a), self.grid.cells[a].cost)
-                    .partial_cmp(&(rank(b), self.grid.cells[b].cost))
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })?;
-        if let Some(g) = &self.views[ready] {
-            self.last_views.insert(leader, g.clone());
-        }
-        self.state[ready] = State::Running;
-        let worker = self.worker(leader);
-        self.progress.start(worker, &self.grid.cells[ready]);
-        Some(ready)
-    }
-
-    fn finished(&self) -> bool {
-        !self
-            .state
-            .iter()
-            .any(|s| matches!(s, State::Pending | State::Running))
-    }
-
-    fn summary(&self) -> Summary {
-        let mut s = Summary::default();
-        for (c, st) in self.grid.cells.iter().zip(&self.state) {
-            match st {
-                State::Done => s.ran.push(c.id.clone()),
-                State::AlreadyDone => s.already_done.push(c.id.clone()),
-                State::Failed(e) => {
-                    s.failed.insert(c.id.clone(), e.clone());
-                }
-                State::Skipped(w) => {
-                    s.skipped.insert(c.id.clone(), w.clone());
-                }
-                State::Pending | State::Running => {
-                    s.skipped.insert(c.id.clone(), "never scheduled".into());
-                }
-            }
-        }
-        s
-    }
-}
-
 /// Rank 0's dispatcher loop: serves remote leaders over MPI and group 0's leader (this
 /// process) through channels, until every cell is settled and every leader has been told to
 /// stop.
@@ -188,25 +53,19 @@ fn dispatch(
     local: (Receiver<Report>, Sender<i64>),
 ) -> Summary {
     let world = SimpleCommunicator::world();
-    let state = done
-        .iter()
-        .map(|&d| {
-            if d {
-                State::AlreadyDone
-            } else {
-                State::Pending
-            }
-        })
-        .collect();
     let progress = Progress::new(grid, names, done, mode, true);
     let workers = leaders.len();
-    let mut d = Dispatcher {
-        grid,
-        state,
-        progress,
-        leaders,
-        views: grid.cells.iter().map(|c| c.views_group()).collect(),
-        last_views: Default::default(),
+    let mut d = Dispatcher::new(grid, done, progress);
+    let worker = |leader: usize| {
+        leaders
+            .iter()
+            .position(|&l| l == leader)
+            .expect("reports come from group leaders")
+    };
+    let record = |d: &mut Dispatcher, leader: usize, (cell, error): Report| {
+        if cell >= 0 {
+            d.record(worker(leader), cell as usize, error);
+        }
     };
     let mut waiting: Vec<usize> = Vec::new();
     let mut stopped = 0;
@@ -219,18 +78,18 @@ fn dispatch(
         {
             let (v, status) = probed.matched_receive_vec::<u8>();
             let from = status.source_rank() as usize;
-            d.record(from, decode(&v));
+            record(&mut d, from, decode(&v));
             waiting.push(from);
             busy = true;
         }
         while let Ok(r) = local_reports.try_recv() {
-            d.record(0, r);
+            record(&mut d, 0, r);
             waiting.push(0);
             busy = true;
         }
         let mut still = Vec::new();
         for w in waiting.drain(..) {
-            let reply = match d.next(w) {
+            let reply = match d.next(worker(w)) {
                 Some(i) => i as i64,
                 None if d.finished() => STOP,
                 None => {
@@ -352,49 +211,6 @@ pub fn execute_mpi(
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_leader_keeps_to_the_training_views_it_has_in_memory() {
-        use super::super::{config::GridConfig, expand, CellKind};
-        let text = "name: t\nprotocols: [few_shot]\ndatasets: [eurosat]\nshots: [1]\n\
-                    seeds: [1, 2]\nmethods: [coop, coop_nfl, coop_sub]\nweights: w.pt\n\
-                    data_root: data\noutput_dir: out\n";
-        let cfg = GridConfig::parse(text, std::path::Path::new("/g/grid.yaml")).unwrap();
-        let grid = expand(&cfg).unwrap();
-        let done = vec![false; grid.cells.len()];
-        let progress = super::Progress::new(
-            &grid,
-            vec!["a".into(), "b".into()],
-            &done,
-            super::ProgressMode::Plain,
-            true,
-        );
-        let mut d = super::Dispatcher {
-            grid: &grid,
-            state: vec![super::State::Pending; grid.cells.len()],
-            progress,
-            leaders: vec![0, 1],
-            views: grid.cells.iter().map(|c| c.views_group()).collect(),
-            last_views: Default::default(),
-        };
-        let features = d.next(0).unwrap();
-        assert_eq!(grid.cells[features].kind, CellKind::Features);
-        d.record(0, (features as i64, None));
-        let first = d.next(0).unwrap();
-        let other = d.next(1).unwrap();
-        let seed = |i: usize| grid.cells[i].spec.seed;
-        assert_ne!(
-            seed(first),
-            seed(other),
-            "the second leader starts the other seed"
-        );
-        // Each leader goes on with the cells of the seed it holds.
-        for (leader, held) in [(0, first), (1, other)] {
-            d.record(leader, (held as i64, None));
-            let next = d.next(leader).unwrap();
-            assert_eq!(seed(next), seed(held), "{}", grid.cells[next].id);
-        }
-    }
-
     #[test]
     fn reports_round_trip() {
         for r in [
