@@ -192,15 +192,12 @@ fn moving_the_output_or_changing_the_cache_redoes_only_what_needs_it() {
 
 /// Rows of a report CSV as (method, n) pairs of one dataset.
 fn rows(csv: &Path) -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(csv).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
-    let (d, m, n) = (col("dataset"), col("method"), col("n"));
-    let mut out: Vec<(String, String)> = lines
-        .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>())
-        .filter(|f| f[d] == "fashion_mnist")
-        .map(|f| (f[m].trim_matches('"').to_string(), f[n].clone()))
+    let mut out: Vec<(String, String)> = csv::Reader::from_path(csv)
+        .unwrap()
+        .deserialize::<std::collections::BTreeMap<String, String>>()
+        .map(|r| r.unwrap())
+        .filter(|r| r["dataset"] == "fashion_mnist")
+        .map(|r| (r["method"].clone(), r["n"].clone()))
         .collect();
     out.sort();
     out

@@ -20,32 +20,40 @@ pub struct ReferenceRow {
 }
 
 /// Reads a reference CSV with a header naming at least `method`, `base` and `novel`
-/// (`hm` and `source` optional). Fields hold no commas.
+/// (`hm` and `source` optional); quoted fields may hold commas.
 pub fn read_reference(path: &Path) -> Result<Vec<ReferenceRow>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines
-        .next()
-        .ok_or_else(|| format!("{}: empty file", path.display()))?;
-    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
-    let col = |name: &str| cols.iter().position(|c| *c == name);
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let cols: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if cols.iter().all(String::is_empty) {
+        return Err(format!("{}: empty file", path.display()));
+    }
+    let col = |name: &str| cols.iter().position(|c| c == name);
     let need = |name: &str| {
         col(name).ok_or_else(|| format!("{}: header lacks column `{name}`", path.display()))
     };
     let (im, ib, inov) = (need("method")?, need("base")?, need("novel")?);
     let (ih, is) = (col("hm"), col("source"));
     let mut rows = Vec::new();
-    for (i, line) in lines {
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+    for record in reader.records() {
+        // The csv crate reports a ragged row with its line; so do we.
+        let f = record.map_err(|e| match e.position() {
+            Some(p) => format!("{}:{}: {e}", path.display(), p.line()),
+            None => format!("{}: {e}", path.display()),
+        })?;
+        let line = f.position().map_or(0, |p| p.line());
         let at = |idx: usize| -> Result<&str, String> {
-            f.get(idx).copied().ok_or_else(|| {
+            f.get(idx).ok_or_else(|| {
                 format!(
-                    "{}:{}: expected {} fields, found {}",
+                    "{}:{line}: expected {} fields, found {}",
                     path.display(),
-                    i + 1,
                     cols.len(),
                     f.len()
                 )
@@ -55,14 +63,15 @@ pub fn read_reference(path: &Path) -> Result<Vec<ReferenceRow>, String> {
             let s = at(idx)?;
             s.parse().map_err(|_| {
                 format!(
-                    "{}:{}: `{}` is not a number in column `{}`",
+                    "{}:{line}: `{s}` is not a number in column `{}`",
                     path.display(),
-                    i + 1,
-                    s,
                     cols[idx]
                 )
             })
         };
+        if f.iter().all(str::is_empty) {
+            continue;
+        }
         rows.push(ReferenceRow {
             method: at(im)?.to_string(),
             base: num(ib)?,

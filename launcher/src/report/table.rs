@@ -67,22 +67,18 @@ impl Table {
     }
 
     pub fn to_csv(&self) -> String {
-        let mut s = String::new();
-        let line = |cells: Vec<String>| -> String {
-            cells
-                .iter()
-                .map(|c| csv_escape(c))
+        let mut w = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
+        let rows = self.rows.iter().map(|row| {
+            row.iter()
+                .map(|c| render(c, CSV_DECIMALS, ""))
                 .collect::<Vec<_>>()
-                .join(",")
-        };
-        s.push_str(&line(self.headers.clone()));
-        s.push('\n');
-        for row in &self.rows {
-            let cells = row.iter().map(|c| render(c, CSV_DECIMALS, "")).collect();
-            s.push_str(&line(cells));
-            s.push('\n');
+        });
+        for r in std::iter::once(self.headers.clone()).chain(rows) {
+            w.write_record(&r).expect("writing to memory");
         }
-        s
+        String::from_utf8(w.into_inner().expect("writing to memory")).expect("UTF-8 cells")
     }
 
     pub fn to_markdown(&self) -> String {
@@ -124,14 +120,6 @@ fn render(c: &Cell, decimals: usize, missing: &str) -> String {
         Cell::Num(Some(x)) => format!("{x:.decimals$}"),
         Cell::Num(None) => missing.to_string(),
         Cell::Int(i) => i.to_string(),
-    }
-}
-
-fn csv_escape(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
     }
 }
 
