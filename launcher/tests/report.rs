@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use subpt_bench::report::collect::Scope;
 use subpt_bench::report::{generate, reference};
-use subpt_trainer::engine::run::{CurvePoint, RunResult};
+use subpt_trainer::engine::result::{CurvePoint, RunResult};
 use subpt_trainer::engine::spec::{Method, NflSpec, RunSpec, SubptSpec};
 use subpt_trainer::methods::subspace::SubspaceSummary;
 

@@ -7,8 +7,8 @@ use subpt_trainer::clip::random_init::{generate, Spec};
 use subpt_trainer::comm::Single;
 use subpt_trainer::data::fixtures::{write_fixture, FixtureOptions};
 use subpt_trainer::data::DatasetName;
-use subpt_trainer::engine::run::{run, RunResult};
 use subpt_trainer::engine::spec::{Method, RunSpec, SubptSpec};
+use subpt_trainer::engine::{result::RunResult, run::run};
 use subpt_trainer::views;
 use tch::{Device, Tensor};
 

@@ -76,7 +76,7 @@ pub fn rates_from_results(output_dir: &std::path::Path) -> Option<Rates> {
     let (mut t_secs, mut t_cost, mut f_secs, mut f_cost, mut n) = (0.0, 0.0, 0.0, 0.0, 0);
     for e in std::fs::read_dir(output_dir).ok()?.flatten() {
         let dir = CellDir::new(e.path());
-        if let Some(r) = dir.read_json::<subpt_trainer::engine::run::RunResult>(RESULT) {
+        if let Some(r) = dir.read_json::<subpt_trainer::engine::result::RunResult>(RESULT) {
             let kind = match r.spec.evaluate_context {
                 Some(_) => CellKind::Evaluate {
                     model: String::new(),

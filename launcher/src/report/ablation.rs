@@ -4,7 +4,7 @@ use super::fewshot::{insert_seed, STD_NOTE};
 use super::stats::{mean, sample_std};
 use super::table::{Cell, Table};
 use std::collections::BTreeMap;
-use subpt_trainer::engine::run::harmonic_mean;
+use subpt_trainer::engine::result::harmonic_mean;
 
 /// Settings that define an ablation point; λ is kept as text so it can be a map key.
 type Key = (

@@ -5,7 +5,7 @@ use super::label::{CellKey, MethodKey};
 use super::stats::{mean, sample_std};
 use super::table::Table;
 use std::collections::BTreeMap;
-use subpt_trainer::engine::run::harmonic_mean;
+use subpt_trainer::engine::result::harmonic_mean;
 
 /// (base, new) accuracy per seed, grouped by (dataset, shots, method).
 #[derive(Debug, Default)]

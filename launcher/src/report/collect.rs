@@ -1,7 +1,7 @@
 //! Finding and validating `result.json` files below a results directory.
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use subpt_trainer::engine::run::RunResult;
+use subpt_trainer::engine::result::RunResult;
 
 /// One accepted run and where it came from.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use super::label::MethodKey;
 use super::table::Table;
 use std::collections::BTreeMap;
 use std::path::Path;
-use subpt_trainer::engine::run::harmonic_mean;
+use subpt_trainer::engine::result::harmonic_mean;
 
 /// Largest tolerated gap between a file's HM and the HM of its base and novel columns.
 pub const HM_TOLERANCE: f64 = 0.01;

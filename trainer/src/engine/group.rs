@@ -4,7 +4,7 @@
 //! collective, and returns. The other ranks meet that report at their next collective (or at
 //! the closing count) and stop too, so no rank is left waiting and no later cell's collectives
 //! pair with this one's.
-use super::run::RunError;
+use super::error::RunError;
 use crate::comm::Communicator;
 use tch::Tensor;
 

@@ -3,8 +3,8 @@
 //! item list it trains or tests on and of the trained files it loads. A stored result counts
 //! as done only while the identity the cell would have now equals the one it recorded, so a
 //! replaced weights file, a cut test split or a retrained source context redoes the cell.
+use super::error::RunError;
 use super::eval::EvalSet;
-use super::run::RunError;
 use super::spec::{Method, RunSpec};
 use crate::data::fewshot_cache::{load_or_draw_fewshot, CacheMode};
 use crate::data::fewshot_pickle::DasslPickle;

@@ -1,119 +1,27 @@
 //! `RunSpec -> RunResult`: one cell, from data to accuracy. The launcher calls [`run`]; so does
 //! `subpt-bench train`.
+use super::artefacts::{load_trajectory, save_context};
+use super::error::RunError;
 use super::eval::{evaluate, EvalSet};
 use super::inputs::{subsample, weights_digest, CellData, DataMemo, Identity};
+use super::result::{harmonic_mean, RunResult, TrainViews};
 use super::spec::{Method, RunSpec, SubptInit};
 use super::train::{train, Model, TrainSetup};
 use crate::cache::FeatureCache;
 use crate::clip::tokenizer::Tokenizer;
-use crate::clip::{Clip, ClipError};
+use crate::clip::Clip;
 use crate::comm::Communicator;
-use crate::data::{DataError, DatasetName};
+use crate::data::DatasetName;
 use crate::methods::cocoop::{CoCoOp, CoCoOpConfig};
 use crate::methods::nfl::{name_list, Nfl};
 use crate::methods::prompt_learner::{PromptLearner, PromptSet};
-use crate::methods::subspace::{Subspace, SubspaceSummary};
+use crate::methods::subspace::Subspace;
 use crate::methods::zeroshot::{cached_text_features, ensemble_templates};
 use crate::store::CellDir;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 use tch::{Device, Tensor};
-
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("spec: {0}")]
-    Spec(String),
-    #[error(transparent)]
-    Data(#[from] DataError),
-    #[error(transparent)]
-    Clip(#[from] ClipError),
-    #[error(transparent)]
-    Features(#[from] crate::features::FeatureError),
-    #[error(transparent)]
-    Load(#[from] crate::data::loader::LoadError),
-    #[error(transparent)]
-    Transform(#[from] crate::data::transforms::TransformError),
-    #[error(transparent)]
-    Subspace(#[from] crate::methods::subspace::SubspaceError),
-    #[error(transparent)]
-    Comm(#[from] crate::comm::CommError),
-    #[error("training diverged at epoch {epoch}, batch {batch}: {what} is not finite")]
-    NonFinite {
-        epoch: usize,
-        batch: usize,
-        what: &'static str,
-    },
-    /// A panic inside libtorch or our code, caught so one cell cannot take down a grid.
-    #[error("internal error: {0}")]
-    Panic(String),
-    #[error("{failures} other rank(s) of the data-parallel group failed at the same step")]
-    PeerFailed { failures: usize },
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct CurvePoint {
-    /// 1-based epoch just finished.
-    pub epoch: usize,
-    pub lr: f64,
-    pub train_loss: f64,
-    pub train_accuracy: f64,
-    /// Test accuracy per evaluated class subset (only on evaluation epochs).
-    pub test: BTreeMap<String, f64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RunResult {
-    pub spec: RunSpec,
-    pub spec_hash: String,
-    /// What the numbers are a function of; results without one (older versions) are redone.
-    #[serde(default)]
-    pub identity: Option<Identity>,
-    /// Test accuracy (%) per evaluated subset: `all`, `base`, `new`.
-    pub accuracy: BTreeMap<String, f64>,
-    /// Harmonic mean of base and new accuracy when both were evaluated.
-    pub hm: Option<f64>,
-    pub per_class_accuracy: BTreeMap<String, Vec<Option<f64>>>,
-    pub test_size: BTreeMap<String, usize>,
-    pub train_size: usize,
-    /// Training images this cell encoded with the image tower, and those whose features it
-    /// took from another cell's identical views (see `views`).
-    #[serde(default)]
-    pub train_views: TrainViews,
-    /// libtorch intra-op threads the cell ran with (see `threads`).
-    #[serde(default)]
-    pub threads: usize,
-    /// Training images per class (label order): fewer than `shots` where a class has fewer.
-    #[serde(default)]
-    pub train_per_class: Vec<usize>,
-    pub curves: Vec<CurvePoint>,
-    pub subspace: Option<SubspaceSummary>,
-    pub fewshot_source: String,
-    pub timings: BTreeMap<String, f64>,
-    pub versions: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct TrainViews {
-    pub encoded: u64,
-    pub reused: u64,
-}
-
-/// Harmonic mean of two accuracies (0 when both are 0).
-pub fn harmonic_mean(base: f64, new: f64) -> f64 {
-    if base + new == 0.0 {
-        0.0
-    } else {
-        2.0 * base * new / (base + new)
-    }
-}
 
 /// What a cell ends with, for evaluation.
 enum Trained {
@@ -438,60 +346,4 @@ fn load_context(
     let mut learner = PromptLearner::new(clip, tok, &names, spec.prompt.clone())?;
     learner.set_context(&ctx)?;
     Ok(Trained::Prompts(Box::new(learner)))
-}
-
-/// The trajectory file holds `ctx_<e>` for e = 1..E (context after epoch e) and `theta0`; the
-/// context file the final `ctx` and any other trained tensors (`extra`, by name).
-fn save_context(
-    store: &CellDir,
-    theta0: &Tensor,
-    trajectory: &[Tensor],
-    extra: &[(String, Tensor)],
-) -> Result<(), RunError> {
-    let mut named = vec![("theta0".to_string(), theta0.to_device(Device::Cpu))];
-    for (e, t) in trajectory.iter().enumerate() {
-        named.push((format!("ctx_{}", e + 1), t.to_device(Device::Cpu)));
-    }
-    let last = trajectory.last().unwrap_or(theta0).to_device(Device::Cpu);
-    let write = |p: PathBuf, tensors: &[(String, Tensor)]| -> Result<(), RunError> {
-        crate::io::with_atomic_path(&p, |tmp| {
-            Tensor::write_safetensors(tensors, tmp)
-                .map_err(|e| std::io::Error::other(e.to_string()))
-        })
-        .map_err(|source| RunError::Io {
-            path: p.display().to_string(),
-            source,
-        })
-    };
-    write(store.trajectory(), &named)?;
-    let mut context = vec![("ctx".to_string(), last)];
-    context.extend(
-        extra
-            .iter()
-            .map(|(k, t)| (k.clone(), t.detach().to_device(Device::Cpu))),
-    );
-    write(store.context(), &context)
-}
-
-/// Reads ctx_1..ctx_n of a stage-A trajectory file.
-pub fn load_trajectory(path: &Path, n: usize) -> Result<Vec<Tensor>, RunError> {
-    let map: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
-        .map_err(|e| RunError::Io {
-            path: path.display().to_string(),
-            source: std::io::Error::other(e.to_string()),
-        })?
-        .into_iter()
-        .collect();
-    (1..=n)
-        .map(|e| {
-            map.get(&format!("ctx_{e}"))
-                .map(|t| t.shallow_clone())
-                .ok_or_else(|| {
-                    RunError::Spec(format!(
-                        "{}: no ctx_{e} (trajectory shorter than {n} epochs)",
-                        path.display()
-                    ))
-                })
-        })
-        .collect()
 }

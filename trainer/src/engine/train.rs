@@ -1,10 +1,11 @@
 //! The prompt-training loop shared by CoOp, NFL and their SubPT variants: per-epoch reshuffle,
 //! Dassl's batching, train-time augmentation, frozen image tower, optional gradient projection,
 //! SGD with the CoOp schedule, and a guard that fails the cell on a non-finite loss or gradient.
+use super::error::RunError;
 use super::eval::{evaluate, evaluate_with, EvalResult, EvalSet};
 use super::group::checked_sum;
 use super::optim::Sgd;
-use super::run::{CurvePoint, RunError};
+use super::result::CurvePoint;
 use super::schedule::Schedule;
 use super::spec::RunSpec;
 use crate::cache::FeatureCache;

@@ -2,8 +2,8 @@
 //! of each evaluated class subset and the zero-shot text features of its class names. A grid
 //! runs this as its own cell before the dataset's cells, so ranks do not encode the same test
 //! set side by side; the cells then find everything in the shared cache.
+use super::error::RunError;
 use super::inputs::{weights_digest, CellData, DataMemo, Identity};
-use super::run::RunError;
 use super::spec::RunSpec;
 use crate::cache::{FeatureCache, Outcome};
 use crate::clip::Clip;

@@ -1,7 +1,7 @@
 //! Properties of the SVG itself: where ticks, legend entries and error bars end up.
 use super::*;
 use std::path::PathBuf;
-use subpt_trainer::engine::run::{CurvePoint, RunResult};
+use subpt_trainer::engine::result::{CurvePoint, RunResult};
 use subpt_trainer::engine::spec::{Method, RunSpec};
 use subpt_trainer::methods::subspace::SubspaceSummary;
 
