@@ -2,6 +2,7 @@
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use subpt_trainer::comm::{data_parallel, Communicator, Single};
+use subpt_trainer::engine::presets::{self, Protocol};
 use subpt_trainer::engine::run::run;
 use subpt_trainer::engine::spec::{Method, RunSpec};
 
@@ -33,8 +34,13 @@ pub struct TrainArgs {
     pub eval: Vec<String>,
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Any other field as a JSON pointer assignment, e.g. `--set /subpt/rank=5`
-    /// or `--set /prompt/position="middle"` (repeatable).
+    /// The protocol whose presets the spec starts from (epochs, class subsets, SubPT's
+    /// t_early and rank, NFL's names).
+    #[arg(long, default_value = "few_shot", value_parser = protocol_names())]
+    pub protocol: String,
+    /// Any other field, by the dotted path grids use, e.g. `--set subpt.rank=5` or
+    /// `--set prompt.position=middle` (repeatable; values are JSON, else text). The JSON-pointer
+    /// form `/subpt/rank=5` is accepted as an alias.
     #[arg(long = "set")]
     pub overrides: Vec<String>,
     /// auto, cpu, cuda or cuda:N.
@@ -63,6 +69,10 @@ fn dataset_names() -> clap::builder::PossibleValuesParser {
         .into()
 }
 
+fn protocol_names() -> clap::builder::PossibleValuesParser {
+    Protocol::ALL.map(Protocol::name).into()
+}
+
 fn method_names() -> clap::builder::PossibleValuesParser {
     Method::ALL.map(Method::name).into()
 }
@@ -86,7 +96,9 @@ fn resolve(a: &TrainArgs) -> Result<RunSpec> {
                 );
             };
             let method: Method = method.parse().map_err(anyhow::Error::msg)?;
-            let spec = RunSpec::paper_defaults(
+            let protocol: Protocol = a.protocol.parse().map_err(anyhow::Error::msg)?;
+            let spec = presets::preset(
+                protocol,
                 dataset,
                 root.clone(),
                 method,
@@ -134,18 +146,29 @@ fn resolve(a: &TrainArgs) -> Result<RunSpec> {
     }
     // Base-to-novel NFL reads the dataset's own novel names (the paper's b2n scripts), unless
     // the names were given explicitly.
-    let names_given = a.overrides.iter().any(|o| o.starts_with("/nfl"));
+    let names_given = a
+        .overrides
+        .iter()
+        .any(|o| o.trim_start_matches('/').starts_with("nfl"));
     if v["subsample"] == json!("base") && v["nfl"].is_object() && !names_given {
         set(&mut v, "/nfl/names", json!("novel"))?;
     }
+    let spec: RunSpec = serde_json::from_value(v).context("invalid run spec")?;
+    let mut assignments = Vec::new();
     for o in &a.overrides {
-        let Some((ptr, val)) = o.split_once('=') else {
-            bail!("--set {o}: expected /json/pointer=VALUE");
+        let Some((key, val)) = o.split_once('=') else {
+            bail!("--set {o}: expected field.path=VALUE");
         };
+        // `/a/b` (JSON pointer) is an alias of the dotted `a.b`.
+        let key = key
+            .strip_prefix('/')
+            .map_or(key.to_string(), |k| k.replace('/', "."));
         let x = serde_json::from_str(val).unwrap_or_else(|_| json!(val));
-        set(&mut v, ptr, x)?;
+        assignments.push((key, x));
     }
-    serde_json::from_value(v).context("invalid run spec")
+    let pairs: Vec<(&str, &serde_json::Value)> =
+        assignments.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    subpt_bench::grid::set_fields(&spec, &pairs).map_err(|e| anyhow::anyhow!("--set: {e}"))
 }
 
 pub fn train(a: &TrainArgs) -> Result<()> {

@@ -398,3 +398,77 @@ fn train_sets_evaluate_context_like_any_other_field() {
         "evaluation only"
     );
 }
+
+/// `train` starts from the protocol's presets and takes fields by the grids' dotted paths, the
+/// JSON-pointer form being an alias of the same assignment.
+#[test]
+fn train_takes_a_protocol_and_dotted_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    setup(d, 2, "good.safetensors");
+    let spec_of = |out: &str, set: &[&str]| -> serde_json::Value {
+        let o = d.join(out);
+        let (root, weights) = (d.join("data"), d.join("good.safetensors"));
+        let mut args = vec![
+            "train",
+            "--dataset",
+            "fashion_mnist",
+            "--root",
+            root.to_str().unwrap(),
+            "--method",
+            "coop_sub_nfl",
+            "--shots",
+            "2",
+            "--seed",
+            "1",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--protocol",
+            "base_to_novel",
+            "--out",
+            o.to_str().unwrap(),
+        ];
+        let cache = format!("cache_dir={:?}", d.join("cache").display().to_string());
+        args.extend([
+            "--set",
+            &cache,
+            "--set",
+            "epochs=2",
+            "--set",
+            "subpt.early_epochs=2",
+        ]);
+        for s in set {
+            args.extend(["--set", s]);
+        }
+        ok(bench(&args));
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(o.join("result.json")).unwrap()).unwrap();
+        r["spec"].clone()
+    };
+    let dotted = spec_of("dotted", &["subpt.rank=2"]);
+    assert_eq!(dotted["protocol"], "base_to_novel");
+    assert_eq!(dotted["subsample"], "base");
+    assert_eq!(dotted["eval_subsets"], serde_json::json!(["base", "new"]));
+    assert_eq!(dotted["nfl"]["names"], "novel");
+    assert_eq!(dotted["subpt"]["rank"], 2);
+    let pointer = spec_of("pointer", &["/subpt/rank=2"]);
+    assert_eq!(pointer, dotted);
+    // A misspelt field is named.
+    let out = bench(&[
+        "train",
+        "--spec",
+        d.join("dotted/result.json").to_str().unwrap(),
+        "--set",
+        "subpt.rnak=3",
+        "--out",
+        d.join("x").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rnak") && err.contains("early_epochs"),
+        "{err}"
+    );
+}

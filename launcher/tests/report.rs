@@ -45,6 +45,7 @@ fn fewshot(dataset: &str, method: Method, shots: usize, seed: u64, acc: f64) -> 
 
 fn b2n(dataset: &str, method: Method, seed: u64, base: f64, new: f64) -> RunResult {
     let mut s = spec(dataset, method, 16, seed);
+    s.protocol = subpt_trainer::engine::presets::Protocol::BaseToNovel;
     s.subsample = "base".into();
     s.eval_subsets = vec!["base".into(), "new".into()];
     if let Some(p) = s.subpt.as_mut() {

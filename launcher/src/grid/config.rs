@@ -7,28 +7,8 @@ use std::path::{Path, PathBuf};
 use subpt_trainer::data::DatasetName;
 use subpt_trainer::engine::spec::Method;
 
-/// An evaluation protocol of the paper (spec §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Protocol {
-    /// Every dataset, every shot count, all classes.
-    FewShot,
-    /// Train on the base half with 4 shots; test on base and new.
-    BaseToNovel,
-    /// The 4-shot model of the source dataset (ImageNet unless `dg_source` says otherwise)
-    /// evaluated on its shifted variants (`dg_targets`).
-    DomainGeneralization,
-}
-
-impl std::fmt::Display for Protocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Protocol::FewShot => "few_shot",
-            Protocol::BaseToNovel => "base_to_novel",
-            Protocol::DomainGeneralization => "domain_generalization",
-        })
-    }
-}
+/// The protocols and their presets live in the trainer (`engine::presets`).
+pub use subpt_trainer::engine::presets::Protocol;
 
 /// A validated grid file with resolved paths.
 #[derive(Debug, Clone)]

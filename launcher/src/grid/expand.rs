@@ -7,18 +7,19 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use subpt_trainer::data::DatasetName;
-use subpt_trainer::engine::spec::{Method, NflSpec, RunSpec, SubptSpec};
+use subpt_trainer::engine::presets;
+use subpt_trainer::engine::spec::{Method, RunSpec};
 use subpt_trainer::store::CellDir;
 
-/// Shots of the base-to-novel and domain-generalisation protocols.
-pub const PROTOCOL_SHOTS: usize = 4;
+pub use subpt_trainer::engine::presets::PROTOCOL_SHOTS;
 
 /// The file a stage-A (CoOp / CoOp+NFL) cell leaves for SubPT cells to project onto.
 pub fn trajectory_path(output_dir: &Path, source_id: &str) -> PathBuf {
     CellDir::of(output_dir, source_id).trajectory()
 }
 
-/// The spec before overrides of one (protocol, dataset, shots, seed, method, weights).
+/// The spec before overrides of one (protocol, dataset, shots, seed, method, weights): the
+/// trainer's preset, with the grid's data root and cache.
 fn preset(
     cfg: &GridConfig,
     protocol: Protocol,
@@ -28,7 +29,8 @@ fn preset(
     method: Method,
     weights: &Path,
 ) -> RunSpec {
-    let mut s = RunSpec::paper_defaults(
+    let mut s = presets::preset(
+        protocol,
         dataset.id(),
         cfg.data_root.clone(),
         method,
@@ -38,26 +40,6 @@ fn preset(
     );
     if let Some(c) = &cfg.cache_dir {
         s.cache_dir = c.clone();
-    }
-    if protocol == Protocol::BaseToNovel {
-        s.subsample = "base".into();
-        s.eval_subsets = vec!["base".into(), "new".into()];
-        if method != Method::Cocoop {
-            s.epochs = if dataset == DatasetName::ImageNet {
-                50
-            } else {
-                100
-            };
-        }
-        if method.uses_subspace() {
-            s.subpt = Some(SubptSpec::defaults_for_shots(PROTOCOL_SHOTS));
-        }
-        if let Some(n) = &mut s.nfl {
-            *n = NflSpec {
-                names: "novel".into(),
-                lambda: n.lambda,
-            };
-        }
     }
     s
 }

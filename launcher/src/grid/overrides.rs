@@ -118,8 +118,9 @@ fn non_finite(v: &serde_yaml_ng::Value) -> Option<String> {
     }
 }
 
-/// `spec` with each `(path, value)` set, skipping paths whose parent is unset.
-pub(crate) fn apply(spec: &RunSpec, assignment: &[(&str, &Value)]) -> Result<RunSpec, String> {
+/// `spec` with each `(path, value)` set, skipping paths whose parent is unset. The one override
+/// syntax: grids' `overrides:` and `subpt-bench train --set` both come here.
+pub fn apply(spec: &RunSpec, assignment: &[(&str, &Value)]) -> Result<RunSpec, String> {
     let mut json = serde_json::to_value(spec).map_err(|e| e.to_string())?;
     for (key, value) in assignment {
         set(&mut json, key, value)?;

@@ -1,7 +1,8 @@
 //! How runs are named and ordered in tables and plots.
 use super::collect::Loaded;
 use std::collections::{BTreeMap, BTreeSet};
-use subpt_trainer::engine::spec::{Method, RunSpec, SubptSpec};
+use subpt_trainer::engine::presets;
+use subpt_trainer::engine::spec::{Method, RunSpec};
 
 /// Methods in the order the papers list them.
 pub const METHODS: [Method; 6] = Method::ALL;
@@ -63,15 +64,10 @@ impl MethodKey {
     }
 }
 
-/// The SubPT (rank, early epochs) the paper uses for this kind of run.
+/// The SubPT (rank, early epochs) the paper uses for this run's protocol and shots.
 pub fn paper_subpt(spec: &RunSpec) -> (usize, usize) {
-    if spec.subsample == "all" {
-        let d = SubptSpec::defaults_for_shots(spec.shots);
-        (d.rank, d.early_epochs)
-    } else {
-        // Base-to-novel runs use t_early = 30, r = 10 whatever the shot count.
-        (10, 30)
-    }
+    let (early, rank) = presets::subpt(spec.protocol, spec.shots);
+    (rank, early)
 }
 
 fn variant(spec: &RunSpec) -> String {
@@ -258,6 +254,7 @@ mod tests {
         // Base-to-novel uses (r, t_early) = (10, 30) whatever the shots.
         let mut b = spec(Method::CoopSub, 1);
         b.subsample = "base".into();
+        b.protocol = presets::Protocol::BaseToNovel;
         let p = b.subpt.as_mut().unwrap();
         (p.rank, p.early_epochs) = (10, 30);
         assert_eq!(MethodKey::of(&b).label(), "coop_sub");

@@ -6,6 +6,7 @@ pub mod eval;
 pub mod group;
 pub mod inputs;
 pub mod optim;
+pub mod presets;
 pub mod result;
 pub mod run;
 pub mod schedule;

@@ -97,15 +97,9 @@ pub struct SubptSpec {
 }
 
 impl SubptSpec {
-    /// The paper's (t_early, r) per shot count (spec §5); base-to-novel uses (30, 10).
+    /// The paper's few-shot (t_early, r) for a shot count (the table is in `presets`).
     pub fn defaults_for_shots(shots: usize) -> Self {
-        let (early_epochs, rank) = match shots {
-            1 => (10, 5),
-            2 => (20, 10),
-            4 => (30, 10),
-            8 => (40, 10),
-            _ => (50, 10),
-        };
+        let (early_epochs, rank) = super::presets::subpt(super::presets::Protocol::FewShot, shots);
         SubptSpec {
             rank,
             early_epochs,
@@ -192,6 +186,11 @@ pub struct RunSpec {
     /// dataset's test split instead of training: domain generalisation.
     #[serde(default)]
     pub evaluate_context: Option<PathBuf>,
+    /// The protocol whose presets the spec started from (see `presets`). Not part of the
+    /// id: a 4-shot few-shot cell and the domain-generalisation source model it equals are one
+    /// run.
+    #[serde(default)]
+    pub protocol: super::presets::Protocol,
 }
 
 fn default_subsample() -> String {
@@ -247,6 +246,7 @@ impl RunSpec {
         };
         if let Some(o) = v.as_object_mut() {
             o.remove("cache_dir");
+            o.remove("protocol");
             if let Some(c) = &self.evaluate_context {
                 o.insert("evaluate_context".into(), tail(c).into());
             }
@@ -257,7 +257,8 @@ impl RunSpec {
         crate::digest::digest_json(&v)[..16].to_string()
     }
 
-    /// A spec with the paper's defaults for a method and shot count (spec §5).
+    /// A spec with the paper's few-shot defaults for a method and shot count (spec §5); other
+    /// protocols start from `presets::preset`.
     pub fn paper_defaults(
         dataset: &str,
         root: PathBuf,
@@ -266,23 +267,16 @@ impl RunSpec {
         seed: u64,
         weights: PathBuf,
     ) -> Self {
-        let epochs = if dataset == "imagenet" {
-            50
-        } else {
-            match shots {
-                1 => 50,
-                2 | 4 => 100,
-                _ => 200,
-            }
-        };
+        let epochs = super::presets::few_shot_epochs(dataset, shots);
         let mut prompt = PromptConfig::default();
         let mut batch_size = default_batch();
         let mut epochs = epochs;
         if method == Method::Cocoop {
-            prompt.n_ctx = 4;
-            prompt.ctx_init = Some("a photo of a".into());
-            batch_size = 1;
-            epochs = 10;
+            let c = super::presets::COCOOP;
+            prompt.n_ctx = c.n_ctx;
+            prompt.ctx_init = Some(c.ctx_init.into());
+            batch_size = c.batch_size;
+            epochs = c.epochs;
         }
         RunSpec {
             dataset: dataset.into(),
@@ -312,6 +306,7 @@ impl RunSpec {
             eval_every: 0,
             cache_dir: default_cache(),
             evaluate_context: None,
+            protocol: super::presets::Protocol::FewShot,
         }
     }
 }

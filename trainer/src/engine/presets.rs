@@ -1,0 +1,202 @@
+//! The paper's presets (spec §5), in one table: epochs per dataset and shots, SubPT's
+//! (t_early, r) per protocol and shots, CoCoOp's settings, NFL's name lists, and what each
+//! protocol changes. A `RunSpec` is built from (protocol, dataset, method, shots, seed,
+//! weights) by [`preset`], then overrides; the grid and `subpt-bench train` both start here,
+//! and the report reads a spec's protocol and [`subpt`] to tell paper settings from ablations.
+use super::spec::{Method, NflSpec, RunSpec, SubptSpec};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// An evaluation protocol of the paper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// Every dataset, every shot count, all classes.
+    #[default]
+    FewShot,
+    /// Train on the base half with 4 shots; test on base and new.
+    BaseToNovel,
+    /// The 4-shot model of the source dataset (ImageNet unless a grid says otherwise)
+    /// evaluated on its shifted variants.
+    DomainGeneralization,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 3] = [
+        Protocol::FewShot,
+        Protocol::BaseToNovel,
+        Protocol::DomainGeneralization,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::FewShot => "few_shot",
+            Protocol::BaseToNovel => "base_to_novel",
+            Protocol::DomainGeneralization => "domain_generalization",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Protocol::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                format!("unknown protocol `{s}` (few_shot, base_to_novel, domain_generalization)")
+            })
+    }
+}
+
+/// Shots of the base-to-novel and domain-generalisation protocols.
+pub const PROTOCOL_SHOTS: usize = 4;
+
+/// Few-shot epochs: 50 on ImageNet; otherwise 50 at 1 shot, 100 at 2 and 4, 200 at 8 and 16.
+pub fn few_shot_epochs(dataset: &str, shots: usize) -> usize {
+    if dataset == "imagenet" {
+        return 50;
+    }
+    match shots {
+        1 => 50,
+        2 | 4 => 100,
+        _ => 200,
+    }
+}
+
+/// Base-to-novel epochs of the CoOp family (CoCoOp keeps its own): 50 on ImageNet, else 100.
+pub fn base_to_novel_epochs(dataset: &str) -> usize {
+    if dataset == "imagenet" {
+        50
+    } else {
+        100
+    }
+}
+
+/// SubPT's (t_early, r): per shot count for few-shot runs; (30, 10) for base-to-novel, whatever
+/// the shots; domain generalisation trains its source model as a few-shot one.
+pub fn subpt(protocol: Protocol, shots: usize) -> (usize, usize) {
+    if protocol == Protocol::BaseToNovel {
+        return (30, 10);
+    }
+    match shots {
+        1 => (10, 5),
+        2 => (20, 10),
+        4 => (30, 10),
+        8 => (40, 10),
+        _ => (50, 10),
+    }
+}
+
+/// CoCoOp's own settings (its paper): 4 context tokens initialised from "a photo of a", batch
+/// size 1, 10 epochs.
+pub struct CoCoOpPreset {
+    pub n_ctx: usize,
+    pub ctx_init: &'static str,
+    pub batch_size: usize,
+    pub epochs: usize,
+}
+
+pub const COCOOP: CoCoOpPreset = CoCoOpPreset {
+    n_ctx: 4,
+    ctx_init: "a photo of a",
+    batch_size: 1,
+    epochs: 10,
+};
+
+/// The spec of one (protocol, dataset, method, shots, seed, weights) before overrides.
+pub fn preset(
+    protocol: Protocol,
+    dataset: &str,
+    root: PathBuf,
+    method: Method,
+    shots: usize,
+    seed: u64,
+    weights: PathBuf,
+) -> RunSpec {
+    let mut s = RunSpec::paper_defaults(dataset, root, method, shots, seed, weights);
+    s.protocol = protocol;
+    if protocol == Protocol::BaseToNovel {
+        s.subsample = "base".into();
+        s.eval_subsets = vec!["base".into(), "new".into()];
+        if method != Method::Cocoop {
+            s.epochs = base_to_novel_epochs(dataset);
+        }
+        if method.uses_subspace() {
+            let (early_epochs, rank) = subpt(protocol, shots);
+            s.subpt = Some(SubptSpec {
+                early_epochs,
+                rank,
+                ..SubptSpec::defaults_for_shots(shots)
+            });
+        }
+        // NFL reads the dataset's own novel names (the paper's base-to-novel lists).
+        if let Some(n) = &mut s.nfl {
+            *n = NflSpec {
+                names: "novel".into(),
+                lambda: n.lambda,
+            };
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocols_change_what_the_paper_says() {
+        let few = preset(
+            Protocol::FewShot,
+            "dtd",
+            "d".into(),
+            Method::CoopSubNfl,
+            1,
+            1,
+            "w".into(),
+        );
+        assert_eq!((few.epochs, few.subsample.as_str()), (50, "all"));
+        let sub = few.subpt.as_ref().unwrap();
+        assert_eq!((sub.early_epochs, sub.rank), (10, 5));
+        let b2n = preset(
+            Protocol::BaseToNovel,
+            "dtd",
+            "d".into(),
+            Method::CoopSubNfl,
+            1,
+            1,
+            "w".into(),
+        );
+        assert_eq!(b2n.protocol, Protocol::BaseToNovel);
+        assert_eq!((b2n.epochs, b2n.subsample.as_str()), (100, "base"));
+        assert_eq!(b2n.eval_subsets, ["base", "new"]);
+        let sub = b2n.subpt.as_ref().unwrap();
+        assert_eq!((sub.early_epochs, sub.rank), (30, 10));
+        assert_eq!(b2n.nfl.as_ref().unwrap().names, "novel");
+        let co = preset(
+            Protocol::BaseToNovel,
+            "dtd",
+            "d".into(),
+            Method::Cocoop,
+            4,
+            1,
+            "w".into(),
+        );
+        assert_eq!((co.epochs, co.batch_size), (10, 1));
+        // The protocol does not make another run of the same settings.
+        let mut dg = few.clone();
+        dg.protocol = Protocol::DomainGeneralization;
+        assert_eq!(dg.hash(), few.hash());
+        assert_eq!(
+            "base_to_novel".parse::<Protocol>(),
+            Ok(Protocol::BaseToNovel)
+        );
+    }
+}
