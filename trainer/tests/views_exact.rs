@@ -1,9 +1,9 @@
 //! Shared train views are exact: a cell that takes its training images' features from another
 //! cell's identical views (in memory, or from the cache folder in a fresh process) follows the
 //! same trajectory, bit for bit on CPU, as the same cell encoding every batch itself.
+mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
-use subpt_trainer::clip::random_init::{generate, Spec};
 use subpt_trainer::comm::Single;
 use subpt_trainer::data::fixtures::{write_fixture, FixtureOptions};
 use subpt_trainer::data::DatasetName;
@@ -34,9 +34,7 @@ fn cells_on_shared_views_train_bit_for_bit_as_on_their_own() {
     )
     .unwrap();
     let w = d.join("tiny.safetensors");
-    let t = generate(&Spec::tiny_vit(), 5);
-    let named: Vec<(&str, &Tensor)> = t.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    Tensor::write_safetensors(&named, &w).unwrap();
+    common::tiny_clip(5, &w);
     let spec = |method: Method, cache: &str| {
         let mut s = RunSpec::paper_defaults("eurosat", d.join("data"), method, 4, 1, w.clone());
         s.epochs = 4;

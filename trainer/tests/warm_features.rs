@@ -1,16 +1,16 @@
 //! A feature cell encodes exactly what the cells of its dataset look up: after it ran, the
 //! cells (zero-shot and trained, every evaluated subset) add nothing to the image cache, and a
 //! second feature run finds everything cached.
+mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
-use subpt_trainer::clip::random_init::{generate, Spec};
 use subpt_trainer::comm::Single;
 use subpt_trainer::data::fixtures::{write_fixture, FixtureOptions};
 use subpt_trainer::data::DatasetName;
 use subpt_trainer::engine::run::run;
 use subpt_trainer::engine::spec::{Method, RunSpec};
 use subpt_trainer::engine::warm::encode_test_features;
-use tch::{Device, Tensor};
+use tch::Device;
 
 fn entries(cache: &Path, kind: &str) -> BTreeSet<String> {
     std::fs::read_dir(cache)
@@ -31,9 +31,7 @@ fn cells_find_the_features_their_feature_cell_encoded() {
     )
     .unwrap();
     let w = d.join("tiny.safetensors");
-    let t = generate(&Spec::tiny_vit(), 5);
-    let named: Vec<(&str, &Tensor)> = t.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    Tensor::write_safetensors(&named, &w).unwrap();
+    common::tiny_clip(5, &w);
     let spec = |method, subsample: &str, eval: &[&str]| {
         let mut s = RunSpec::paper_defaults("eurosat", d.join("data"), method, 2, 1, w.clone());
         s.epochs = 2;
