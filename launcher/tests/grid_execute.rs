@@ -2,26 +2,10 @@
 //! redone, failures are isolated to their cell and its dependants, and a run killed with
 //! SIGKILL loses nothing that had finished.
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-const BIN: &str = env!("CARGO_BIN_EXE_subpt-bench");
-
-fn bench(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("start subpt-bench")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+mod common;
+use common::{bench, succeeded as ok, tally};
 
 /// A small Fashion-MNIST under `data`: at most `per_class` images per class and split.
 fn fashion_mnist(data: &Path, per_class: &str, val: &str) {
@@ -90,13 +74,16 @@ fn per_class_says_that_it_caps_the_test_split() {
 fn reruns_resume_and_redo_broken_results() {
     let dir = tempfile::tempdir().unwrap();
     let grid = setup(dir.path(), 3, "good.safetensors");
+    let runs = dir.path().join("runs");
     let first = ok(grid_run(&grid));
+    assert_eq!(tally(&runs), (4, 0, 4, 0, 0));
+    // The console says the same.
     assert!(
-        first.contains("4 cells, 0 already done, 4 ran, 0 failed"),
+        first.contains("4 cells, 0 already done, 4 ran, 0 failed, 0 skipped"),
         "{first}"
     );
-    let again = ok(grid_run(&grid));
-    assert!(again.contains("4 already done, 0 ran"), "{again}");
+    ok(grid_run(&grid));
+    assert_eq!(tally(&runs), (4, 4, 0, 0, 0));
     // A truncated result does not count as done (zero-shot's: nothing depends on it).
     let results: Vec<_> = std::fs::read_dir(dir.path().join("runs"))
         .unwrap()
@@ -116,12 +103,12 @@ fn reruns_resume_and_redo_broken_results() {
         .unwrap();
     let text = std::fs::read_to_string(zsclip).unwrap();
     std::fs::write(zsclip, &text[..text.len() / 2]).unwrap();
-    let third = ok(grid_run(&grid));
-    assert!(third.contains("3 already done, 1 ran"), "{third}");
+    ok(grid_run(&grid));
+    assert_eq!(tally(&runs), (4, 3, 1, 0, 0));
     // A wiped cache undoes the feature cell (the cells' results stand).
     std::fs::remove_dir_all(dir.path().join("cache")).unwrap();
-    let fourth = ok(grid_run(&grid));
-    assert!(fourth.contains("3 already done, 1 ran"), "{fourth}");
+    ok(grid_run(&grid));
+    assert_eq!(tally(&runs), (4, 3, 1, 0, 0));
     assert!(dir.path().join("runs/report/fewshot.csv").exists());
 }
 
@@ -141,10 +128,7 @@ fn a_failing_cell_skips_its_dependants_and_the_rest_go_on() {
     // Good weights: the test features, zsclip at both rates and coop and coop_sub at the sane
     // rate ran; coop at 1e30 failed and its coop_sub was skipped. Bad weights: the test
     // features failed and all six cells after them were skipped.
-    assert!(
-        text.contains("14 cells, 0 already done, 5 ran, 2 failed, 7 skipped"),
-        "{text}"
-    );
+    assert_eq!(tally(&dir.path().join("runs")), (14, 0, 5, 2, 7), "{text}");
     assert!(
         text.contains("bad.safetensors") && text.contains("loss is not finite"),
         "the errors name the file and the divergence: {text}"
@@ -175,7 +159,7 @@ fn a_failing_cell_skips_its_dependants_and_the_rest_go_on() {
 fn sigkill_mid_grid_loses_nothing_finished() {
     let dir = tempfile::tempdir().unwrap();
     let grid = setup(dir.path(), 40, "good.safetensors");
-    let mut child = Command::new(BIN)
+    let mut child = std::process::Command::new(common::BIN)
         .args(["--grid", grid.to_str().unwrap(), "--device", "cpu"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -198,16 +182,10 @@ fn sigkill_mid_grid_loses_nothing_finished() {
     child.wait().unwrap();
     let finished = done();
     assert!(finished >= 1, "no cell finished before the kill");
-    let text = ok(grid_run(&grid));
-    assert!(
-        // The test features were done before any cell.
-        text.contains(&format!(
-            "{} already done, {} ran",
-            finished + 1,
-            3 - finished
-        )),
-        "{text}"
-    );
+    ok(grid_run(&grid));
+    // The test features were done before any cell.
+    let (_, done_before, ran, failed, _) = tally(&dir.path().join("runs"));
+    assert_eq!((done_before, ran, failed), (finished + 1, 3 - finished, 0));
 }
 
 #[test]
@@ -239,11 +217,8 @@ fn domain_generalisation_cells_evaluate_the_imagenet_model_on_each_variant() {
          output_dir: runs\ncache_dir: cache\noverrides:\n  epochs: 2\n",
     )
     .unwrap();
-    let text = ok(grid_run(&grid));
-    assert!(
-        text.contains("15 cells, 0 already done, 15 ran, 0 failed, 0 skipped"),
-        "{text}"
-    );
+    ok(grid_run(&grid));
+    assert_eq!(tally(&d.join("runs")), (15, 0, 15, 0, 0));
     let table = std::fs::read_to_string(d.join("runs/report/domain_generalisation.csv")).unwrap();
     for target in ["imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"] {
         assert!(table.contains(target), "{target} missing from\n{table}");

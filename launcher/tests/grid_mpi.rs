@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{ok, output, BIN};
+use common::{ok, output, tally, BIN};
 
 fn table(out: &Path, name: &str) -> String {
     std::fs::read_to_string(out.join("report").join(name)).unwrap()
@@ -80,10 +80,7 @@ fn one_two_and_four_ranks_give_the_same_tables() {
     for n in ["1", "2", "4"] {
         let out = d.join(format!("out{n}"));
         let text = ok(&mut mpirun(n, &grid, &out, &[]));
-        assert!(
-            text.contains("37 cells, 0 already done, 37 ran, 0 failed, 0 skipped"),
-            "{n} ranks: {text}"
-        );
+        assert_eq!(tally(&out), (37, 0, 37, 0, 0), "{n} ranks: {text}");
         let results = std::fs::read_dir(&out)
             .unwrap()
             .filter(|e| e.as_ref().unwrap().path().join("result.json").exists())
@@ -139,7 +136,7 @@ fn data_parallel_groups_learn_what_one_rank_learns() {
     let (single, groups) = (d.join("single"), d.join("groups"));
     ok(&mut mpirun("1", &grid, &single, &[]));
     let text = ok(&mut mpirun("4", &grid, &groups, &["--dp", "2"]));
-    assert!(text.contains("37 cells, 0 already done, 37 ran"), "{text}");
+    assert_eq!(tally(&groups), (37, 0, 37, 0, 0), "{text}");
     let (a, b) = (results(&single), results(&groups));
     assert_eq!(a.len(), 36);
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
@@ -198,10 +195,7 @@ fn failed_cells_stay_isolated_across_ranks_and_groups() {
         // Good weights: the test features, then per shot count and seed zsclip at both rates
         // and coop and coop_sub at the sane rate run, coop at 1e30 fails and its coop_sub is
         // skipped. Bad weights: the test features fail and the 24 cells after them are skipped.
-        assert!(
-            text.contains("50 cells, 0 already done, 17 ran, 5 failed, 28 skipped"),
-            "-n {n} {extra:?}: {text}"
-        );
+        assert_eq!(tally(&out), (50, 0, 17, 5, 28), "-n {n} {extra:?}: {text}");
         assert!(
             text.contains("bad.safetensors") && text.contains("loss is not finite"),
             "the errors name the file and the divergence: {text}"
@@ -276,12 +270,10 @@ fn sigkill_of_a_rank_mid_grid_loses_nothing_finished() {
     );
     let text = ok(&mut mpirun("2", &grid, &out, &[]));
     // The test features were done before any cell.
-    assert!(
-        text.contains(&format!(
-            "{} already done, {} ran, 0 failed",
-            finished + 1,
-            12 - finished
-        )),
+    let (_, before, ran, failed, _) = tally(&out);
+    assert_eq!(
+        (before, ran, failed),
+        (finished + 1, 12 - finished, 0),
         "{finished} results before the rerun: {text}"
     );
 }

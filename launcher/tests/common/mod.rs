@@ -24,3 +24,41 @@ pub fn ok(cmd: &mut Command) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The binary run with `args` (not through mpirun).
+pub fn bench(args: &[&str]) -> Output {
+    output(Command::new(BIN).args(args))
+}
+
+/// Stdout of a finished run, asserting it succeeded (stdout and stderr shown if not).
+pub fn succeeded(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// (cells, already done, ran, failed, skipped) from the `grid-summary.json` a grid run left in
+/// `out_dir`.
+pub fn tally(out_dir: &std::path::Path) -> (usize, usize, usize, usize, usize) {
+    let path = out_dir.join("grid-summary.json");
+    let v: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap();
+    let n = |k: &str| match &v[k] {
+        serde_json::Value::Array(a) => a.len(),
+        serde_json::Value::Object(o) => o.len(),
+        _ => panic!("{}: no `{k}`", path.display()),
+    };
+    (
+        v["cells"].as_u64().unwrap() as usize,
+        n("already_done"),
+        n("ran"),
+        n("failed"),
+        n("skipped"),
+    )
+}
