@@ -6,7 +6,8 @@ pub mod random_init;
 pub mod resnet;
 pub mod text;
 pub mod text_fast;
-pub mod tokenizer;
+/// CLIP's tokenizer, a crate of its own (no libtorch).
+pub use subpt_tokenizer as tokenizer;
 pub mod torch_archive;
 pub mod vit;
 pub mod weights;

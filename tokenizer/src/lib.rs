@@ -52,7 +52,7 @@ const SOT_TEXT: &str = "<|startoftext|>";
 const EOT_TEXT: &str = "<|endoftext|>";
 const END_OF_WORD: &str = "</w>";
 
-static EMBEDDED_VOCAB: &[u8] = include_bytes!("../../../assets/bpe_simple_vocab_16e6.txt.gz");
+static EMBEDDED_VOCAB: &[u8] = include_bytes!("../../assets/bpe_simple_vocab_16e6.txt.gz");
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenizerError {
