@@ -12,7 +12,8 @@ pub mod engine;
 pub mod features;
 pub mod io;
 pub mod methods;
-pub mod pickle;
+/// Python pickles (Dassl's few-shot caches, torch.save archives), a crate of its own.
+pub use subpt_pickle as pickle;
 pub mod pretrain;
 pub mod store;
 pub mod threads;

@@ -71,7 +71,11 @@ fn cpython_pickles_read_write_and_load_back() {
         assert_eq!(list.len(), 2500);
         assert_eq!(list[2499], Value::Int(2499));
         let bytes = dir.join(format!("rt_p{proto}.pkl"));
-        pickle::write_file(&bytes, &value).unwrap_or_else(|e| panic!("{e}"));
+        subpt_trainer::io::write_atomic(
+            &bytes,
+            &pickle::write(&value).unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap();
     }
 
     let cache = pickle::read_file(&dir.join("fewshot.pkl")).unwrap_or_else(|e| panic!("{e}"));
@@ -107,7 +111,11 @@ fn cpython_pickles_read_write_and_load_back() {
         .iter()
         .flat_map(|s| records[*s].as_array().expect("array").iter().map(datum_of))
         .collect();
-    pickle::write_file(&dir.join("datum_rust.pkl"), &Value::List(all)).expect("write");
+    subpt_trainer::io::write_atomic(
+        &dir.join("datum_rust.pkl"),
+        &pickle::write(&Value::List(all)).expect("write"),
+    )
+    .expect("write");
     common::run(
         "pickle_roundtrip.py",
         &["check".as_ref(), "--dir".as_ref(), dir.as_os_str()],

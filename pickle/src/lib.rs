@@ -14,7 +14,8 @@
 //! Writing produces protocol 2, which every Python 3 loads:
 //!
 //! ```
-//! use subpt_trainer::pickle::{self, Object, Value};
+//! use subpt_pickle as pickle;
+//! use pickle::{Object, Value};
 //! let datum = Value::Object(Box::new(Object::new_obj(
 //!     Value::global("dassl.data.datasets.base_dataset", "Datum"),
 //!     Some(Value::Dict(vec![
@@ -91,21 +92,6 @@ pub fn read_file(path: &Path) -> Result<Value, PickleError> {
     read(&data).map_err(|e| PickleError::File {
         path: path.to_path_buf(),
         source: Box::new(e),
-    })
-}
-
-/// Encodes `value` and writes it to `path` (through a temporary file, so readers never see half
-/// a pickle).
-pub fn write_file(path: &Path, value: &Value) -> Result<(), PickleError> {
-    let bytes = write(value).map_err(|e| PickleError::File {
-        path: path.to_path_buf(),
-        source: Box::new(e),
-    })?;
-    // One writer for every file: a temporary name unique to this process and call (ranks
-    // writing the same cache file never share one), fsync, rename.
-    crate::io::write_atomic(path, &bytes).map_err(|source| PickleError::Io {
-        path: path.to_path_buf(),
-        source,
     })
 }
 
