@@ -6,7 +6,6 @@ use super::{Cell, CellKind, Grid};
 use std::collections::BTreeMap;
 use subpt_trainer::cache::FeatureCache;
 use subpt_trainer::comm::{Communicator, Single};
-use subpt_trainer::engine::group::panic_message;
 use subpt_trainer::engine::inputs::{DataMemo, Identity};
 use subpt_trainer::engine::run::run;
 use subpt_trainer::engine::warm::{encode_test_features, FeaturesResult};
@@ -91,9 +90,8 @@ pub fn run_cell(cell: &Cell, device: Device, comm: &dyn Communicator) -> Result<
                 false => Ok(()),
             }),
     };
-    // A panic (libtorch reports out-of-memory and shape errors that way) fails this cell only.
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
-        .unwrap_or_else(|p| Err(format!("internal error: {}", panic_message(p.as_ref()))));
+    // The trainer turns a cell's panics into errors (`engine::group::guarded`).
+    let outcome = work();
     match (&outcome, writer) {
         (Err(e), true) => dir.write_failure(&cell.id, e, &cell.spec),
         // The leader records its own account; this rank's may be the cause.

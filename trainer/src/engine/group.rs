@@ -31,17 +31,24 @@ pub(crate) fn checked_sum(comm: &dyn Communicator, t: &mut Tensor) -> Result<(),
     Ok(comm.all_reduce_sum(t)?)
 }
 
-/// Runs a cell's `body` on this rank of the group and closes it with a failure count, so the
-/// group agrees on success or failure.
+/// `body`, with a panic (libtorch reports out-of-memory and shape errors that way) turned into
+/// `RunError::Panic`: the one place a cell's panics are caught, so one cell cannot take down a
+/// grid.
+pub fn guarded<T>(body: impl FnOnce() -> Result<T, RunError>) -> Result<T, RunError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
+        .unwrap_or_else(|p| Err(RunError::Panic(panic_message(p.as_ref()))))
+}
+
+/// Runs a cell's `body` on this rank of the group (panics caught) and closes it with a failure
+/// count, so the group agrees on success or failure.
 pub(crate) fn in_step<T>(
     comm: &dyn Communicator,
     body: impl FnOnce() -> Result<T, RunError>,
 ) -> Result<T, RunError> {
+    let outcome = guarded(body);
     if comm.size() == 1 {
-        return body();
+        return outcome;
     }
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
-        .unwrap_or_else(|p| Err(RunError::Panic(panic_message(p.as_ref()))));
     match outcome {
         Ok(v) => none_failed(comm).map(|()| v),
         // Already agreed on at a collective, or the collectives themselves broke.
@@ -145,6 +152,14 @@ mod tests {
         let r: Result<(), _> = in_step(&pair, || panic!("CUDA out of memory"));
         assert!(matches!(r, Err(RunError::Panic(m)) if m.contains("out of memory")));
         assert_eq!(pair.calls(), ["count true"]);
+    }
+
+    #[test]
+    fn a_cell_on_its_own_turns_a_panic_into_an_error_too() {
+        let r: Result<(), _> = in_step(&crate::comm::Single, || panic!("shape mismatch"));
+        assert!(matches!(r, Err(RunError::Panic(m)) if m.contains("shape mismatch")));
+        let r: Result<(), _> = super::guarded(|| panic!("in the feature cell"));
+        assert!(matches!(r, Err(RunError::Panic(m)) if m.contains("feature cell")));
     }
 
     #[test]

@@ -4,9 +4,10 @@ use super::artefacts::{load_trajectory, save_context};
 use super::error::RunError;
 use super::eval::{evaluate, EvalSet};
 use super::inputs::{subsample, weights_digest, CellData, DataMemo, Identity};
+use super::learner::Learner;
 use super::result::{harmonic_mean, RunResult, TrainViews};
 use super::spec::{Method, RunSpec, SubptInit};
-use super::train::{train, Model, TrainSetup};
+use super::train::{train, TrainSetup};
 use crate::cache::FeatureCache;
 use crate::clip::tokenizer::Tokenizer;
 use crate::clip::Clip;
@@ -22,13 +23,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 use tch::{Device, Tensor};
-
-/// What a cell ends with, for evaluation.
-enum Trained {
-    ZeroShot,
-    Prompts(Box<PromptLearner>),
-    CoCoOp(Box<CoCoOp>),
-}
 
 /// Runs one cell. `out_dir` receives the learned context (and the trajectory for SubPT stages).
 /// Every rank of a data-parallel group `comm` calls this; they succeed or fail together. Rank 0
@@ -83,12 +77,13 @@ fn run_on_rank(
     let mut subspace_summary = None;
     let template = dataset.info().template;
     let t_train = Instant::now();
-    let mut trained = match spec.method {
+    let trained: Option<Box<dyn Learner>> = match spec.method {
         _ if spec.evaluate_context.is_some() && spec.method != Method::Zsclip => {
             let path = spec.evaluate_context.as_deref().expect("checked");
-            load_context(&clip, &tok, &eval_sets, spec, path)?
+            Some(load_context(&clip, &tok, &eval_sets, spec, path)?)
         }
-        Method::Zsclip => Trained::ZeroShot,
+        // Zero-shot CLIP learns nothing.
+        Method::Zsclip => None,
         Method::Cocoop => {
             tch::manual_seed(spec.seed as i64);
             let cfg = CoCoOpConfig {
@@ -107,20 +102,14 @@ fn run_on_rank(
                 weights_digest: &digest,
                 comm,
             };
-            let trajectory = train(
-                &setup,
-                &mut Model::CoCoOp(&mut model),
-                spec.epochs,
-                None,
-                &mut curves,
-            )?;
+            let trajectory = train(&setup, &mut model, spec.epochs, None, &mut curves)?;
             if comm.rank() == 0 {
                 // The meta-network travels with the context, so the model can be evaluated
                 // on other datasets (domain generalisation).
                 let meta = model.named_parameters().split_off(1);
                 save_context(&store, &theta0, &trajectory, &meta)?;
             }
-            Trained::CoCoOp(Box::new(model))
+            Some(Box::new(model) as Box<dyn Learner>)
         }
         _ => {
             tch::manual_seed(spec.seed as i64);
@@ -154,7 +143,7 @@ fn run_on_rank(
                             // The early stage of the source method, with the same seed and θ0.
                             let early = train(
                                 &setup,
-                                &mut Model::Prompts(&mut learner),
+                                &mut learner,
                                 sub.early_epochs,
                                 None,
                                 &mut Vec::new(),
@@ -174,7 +163,7 @@ fn run_on_rank(
             };
             let trajectory = train(
                 &setup,
-                &mut Model::Prompts(&mut learner),
+                &mut learner,
                 spec.epochs,
                 projector.as_ref(),
                 &mut curves,
@@ -182,7 +171,7 @@ fn run_on_rank(
             if comm.rank() == 0 {
                 save_context(&store, &theta0, &trajectory, &[])?;
             }
-            Trained::Prompts(Box::new(learner))
+            Some(Box::new(learner) as Box<dyn Learner>)
         }
     };
     timings.insert("train_s".into(), t_train.elapsed().as_secs_f64());
@@ -197,15 +186,14 @@ fn run_on_rank(
         &[]
     };
     for set in evaluated {
-        let r = match &mut trained {
-            Trained::ZeroShot => {
+        let r = match &trained {
+            None => {
                 let templates = [template.to_string()];
                 let text =
                     cached_text_features(&cache, &clip, &digest, &set.classnames, &templates)?;
                 evaluate(&clip, &cache, &digest, spec, set, &text)?
             }
-            Trained::Prompts(l) => Model::Prompts(l).evaluate(&clip, &cache, &digest, spec, set)?,
-            Trained::CoCoOp(c) => Model::CoCoOp(c).evaluate(&clip, &cache, &digest, spec, set)?,
+            Some(l) => l.evaluate(&clip, &cache, &digest, spec, set)?,
         };
         accuracy.insert(set.name.clone(), r.accuracy);
         per_class.insert(set.name.clone(), r.per_class);
@@ -312,7 +300,7 @@ fn load_context(
     eval_sets: &[EvalSet],
     spec: &RunSpec,
     path: &Path,
-) -> Result<Trained, RunError> {
+) -> Result<Box<dyn Learner>, RunError> {
     if spec.prompt.class_specific {
         return Err(RunError::Spec(
             "evaluate_context needs a shared context (class-specific contexts are per class)"
@@ -336,7 +324,7 @@ fn load_context(
         model
             .load_parameters(&named)
             .map_err(|e| RunError::Spec(format!("{}: {e}", path.display())))?;
-        return Ok(Trained::CoCoOp(Box::new(model)));
+        return Ok(Box::new(model));
     }
     let ctx = named
         .into_iter()
@@ -345,5 +333,5 @@ fn load_context(
         .1;
     let mut learner = PromptLearner::new(clip, tok, &names, spec.prompt.clone())?;
     learner.set_context(&ctx)?;
-    Ok(Trained::Prompts(Box::new(learner)))
+    Ok(Box::new(learner))
 }

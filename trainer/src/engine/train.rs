@@ -2,23 +2,21 @@
 //! Dassl's batching, train-time augmentation, frozen image tower, optional gradient projection,
 //! SGD with the CoOp schedule, and a guard that fails the cell on a non-finite loss or gradient.
 use super::error::RunError;
-use super::eval::{evaluate, evaluate_with, EvalResult, EvalSet};
+use super::eval::EvalSet;
 use super::group::checked_sum;
+use super::learner::Learner;
 use super::optim::Sgd;
 use super::result::CurvePoint;
 use super::schedule::Schedule;
 use super::spec::RunSpec;
 use crate::cache::FeatureCache;
-use crate::clip::tokenizer::Tokenizer;
 use crate::clip::{all_finite, Clip};
 use crate::comm::{shard, Communicator};
 use crate::data::loader::{dassl_drop_last, ordered_batches, Pipeline, Prefetch};
 use crate::data::transforms::{Normalize, SeededRng, TestTransform, TrainTransform};
 use crate::data::{Item, PyRandom};
-use crate::methods::cocoop::CoCoOp;
 use crate::methods::coop;
 use crate::methods::nfl::Nfl;
-use crate::methods::prompt_learner::{PromptLearner, PromptSet};
 use crate::methods::subspace::Projector;
 use crate::views::{ViewKey, Views};
 use std::collections::BTreeMap;
@@ -36,83 +34,6 @@ pub struct TrainSetup<'a> {
     pub weights_digest: &'a str,
     /// The data-parallel group training this cell (a group of one without `--dp`).
     pub comm: &'a dyn Communicator,
-}
-
-/// What the loop trains. The context is always the first parameter: it is what SubPT
-/// projects and what the trajectory records.
-pub enum Model<'a> {
-    /// CoOp-style prompts (NFL adds its loss from the setup).
-    Prompts(&'a mut PromptLearner),
-    CoCoOp(&'a mut CoCoOp),
-}
-
-impl Model<'_> {
-    /// Mean cross-entropy of a batch and its logits.
-    fn loss(&self, s: &TrainSetup, img: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
-        match self {
-            Model::Prompts(l) => coop::loss(s.clip, l, img, labels),
-            Model::CoCoOp(c) => c.loss(s.clip, img, labels),
-        }
-    }
-
-    /// Loss terms that do not depend on the batch (NFL).
-    fn extra_loss(&self, s: &TrainSetup) -> Option<Tensor> {
-        match (self, s.nfl) {
-            (Model::Prompts(l), Some(nfl)) => Some(nfl.loss(s.clip, l)),
-            _ => None,
-        }
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Tensor> {
-        match self {
-            Model::Prompts(l) => vec![&mut l.ctx],
-            Model::CoCoOp(c) => c.parameters_mut(),
-        }
-    }
-
-    fn ctx(&self) -> &Tensor {
-        match self {
-            Model::Prompts(l) => &l.ctx,
-            Model::CoCoOp(c) => &c.learner.ctx,
-        }
-    }
-
-    /// Test accuracy on `set` with the current parameters (prompts rebuilt for its classes).
-    pub fn evaluate(
-        &self,
-        clip: &Clip,
-        cache: &FeatureCache,
-        weights_digest: &str,
-        spec: &RunSpec,
-        set: &EvalSet,
-    ) -> Result<EvalResult, RunError> {
-        let tok = Tokenizer::new();
-        Ok(match self {
-            Model::Prompts(l) => {
-                if l.config.class_specific && set.classnames.len() != l.classes.len() {
-                    return Err(RunError::Spec(format!(
-                        "class-specific contexts cannot be evaluated on other classes (`{}` subset)",
-                        set.name
-                    )));
-                }
-                let prompts = PromptSet::new(
-                    clip,
-                    &tok,
-                    &set.classnames,
-                    &l.ctx_words,
-                    l.config.effective_n_ctx(),
-                )?;
-                let text = tch::no_grad(|| l.features_for(clip, &prompts));
-                evaluate(clip, cache, weights_digest, spec, set, &text)?
-            }
-            Model::CoCoOp(c) => {
-                let other = c.for_classes(clip, &tok, &set.classnames)?;
-                evaluate_with(clip, cache, weights_digest, spec, set, |img| {
-                    other.eval_logits(clip, img)
-                })?
-            }
-        })
-    }
 }
 
 /// Sums every rank's gradients in one all-reduce (after the group's failure check).
@@ -139,7 +60,7 @@ pub(crate) fn reduce_over_group(
 /// stops early on the same schedule). Returns the context after each epoch.
 pub fn train(
     s: &TrainSetup,
-    model: &mut Model,
+    model: &mut dyn Learner,
     epochs: usize,
     projector: Option<&Projector>,
     curves: &mut Vec<CurvePoint>,
@@ -251,7 +172,7 @@ pub fn train(
                     };
                     offset += mine.len() as i64;
                     let labels = labels.to_device(s.clip.device);
-                    let (ce, logits) = model.loss(s, &img, &labels);
+                    let (ce, logits) = model.loss(s.clip, &img, &labels);
                     let value = ce.double_value(&[]);
                     if !value.is_finite() {
                         return Err(non_finite("loss"));
@@ -262,7 +183,7 @@ pub fn train(
                     correct += coop::correct(&logits.detach(), &labels);
                     seen += mine.len() as i64;
                 }
-                if let Some(extra) = model.extra_loss(s) {
+                if let Some(extra) = model.extra_loss(s.clip, s.nfl) {
                     if !extra.double_value(&[]).is_finite() {
                         return Err(non_finite("loss"));
                     }

@@ -40,6 +40,10 @@ pub struct FeaturesResult {
 /// Encodes (or finds cached) the test features `spec`'s dataset, weights, precision and
 /// evaluated subsets call for, under the same keys `run` looks up.
 pub fn encode_test_features(spec: &RunSpec, device: Device) -> Result<FeaturesResult, RunError> {
+    super::group::guarded(|| encode(spec, device))
+}
+
+fn encode(spec: &RunSpec, device: Device) -> Result<FeaturesResult, RunError> {
     let start = Instant::now();
     let dataset: DatasetName = spec.dataset.parse()?;
     let data = CellData::load(spec, &mut DataMemo::default())?;

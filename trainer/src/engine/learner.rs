@@ -1,0 +1,116 @@
+//! The one interface over the prompt learners: what the training loop trains and what a cell
+//! evaluates. CoOp-style prompts (with NFL's loss when the setup has one) and CoCoOp implement
+//! it; zero-shot CLIP has nothing to learn and is no `Learner`.
+use super::error::RunError;
+use super::eval::{evaluate, evaluate_with, EvalResult, EvalSet};
+use super::spec::RunSpec;
+use crate::cache::FeatureCache;
+use crate::clip::tokenizer::Tokenizer;
+use crate::clip::Clip;
+use crate::methods::cocoop::CoCoOp;
+use crate::methods::coop;
+use crate::methods::nfl::Nfl;
+use crate::methods::prompt_learner::{PromptLearner, PromptSet};
+use tch::Tensor;
+
+pub trait Learner {
+    /// Mean cross-entropy of a batch of image features and its logits.
+    fn loss(&self, clip: &Clip, img: &Tensor, labels: &Tensor) -> (Tensor, Tensor);
+
+    /// Loss terms that do not depend on the batch (NFL's, when the cell has one).
+    fn extra_loss(&self, _clip: &Clip, _nfl: Option<&Nfl>) -> Option<Tensor> {
+        None
+    }
+
+    /// The trained tensors; the context first (what SubPT projects and the trajectory records).
+    fn params_mut(&mut self) -> Vec<&mut Tensor>;
+
+    /// The learned context.
+    fn ctx(&self) -> &Tensor;
+
+    /// Test accuracy on `set` with the current parameters (prompts rebuilt for its classes).
+    fn evaluate(
+        &self,
+        clip: &Clip,
+        cache: &FeatureCache,
+        weights_digest: &str,
+        spec: &RunSpec,
+        set: &EvalSet,
+    ) -> Result<EvalResult, RunError>;
+}
+
+impl Learner for PromptLearner {
+    fn loss(&self, clip: &Clip, img: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
+        coop::loss(clip, self, img, labels)
+    }
+
+    fn extra_loss(&self, clip: &Clip, nfl: Option<&Nfl>) -> Option<Tensor> {
+        nfl.map(|n| n.loss(clip, self))
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Tensor> {
+        vec![&mut self.ctx]
+    }
+
+    fn ctx(&self) -> &Tensor {
+        &self.ctx
+    }
+
+    fn evaluate(
+        &self,
+        clip: &Clip,
+        cache: &FeatureCache,
+        weights_digest: &str,
+        spec: &RunSpec,
+        set: &EvalSet,
+    ) -> Result<EvalResult, RunError> {
+        if self.config.class_specific && set.classnames.len() != self.classes.len() {
+            return Err(RunError::Spec(format!(
+                "class-specific contexts cannot be evaluated on other classes (`{}` subset)",
+                set.name
+            )));
+        }
+        let prompts = PromptSet::new(
+            clip,
+            &Tokenizer::new(),
+            &set.classnames,
+            &self.ctx_words,
+            self.config.effective_n_ctx(),
+        )?;
+        let text = tch::no_grad(|| self.features_for(clip, &prompts));
+        Ok(evaluate(clip, cache, weights_digest, spec, set, &text)?)
+    }
+}
+
+impl Learner for CoCoOp {
+    fn loss(&self, clip: &Clip, img: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
+        CoCoOp::loss(self, clip, img, labels)
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Tensor> {
+        self.parameters_mut()
+    }
+
+    fn ctx(&self) -> &Tensor {
+        &self.learner.ctx
+    }
+
+    fn evaluate(
+        &self,
+        clip: &Clip,
+        cache: &FeatureCache,
+        weights_digest: &str,
+        spec: &RunSpec,
+        set: &EvalSet,
+    ) -> Result<EvalResult, RunError> {
+        let other = self.for_classes(clip, &Tokenizer::new(), &set.classnames)?;
+        Ok(evaluate_with(
+            clip,
+            cache,
+            weights_digest,
+            spec,
+            set,
+            |img| other.eval_logits(clip, img),
+        )?)
+    }
+}
