@@ -130,6 +130,11 @@ impl Views {
         })
     }
 
+    /// Whether this cell shares its views (sharing on, and a group of one).
+    pub fn active(&self) -> bool {
+        self.key.is_some()
+    }
+
     /// The features of `epoch`'s batches in training order (fp32), if some cell stored them.
     pub fn get(&self, epoch: usize, rows: usize) -> Option<Tensor> {
         let key = self.key(epoch)?;

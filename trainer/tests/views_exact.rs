@@ -5,8 +5,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use subpt_trainer::comm::Single;
-use subpt_trainer::data::fixtures::{write_fixture, FixtureOptions};
-use subpt_trainer::data::DatasetName;
 use subpt_trainer::engine::spec::{Method, RunSpec, SubptSpec};
 use subpt_trainer::engine::{result::RunResult, run::run};
 use subpt_trainer::views;
@@ -27,14 +25,7 @@ fn same(a: &BTreeMap<String, Tensor>, b: &BTreeMap<String, Tensor>) -> bool {
 fn cells_on_shared_views_train_bit_for_bit_as_on_their_own() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write_fixture(
-        DatasetName::EuroSat,
-        &d.join("data"),
-        &FixtureOptions::default(),
-    )
-    .unwrap();
-    let w = d.join("tiny.safetensors");
-    common::tiny_clip(5, &w);
+    let w = common::eurosat_and_tiny_clip(d);
     let spec = |method: Method, cache: &str| {
         let mut s = RunSpec::paper_defaults("eurosat", d.join("data"), method, 4, 1, w.clone());
         s.epochs = 4;

@@ -5,8 +5,6 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use subpt_trainer::comm::Single;
-use subpt_trainer::data::fixtures::{write_fixture, FixtureOptions};
-use subpt_trainer::data::DatasetName;
 use subpt_trainer::engine::run::run;
 use subpt_trainer::engine::spec::{Method, RunSpec};
 use subpt_trainer::engine::warm::encode_test_features;
@@ -24,14 +22,7 @@ fn entries(cache: &Path, kind: &str) -> BTreeSet<String> {
 fn cells_find_the_features_their_feature_cell_encoded() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write_fixture(
-        DatasetName::EuroSat,
-        &d.join("data"),
-        &FixtureOptions::default(),
-    )
-    .unwrap();
-    let w = d.join("tiny.safetensors");
-    common::tiny_clip(5, &w);
+    let w = common::eurosat_and_tiny_clip(d);
     let spec = |method, subsample: &str, eval: &[&str]| {
         let mut s = RunSpec::paper_defaults("eurosat", d.join("data"), method, 2, 1, w.clone());
         s.epochs = 2;

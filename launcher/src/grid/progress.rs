@@ -72,14 +72,7 @@ pub fn describe(cell: &Cell) -> String {
             s.eval_subsets.join(", ")
         );
     }
-    let mut d = format!(
-        "{} {} {}-shot seed {}",
-        s.dataset, s.method, s.shots, s.seed
-    );
-    if s.subsample != "all" {
-        d.push_str(&format!(" ({})", s.subsample));
-    }
-    d
+    s.describe()
 }
 
 fn duration(secs: f64) -> String {

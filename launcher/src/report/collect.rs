@@ -60,19 +60,6 @@ impl Scope {
 /// The record a grid run leaves in its output directory.
 pub const GRID_SUMMARY: &str = "grid-summary.json";
 
-/// What a run is, for a person reading a list.
-pub fn describe(r: &RunResult) -> String {
-    let s = &r.spec;
-    let classes = match s.subsample.as_str() {
-        "all" => String::new(),
-        c => format!(" ({c} classes)"),
-    };
-    format!(
-        "{} {} {}-shot seed {}{classes}",
-        s.dataset, s.method, s.shots, s.seed
-    )
-}
-
 /// Reads every `result.json` below `dir`. A file counts only when it parses as a
 /// `RunResult` and its recorded spec hash is the hash of its spec: a hand-edited or
 /// stale spec would otherwise be reported under settings it was not run with. Results of
@@ -95,7 +82,7 @@ pub fn collect(dir: &Path, scope: &Scope) -> Result<Collected, super::ReportErro
                         out.left_out.push(format!(
                             "{} [{id}]: not a cell of grid `{name}` (other settings, or an \
                              earlier version of the grid)",
-                            describe(&result)
+                            result.spec.describe()
                         ));
                         continue;
                     }

@@ -28,7 +28,7 @@ pub fn trains(spec: &RunSpec) -> bool {
 pub struct CellData {
     pub dataset: DatasetName,
     /// The full lists with the few-shot subset in place of train (and val).
-    pub drawn: DatasetSplits,
+    pub drawn: Arc<DatasetSplits>,
     /// `drawn` restricted to the trained class subset.
     pub train_split: DatasetSplits,
     pub eval_sets: Vec<EvalSet>,
@@ -100,7 +100,6 @@ impl CellData {
     pub fn load(spec: &RunSpec, memo: &mut DataMemo) -> Result<Self, RunError> {
         let dataset: DatasetName = spec.dataset.parse()?;
         let (drawn, source) = memo.drawn(spec, dataset)?;
-        let drawn = DatasetSplits::clone(&drawn);
         let train_split = subsample(&drawn, &spec.subsample)?;
         let eval_sets = spec
             .eval_subsets

@@ -257,6 +257,19 @@ impl RunSpec {
         crate::digest::digest_json(&v)[..16].to_string()
     }
 
+    /// What the run is, for a person reading a list: `dataset method K-shot seed S`, and the
+    /// trained class subset when it is not all of them.
+    pub fn describe(&self) -> String {
+        let mut d = format!(
+            "{} {} {}-shot seed {}",
+            self.dataset, self.method, self.shots, self.seed
+        );
+        if self.subsample != "all" {
+            d.push_str(&format!(" ({})", self.subsample));
+        }
+        d
+    }
+
     /// A spec with the paper's few-shot defaults for a method and shot count (spec §5); other
     /// protocols start from `presets::preset`.
     pub fn paper_defaults(

@@ -165,7 +165,9 @@ pub fn train(
                                 .expect("one loaded batch per non-empty shard")?;
                             let raw = tch::no_grad(|| s.clip.encode_image_raw(&batch.images));
                             crate::views::count_encoded(mine.len());
-                            encoded.push(raw.shallow_clone());
+                            if views.active() {
+                                encoded.push(raw.shallow_clone());
+                            }
                             (raw.to_kind(tch::Kind::Float), batch.labels)
                         }
                         (None, None) => unreachable!("a loader runs when nothing is shared"),

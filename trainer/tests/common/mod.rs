@@ -74,3 +74,18 @@ pub fn tiny_clip(seed: i64, path: &Path) -> subpt_trainer::clip::Clip {
     )
     .unwrap()
 }
+
+/// The EuroSat fixture under `<dir>/data` and a tiny CLIP (seed 5) at `<dir>/tiny.safetensors`,
+/// the setting of the cell-level tests; returns the weights' path.
+pub fn eurosat_and_tiny_clip(dir: &Path) -> PathBuf {
+    use subpt_trainer::data::fixtures::{write_fixture, FixtureOptions};
+    write_fixture(
+        subpt_trainer::data::DatasetName::EuroSat,
+        &dir.join("data"),
+        &FixtureOptions::default(),
+    )
+    .unwrap();
+    let w = dir.join("tiny.safetensors");
+    tiny_clip(5, &w);
+    w
+}
