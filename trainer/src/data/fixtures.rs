@@ -8,7 +8,7 @@
 use super::catalog::{DatasetName, SplitSource};
 use super::error::{DataError, Result};
 use super::python_random::PyRandom;
-use super::splits::{DatasetSplits, Item, Split};
+use super::splits::{folder_of, DatasetSplits, Item, Split};
 use image::{ImageFormat, Rgb, RgbImage};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -143,19 +143,6 @@ fn classname(dataset: DatasetName, class: usize) -> String {
         Some(n) => n.to_string(),
         None => format!("class_{class}"),
     }
-}
-
-/// A folder-safe form of a class name.
-pub(crate) fn folder_of(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 fn wnid(class: usize) -> (String, String) {

@@ -5,8 +5,10 @@
 //! - `python_random`: CPython's `random.Random`, so `fewshot` draws Dassl's exact subsets.
 //! - `fewshot`, `fewshot_cache`: K-shot sampling and Dassl's `split_fewshot/` cache.
 //! - `subsample`: base / new class halves with relabelling.
-//! - `verify`, `fashion_mnist`, `fixtures`: dataset checks, the embedded dataset, tiny test data.
-//! - `image`, `transforms`, `loader`: decoding, Dassl's transforms, batches.
+//! - `verify`, `fashion_mnist`: dataset checks, the embedded dataset.
+//! - `fixtures` (feature `test-support`, for tests only): tiny datasets in every layout.
+//! - `image`, `transforms` (the `subpt-imaging` crate), `loader`: decoding, Dassl's
+//!   transforms, batches.
 pub mod catalog;
 pub mod corruption;
 pub mod error;
@@ -14,15 +16,18 @@ pub mod fashion_mnist;
 pub mod fewshot;
 pub mod fewshot_cache;
 pub mod fewshot_pickle;
+#[cfg(feature = "test-support")]
 pub mod fixtures;
-pub mod image;
 pub mod loader;
-pub mod python_random;
 pub mod readers;
 pub mod splits;
 pub mod subsample;
-pub mod transforms;
 pub mod verify;
+
+/// Decoding as PIL decodes and Dassl's transforms, a crate of its own.
+pub use subpt_imaging::{image, transforms};
+/// CPython's `random.Random`, a crate of its own.
+pub use subpt_pyrandom as python_random;
 
 pub use catalog::{DatasetInfo, DatasetName, SplitSource, DATASETS};
 pub use error::DataError;

@@ -182,6 +182,19 @@ impl super::loader::ImageItems for Vec<Item> {
     }
 }
 
+/// A folder-safe form of a class name, for the datasets this crate writes.
+pub fn folder_of(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,9 @@
 //! The augmentation only needs two kinds of draws, so it takes them through a small trait: the
 //! engine can plug its own seeded generator, and tests replay the exact draws torchvision made.
 
+use rand_core::{Rng, SeedableRng};
+use rand_xoshiro::{SplitMix64, Xoshiro256PlusPlus};
+
 /// Draws used by [`super::TrainTransform`], in the order torchvision makes them.
 pub trait TransformRng {
     /// A uniform real in `[lo, hi)` (torch: `torch.empty(1).uniform_(lo, hi)`).
@@ -20,53 +23,27 @@ impl<R: TransformRng + ?Sized> TransformRng for &mut R {
     }
 }
 
-/// A small seeded generator (xoshiro256++ seeded through SplitMix64). It does not reproduce
-/// torch's stream; reruns with the same seed are identical.
+/// The augmentation's seeded generator: xoshiro256++ seeded through SplitMix64
+/// (`rand_xoshiro`). It does not reproduce torch's stream; reruns with the same seed are
+/// identical, and the stream is part of a result's numerics (`NUMERICS_VERSION`).
 #[derive(Clone, Debug)]
-pub struct SeededRng {
-    s: [u64; 4],
-}
-
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub struct SeededRng(Xoshiro256PlusPlus);
 
 impl SeededRng {
     pub fn new(seed: u64) -> Self {
-        let mut sm = seed;
-        let s = [
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-        ];
-        Self { s }
+        Self(Xoshiro256PlusPlus::seed_from_u64(seed))
     }
 
     /// An independent generator for item `index` of a stream seeded with `seed`, so parallel
     /// workers get the same draws whatever order they run in.
     pub fn for_item(seed: u64, index: u64) -> Self {
-        let mut sm = seed ^ 0x5851_F42D_4C95_7F2D;
-        let a = splitmix64(&mut sm);
-        let mut sm2 = a ^ index.wrapping_mul(0xD6E8_FEB8_6659_FD93);
-        Self::new(splitmix64(&mut sm2))
+        let a = SplitMix64::seed_from_u64(seed ^ 0x5851_F42D_4C95_7F2D).next_u64();
+        let b = SplitMix64::seed_from_u64(a ^ index.wrapping_mul(0xD6E8_FEB8_6659_FD93)).next_u64();
+        Self::new(b)
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        let s = &mut self.s;
-        let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
+        self.0.next_u64()
     }
 
     /// Uniform in [0, 1) with 53 random bits.
@@ -105,6 +82,20 @@ impl TransformRng for SeededRng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stream feeds every trained number: changing it (crate, seeding) must come with a
+    /// new `NUMERICS_VERSION`. These are the values of the xoshiro256++/SplitMix64 generator the
+    /// results so far were made with.
+    #[test]
+    fn stream_is_the_one_results_were_made_with() {
+        let mut r = SeededRng::new(2);
+        assert_eq!(r.next_u64(), 14_116_099_294_885_116_970);
+        assert_eq!(r.next_u64(), 9_908_902_983_784_002_248);
+        assert_eq!(
+            SeededRng::for_item(5, 3).next_u64(),
+            12_942_054_609_355_315_847
+        );
+    }
 
     #[test]
     fn draws_stay_in_range_and_cover_it() {

@@ -1,17 +1,18 @@
 //! CPython's `random.Random` (MT19937 plus the pure-Python helpers of `Lib/random.py`), so that
 //! Dassl's few-shot draws can be reproduced bit for bit.
 //!
+//! The generator itself is the `mt19937` crate (RustPython's translation of CPython's
+//! `_randommodule.c`: `init_by_array` seeding and `genrand_uint32`); this crate adds CPython's
+//! int-to-key rule and the pure-Python methods on top, consuming 32-bit outputs exactly as
+//! `Lib/random.py` does.
+//!
 //! Only the integer-seed path of `Random.seed` is provided: Dassl seeds with `cfg.SEED`, an int.
 //! Every method consumes the generator exactly as CPython 3.x does (3.2 onwards for `sample`,
 //! `shuffle` and `_randbelow`; `getrandbits(0)` returns 0 without drawing, as since 3.9).
 
+use mt19937::MT19937;
+use rand_core::Rng;
 use thiserror::Error;
-
-const N: usize = 624;
-const M: usize = 397;
-const MATRIX_A: u32 = 0x9908_b0df;
-const UPPER_MASK: u32 = 0x8000_0000;
-const LOWER_MASK: u32 = 0x7fff_ffff;
 
 /// Argument errors mirroring the `ValueError`s CPython raises.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -26,17 +27,24 @@ pub enum RandomError {
     RangeTooWide { n: i128 },
 }
 
-/// CPython-compatible Mersenne Twister.
-#[derive(Clone)]
+/// CPython-compatible `random.Random`.
 pub struct PyRandom {
-    state: [u32; N],
-    index: usize,
+    mt: MT19937,
+}
+
+impl Clone for PyRandom {
+    fn clone(&self) -> Self {
+        let mut mt = MT19937::default();
+        mt.set_state(self.mt.get_state());
+        mt.set_index(self.mt.get_index());
+        PyRandom { mt }
+    }
 }
 
 impl std::fmt::Debug for PyRandom {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PyRandom")
-            .field("index", &self.index)
+            .field("index", &self.mt.get_index())
             .finish_non_exhaustive()
     }
 }
@@ -45,8 +53,7 @@ impl PyRandom {
     /// `random.Random(seed)` for a non-negative int seed.
     pub fn new(seed: u64) -> Self {
         let mut r = PyRandom {
-            state: [0; N],
-            index: N,
+            mt: MT19937::default(),
         };
         r.seed(seed);
         r
@@ -75,79 +82,18 @@ impl PyRandom {
         self.init_by_array(&key);
     }
 
-    fn init_genrand(&mut self, s: u32) {
-        let mt = &mut self.state;
-        mt[0] = s;
-        for i in 1..N {
-            mt[i] = 1_812_433_253u32
-                .wrapping_mul(mt[i - 1] ^ (mt[i - 1] >> 30))
-                .wrapping_add(i as u32);
-        }
-        self.index = N;
-    }
-
     fn init_by_array(&mut self, key: &[u32]) {
-        self.init_genrand(19_650_218);
-        let mt = &mut self.state;
-        let (mut i, mut j) = (1usize, 0usize);
-        for _ in 0..N.max(key.len()) {
-            let prev = mt[i - 1] ^ (mt[i - 1] >> 30);
-            mt[i] = (mt[i] ^ prev.wrapping_mul(1_664_525))
-                .wrapping_add(key[j])
-                .wrapping_add(j as u32);
-            i += 1;
-            j += 1;
-            if i >= N {
-                mt[0] = mt[N - 1];
-                i = 1;
-            }
-            if j >= key.len() {
-                j = 0;
-            }
-        }
-        for _ in 0..N - 1 {
-            let prev = mt[i - 1] ^ (mt[i - 1] >> 30);
-            mt[i] = (mt[i] ^ prev.wrapping_mul(1_566_083_941)).wrapping_sub(i as u32);
-            i += 1;
-            if i >= N {
-                mt[0] = mt[N - 1];
-                i = 1;
-            }
-        }
-        mt[0] = 0x8000_0000;
-    }
-
-    fn twist(&mut self) {
-        let mt = &mut self.state;
-        let mix = |hi: u32, lo: u32| {
-            let y = (hi & UPPER_MASK) | (lo & LOWER_MASK);
-            (y >> 1) ^ if y & 1 == 1 { MATRIX_A } else { 0 }
-        };
-        for k in 0..N {
-            mt[k] = mt[(k + M) % N] ^ mix(mt[k], mt[(k + 1) % N]);
-        }
-        self.index = 0;
+        self.mt.seed_slice(key);
     }
 
     /// One tempered 32-bit output (`genrand_uint32`).
     pub fn next_u32(&mut self) -> u32 {
-        if self.index >= N {
-            self.twist();
-        }
-        let mut y = self.state[self.index];
-        self.index += 1;
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c_5680;
-        y ^= (y << 15) & 0xefc6_0000;
-        y ^= y >> 18;
-        y
+        self.mt.next_u32()
     }
 
     /// `random()`: a float in [0, 1) with 53 random bits, from two 32-bit outputs.
     pub fn random(&mut self) -> f64 {
-        let a = (self.next_u32() >> 5) as f64;
-        let b = (self.next_u32() >> 6) as f64;
-        (a * 67_108_864.0 + b) * (1.0 / 9_007_199_254_740_992.0)
+        mt19937::gen_res53(&mut self.mt)
     }
 
     /// `getrandbits(k)` as little-endian 32-bit words (least significant first), for any k.

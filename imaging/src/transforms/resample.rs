@@ -14,7 +14,7 @@
 //! Output pixels only depend on their own taps, so a window of the output (for example the
 //! centre crop that follows a resize) can be computed alone with identical values.
 
-use super::super::image::RgbImage;
+use crate::image::RgbImage;
 
 /// Fractional bits of the fixed-point taps: 32 bits minus 8 for the pixel value minus 2 of
 /// headroom, because bicubic taps can be negative and sum above 1 per side.

@@ -16,7 +16,7 @@ pub use random_crop::{random_resized_crop_params, CropBox};
 pub use resample::{resize_bicubic, resize_bicubic_box, Rect};
 pub use rng::{SeededRng, TransformRng};
 
-use super::image::RgbImage;
+use crate::image::RgbImage;
 use random_crop::round_half_even;
 
 /// Invalid transform settings.
