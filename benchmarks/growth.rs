@@ -7,7 +7,7 @@
 //!
 //! cargo bench -p subpt-trainer --bench growth -- [--classes 10,100,1000] [--shots 1,2,4,8,16]
 use std::time::Instant;
-use subpt_trainer::clip::config::{Activation, TextConfig, VisionConfig};
+use subpt_trainer::clip::config::{Activation, TextConfig, VisionConfig, VitConfig};
 use subpt_trainer::clip::random_init::{generate, Spec};
 use subpt_trainer::clip::tokenizer::Tokenizer;
 use subpt_trainer::clip::{Clip, Precision};
@@ -38,13 +38,13 @@ fn main() {
             context_length: 77,
             vocab_size: 49408,
         },
-        vision: VisionConfig::Vit {
+        vision: VisionConfig::Vit(VitConfig {
             width: 64,
             layers: 4,
             heads: 1,
             patch: 8,
             resolution: 32,
-        },
+        }),
     };
     let clip = Clip::from_tensors(
         generate(&spec, 0),

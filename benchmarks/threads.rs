@@ -5,7 +5,7 @@
 //!
 //! cargo bench -p subpt-trainer --bench threads -- [--threads N] [--rounds R] [--batch B]
 use std::time::Instant;
-use subpt_trainer::clip::config::{Activation, TextConfig, VisionConfig};
+use subpt_trainer::clip::config::{Activation, TextConfig, VisionConfig, VitConfig};
 use subpt_trainer::clip::random_init::{generate, Spec};
 use subpt_trainer::clip::tokenizer::Tokenizer;
 use subpt_trainer::clip::{Clip, Precision};
@@ -21,12 +21,14 @@ fn model(name: &str) -> Spec {
         context_length: 77,
         vocab_size: 49408,
     };
-    let vit = |width, layers, heads, patch, resolution| VisionConfig::Vit {
-        width,
-        layers,
-        heads,
-        patch,
-        resolution,
+    let vit = |width, layers, heads, patch, resolution| {
+        VisionConfig::Vit(VitConfig {
+            width,
+            layers,
+            heads,
+            patch,
+            resolution,
+        })
     };
     match name {
         "tiny" => Spec::tiny_vit(),

@@ -24,12 +24,8 @@ use std::path::{Path, PathBuf};
 /// Why an image could not be turned into RGB pixels. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("cannot read image file {path}: {source}")]
-    Unreadable {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read image file {0}")]
+    Unreadable(#[from] subpt_io::IoError),
     #[error("corrupt image file {path}: {detail}")]
     Corrupt { path: PathBuf, detail: String },
     #[error("unsupported image file {path}: {detail}")]
@@ -83,10 +79,7 @@ impl RgbImage {
 
 /// Reads and decodes `path` like `PIL.Image.open(path).convert("RGB")`.
 pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageError> {
-    let bytes = std::fs::read(path).map_err(|source| ImageError::Unreadable {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = subpt_io::read(path)?;
     decode_rgb(&bytes, path)
 }
 

@@ -1,7 +1,7 @@
 //! Implementations of the model-level subcommands (inspect, encode, tokenize).
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
-use subpt_trainer::clip::config::VisionConfig;
+use subpt_trainer::clip::config::{ResNetConfig, VisionConfig, VitConfig};
 use subpt_trainer::clip::tokenizer::Tokenizer;
 use subpt_trainer::clip::{normalize, weights, Clip, Precision};
 use tch::{Device, Kind, Tensor};
@@ -66,21 +66,21 @@ pub fn inspect(path: &Path, json: bool) -> Result<()> {
         t.width, t.layers, t.heads, t.context_length, t.vocab_size
     );
     match &c.vision {
-        VisionConfig::Vit {
+        VisionConfig::Vit(VitConfig {
             width,
             layers,
             heads,
             patch,
             resolution,
-        } => println!(
+        }) => println!(
             "vision      ViT width {width}, {layers} layers, {heads} heads, patch {patch}, input {resolution}x{resolution}"
         ),
-        VisionConfig::ResNet {
+        VisionConfig::ResNet(ResNetConfig {
             width,
             layers,
             heads,
             resolution,
-        } => println!(
+        }) => println!(
             "vision      ModifiedResNet width {width}, blocks {layers:?}, attention-pool heads {heads}, input {resolution}x{resolution}"
         ),
     }

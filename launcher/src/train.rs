@@ -99,7 +99,7 @@ fn resolve(a: &TrainArgs) -> Result<RunSpec> {
             let protocol: Protocol = a.protocol.parse().map_err(anyhow::Error::msg)?;
             let spec = presets::preset(
                 protocol,
-                dataset,
+                dataset.parse()?,
                 root.clone(),
                 method,
                 shots,

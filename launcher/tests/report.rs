@@ -3,13 +3,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use subpt_bench::report::collect::Scope;
 use subpt_bench::report::{generate, reference};
+use subpt_trainer::data::SubsampleClasses;
 use subpt_trainer::engine::result::{CurvePoint, RunResult};
 use subpt_trainer::engine::spec::{Method, NflSpec, RunSpec, SubptSpec};
 use subpt_trainer::methods::subspace::SubspaceSummary;
 
 fn spec(dataset: &str, method: Method, shots: usize, seed: u64) -> RunSpec {
     RunSpec::paper_defaults(
-        dataset,
+        dataset.parse().expect("a catalogue dataset"),
         PathBuf::from("data"),
         method,
         shots,
@@ -18,12 +19,12 @@ fn spec(dataset: &str, method: Method, shots: usize, seed: u64) -> RunSpec {
     )
 }
 
-fn result(spec: RunSpec, acc: &[(&str, f64)]) -> RunResult {
+fn result(spec: RunSpec, acc: &[(SubsampleClasses, f64)]) -> RunResult {
     RunResult {
         spec_hash: spec.hash(),
         identity: None,
         spec,
-        accuracy: acc.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        accuracy: acc.iter().copied().collect(),
         hm: None,
         per_class_accuracy: BTreeMap::new(),
         test_size: BTreeMap::new(),
@@ -40,18 +41,24 @@ fn result(spec: RunSpec, acc: &[(&str, f64)]) -> RunResult {
 }
 
 fn fewshot(dataset: &str, method: Method, shots: usize, seed: u64, acc: f64) -> RunResult {
-    result(spec(dataset, method, shots, seed), &[("all", acc)])
+    result(
+        spec(dataset, method, shots, seed),
+        &[(SubsampleClasses::All, acc)],
+    )
 }
 
 fn b2n(dataset: &str, method: Method, seed: u64, base: f64, new: f64) -> RunResult {
     let mut s = spec(dataset, method, 16, seed);
     s.protocol = subpt_trainer::engine::presets::Protocol::BaseToNovel;
-    s.subsample = "base".into();
-    s.eval_subsets = vec!["base".into(), "new".into()];
+    s.subsample = SubsampleClasses::Base;
+    s.eval_subsets = vec![SubsampleClasses::Base, SubsampleClasses::New];
     if let Some(p) = s.subpt.as_mut() {
         (p.rank, p.early_epochs) = (10, 30);
     }
-    let mut r = result(s, &[("base", base), ("new", new)]);
+    let mut r = result(
+        s,
+        &[(SubsampleClasses::Base, base), (SubsampleClasses::New, new)],
+    );
     r.hm = Some(2.0 * base * new / (base + new));
     r
 }
@@ -109,33 +116,33 @@ fn fixture() -> (tempfile::TempDir, PathBuf, subpt_bench::report::Summary) {
     // all five seeds pooled (67.2).
     // Seed 3 drew from a class with only 3 training images.
     for (seed, acc, fewest) in [(1, 60.0, 4), (2, 62.0, 4), (3, 64.0, 3)] {
-        let mut r = fewshot("dsa", Method::Coop, 4, seed, acc);
+        let mut r = fewshot("dtd", Method::Coop, 4, seed, acc);
         r.train_per_class = vec![4, fewest, 4];
         write(&res, &r);
     }
     for (seed, acc) in [(1, 70.0), (2, 80.0)] {
-        write(&res, &fewshot("dsb", Method::Coop, 4, seed, acc));
+        write(&res, &fewshot("eurosat", Method::Coop, 4, seed, acc));
     }
-    write(&res, &fewshot("dsa", Method::Zsclip, 4, 1, 50.0));
-    write(&res, &fewshot("dsa", Method::Coop, 1, 1, 55.0));
-    // Base-to-novel: dsa seeds (90, 30) and (70, 50) average to (80, 40), HM 53.33 (the
-    // mean of per-seed HMs would be 51.67); dsb (60, 60). Dataset average: base 70,
+    write(&res, &fewshot("dtd", Method::Zsclip, 4, 1, 50.0));
+    write(&res, &fewshot("dtd", Method::Coop, 1, 1, 55.0));
+    // Base-to-novel: dtd seeds (90, 30) and (70, 50) average to (80, 40), HM 53.33 (the
+    // mean of per-seed HMs would be 51.67); eurosat (60, 60). Dataset average: base 70,
     // novel 50, HM 58.33, whereas the mean of the two HMs is 56.67.
-    write(&res, &b2n("dsa", Method::Coop, 1, 90.0, 30.0));
-    write(&res, &b2n("dsa", Method::Coop, 2, 70.0, 50.0));
-    write(&res, &b2n("dsb", Method::Coop, 1, 60.0, 60.0));
+    write(&res, &b2n("dtd", Method::Coop, 1, 90.0, 30.0));
+    write(&res, &b2n("dtd", Method::Coop, 2, 70.0, 50.0));
+    write(&res, &b2n("eurosat", Method::Coop, 1, 60.0, 60.0));
     // Domain generalisation: the source and one target.
     write(&res, &fewshot("imagenet", Method::Coop, 16, 1, 71.0));
     write(&res, &fewshot("imagenetv2", Method::Coop, 16, 1, 60.0));
     write(&res, &fewshot("imagenetv2", Method::Coop, 16, 2, 64.0));
     // Ablations: the paper's rank at 4 shots (10), rank 5, and an NFL weight of 0.5.
     for (seed, rank, acc) in [(1, 10, 66.0), (2, 10, 68.0), (1, 5, 61.0)] {
-        let mut s = spec("dsa", Method::CoopSub, 4, seed);
+        let mut s = spec("dtd", Method::CoopSub, 4, seed);
         s.subpt = Some(SubptSpec {
             rank,
             ..SubptSpec::defaults_for_shots(4)
         });
-        let mut r = result(s, &[("all", acc)]);
+        let mut r = result(s, &[(SubsampleClasses::All, acc)]);
         r.subspace = Some(SubspaceSummary {
             rank,
             points: 30,
@@ -145,14 +152,14 @@ fn fixture() -> (tempfile::TempDir, PathBuf, subpt_bench::report::Summary) {
         });
         write(&res, &r);
     }
-    let mut s = spec("dsa", Method::CoopNfl, 4, 1);
+    let mut s = spec("dtd", Method::CoopNfl, 4, 1);
     s.nfl = Some(NflSpec {
         names: "imagenet_100".into(),
         lambda: 0.5,
     });
-    write(&res, &result(s, &[("all", 63.0)]));
+    write(&res, &result(s, &[(SubsampleClasses::All, 63.0)]));
     // Curves on one base-to-novel run.
-    let mut r = b2n("dsc", Method::Cocoop, 1, 75.0, 70.0);
+    let mut r = b2n("food101", Method::Cocoop, 1, 75.0, 70.0);
     r.curves = (1..=3)
         .map(|e| CurvePoint {
             epoch: e,
@@ -160,8 +167,8 @@ fn fixture() -> (tempfile::TempDir, PathBuf, subpt_bench::report::Summary) {
             train_loss: 1.0,
             train_accuracy: 50.0,
             test: [
-                ("base".to_string(), 60.0 + e as f64),
-                ("new".to_string(), 65.0),
+                (SubsampleClasses::Base, 60.0 + e as f64),
+                (SubsampleClasses::New, 65.0),
             ]
             .into(),
         })
@@ -171,7 +178,7 @@ fn fixture() -> (tempfile::TempDir, PathBuf, subpt_bench::report::Summary) {
     let bad = res.join("broken");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(bad.join("result.json"), "{ not json").unwrap();
-    let mut stale = fewshot("dsa", Method::Coop, 4, 9, 99.0);
+    let mut stale = fewshot("dtd", Method::Coop, 4, 9, 99.0);
     stale.spec.epochs += 1;
     write(&res, &stale);
 
@@ -210,7 +217,7 @@ fn report_tables_follow_the_conventions() {
     let fs = csv(&out.join("fewshot.csv"));
     let row = find(
         &fs,
-        &[("dataset", "dsa"), ("shots", "4"), ("method", "coop")],
+        &[("dataset", "dtd"), ("shots", "4"), ("method", "coop")],
     );
     close(num(row, "mean"), 62.0);
     close(num(row, "std"), 2.0); // n - 1: deviations 2, 0, 2 -> sqrt(8 / 2)
@@ -218,11 +225,11 @@ fn report_tables_follow_the_conventions() {
     assert_eq!(row["n"], "3");
     let row = find(
         &fs,
-        &[("dataset", "dsb"), ("shots", "4"), ("method", "coop")],
+        &[("dataset", "eurosat"), ("shots", "4"), ("method", "coop")],
     );
     close(num(row, "std"), 50f64.sqrt());
     assert_eq!(row["seed 3"], "");
-    let zs = find(&fs, &[("dataset", "dsa"), ("method", "zsclip")]);
+    let zs = find(&fs, &[("dataset", "dtd"), ("method", "zsclip")]);
     assert_eq!(zs["std"], "", "one seed has no sample std");
     let avg = find(
         &fs,
@@ -233,23 +240,23 @@ fn report_tables_follow_the_conventions() {
     // Non-paper SubPT / NFL settings get their own rows.
     let var = find(
         &fs,
-        &[("dataset", "dsa"), ("method", "coop_sub [r=5 t=30]")],
+        &[("dataset", "dtd"), ("method", "coop_sub [r=5 t=30]")],
     );
     close(num(var, "mean"), 61.0);
     close(
         num(
-            find(&fs, &[("dataset", "dsa"), ("method", "coop_sub")]),
+            find(&fs, &[("dataset", "dtd"), ("method", "coop_sub")]),
             "mean",
         ),
         67.0,
     );
-    find(&fs, &[("dataset", "dsa"), ("method", "coop_nfl [λ=0.5]")]);
+    find(&fs, &[("dataset", "dtd"), ("method", "coop_nfl [λ=0.5]")]);
     // ImageNet is a few-shot dataset too; its shifted variants are not.
     find(&fs, &[("dataset", "imagenet")]);
     assert!(!fs.iter().any(|r| r["dataset"] == "imagenetv2"));
 
     let bn = csv(&out.join("base_to_novel.csv"));
-    let a = find(&bn, &[("dataset", "dsa"), ("method", "coop")]);
+    let a = find(&bn, &[("dataset", "dtd"), ("method", "coop")]);
     close(num(a, "base"), 80.0);
     close(num(a, "novel"), 40.0);
     close(num(a, "hm"), 160.0 / 3.0);
@@ -281,7 +288,7 @@ fn report_tables_follow_the_conventions() {
     // Markdown carries the same rows and states the std convention.
     let md = std::fs::read_to_string(out.join("fewshot.md")).unwrap();
     assert!(
-        md.contains("| dsa | 4 | 3 | coop | 3 | 62.00 | 2.00 | 60.00 | 62.00 | 64.00 |"),
+        md.contains("| dtd | 4 | 3 | coop | 3 | 62.00 | 2.00 | 60.00 | 62.00 | 64.00 |"),
         "{md}"
     );
     assert!(md.contains("n - 1"));
@@ -368,35 +375,35 @@ fn plots_are_svg_with_their_series() {
         "coop_sub [r=5 t=30]",
         "accuracy (%)",
     ] {
-        has("fewshot_dsa.svg", name);
+        has("fewshot_dtd.svg", name);
     }
-    has("fewshot_dsb.svg", "coop");
+    has("fewshot_eurosat.svg", "coop");
     has("fewshot_average.svg", "coop");
-    has("curves_dsc_16shot_cocoop_base.svg", "base seed 1");
-    has("curves_dsc_16shot_cocoop_base.svg", "new seed 1");
-    has("curves_compare_dsc_16shot_base.svg", "cocoop base");
-    has("curves_compare_dsc_16shot_base.svg", "cocoop new");
-    has("pca_dsa.svg", "coop_sub 4-shot all seed 2");
-    has("pca_dsa.svg", "coop_sub [r=5 t=30] 4-shot all seed 1");
-    has("pca_dsa.svg", "explained variance ratio");
+    has("curves_food101_16shot_cocoop_base.svg", "base seed 1");
+    has("curves_food101_16shot_cocoop_base.svg", "new seed 1");
+    has("curves_compare_food101_16shot_base.svg", "cocoop base");
+    has("curves_compare_food101_16shot_base.svg", "cocoop new");
+    has("pca_dtd.svg", "coop_sub 4-shot all seed 2");
+    has("pca_dtd.svg", "coop_sub [r=5 t=30] 4-shot all seed 1");
+    has("pca_dtd.svg", "explained variance ratio");
     // Curves only where runs recorded them; PCA only for SubPT runs.
-    assert!(!texts.contains_key("curves_dsa_4shot_coop_all.svg"));
-    assert!(!texts.contains_key("pca_dsb.svg"));
+    assert!(!texts.contains_key("curves_dtd_4shot_coop_all.svg"));
+    assert!(!texts.contains_key("pca_eurosat.svg"));
     assert_eq!(texts.len(), 7, "{:?}", texts.keys());
-    // Shot counts on the few-shot x axis are whole numbers (dsa has 1 and 4 shots).
-    let fewshot = &texts["fewshot_dsa.svg"];
+    // Shot counts on the few-shot x axis are whole numbers (dtd has 1 and 4 shots).
+    let fewshot = &texts["fewshot_dtd.svg"];
     for tick in ["1", "4"] {
         assert!(fewshot.iter().any(|t| t == tick), "{tick} in {fewshot:?}");
     }
     let fractional = |t: &String| t.parse::<f64>().is_ok_and(|v| v.fract() != 0.0);
     assert!(!fewshot.iter().any(fractional), "{fewshot:?}");
     // Explained-variance ticks (the labels with decimals) stay within [0, 1].
-    let ratios: Vec<f64> = texts["pca_dsa.svg"]
+    let ratios: Vec<f64> = texts["pca_dtd.svg"]
         .iter()
         .filter(|t| t.contains('.'))
         .filter_map(|t| t.parse().ok())
         .collect();
-    assert!(ratios.len() >= 2, "{:?}", texts["pca_dsa.svg"]);
+    assert!(ratios.len() >= 2, "{:?}", texts["pca_dtd.svg"]);
     assert!(ratios.iter().all(|r| (0.0..=1.0).contains(r)), "{ratios:?}");
 }
 
@@ -417,7 +424,7 @@ fn domain_generalisation_follows_the_evaluated_contexts() {
     for (target, acc) in [("fashion_mnist_noise", 60.0), ("fashion_mnist_blur", 75.0)] {
         let mut s = spec(target, Method::Coop, 4, 1);
         s.evaluate_context = Some(dir_of(&source).join("context.safetensors"));
-        write(&res, &result(s, &[("all", acc)]));
+        write(&res, &result(s, &[(SubsampleClasses::All, acc)]));
     }
     write(
         &res,
@@ -507,14 +514,14 @@ fn runs_that_differ_in_weights_or_an_override_get_their_own_labelled_rows() {
     let tmp = tempfile::tempdir().unwrap();
     let res = tmp.path().join("results");
     for seed in [1, 2] {
-        let a = fewshot("dsa", Method::Coop, 4, seed, 60.0);
+        let a = fewshot("dtd", Method::Coop, 4, seed, 60.0);
         write(&res, &with_weights(a, "models/a.safetensors", 'a'));
-        let b = fewshot("dsa", Method::Coop, 4, seed, 70.0);
+        let b = fewshot("dtd", Method::Coop, 4, seed, 70.0);
         write(&res, &with_weights(b, "models/b.safetensors", 'b'));
         // The same file name in another directory, other contents.
-        let c = fewshot("dsa", Method::Coop, 4, seed, 80.0);
+        let c = fewshot("dtd", Method::Coop, 4, seed, 80.0);
         write(&res, &with_weights(c, "other/b.safetensors", 'c'));
-        let mut lr = fewshot("dsa", Method::Coop, 4, seed, 50.0);
+        let mut lr = fewshot("dtd", Method::Coop, 4, seed, 50.0);
         lr.spec.lr = 0.01;
         write(&res, &with_weights(lr, "models/a.safetensors", 'a'));
     }
@@ -524,7 +531,7 @@ fn runs_that_differ_in_weights_or_an_override_get_their_own_labelled_rows() {
     let rows = csv(&out.join("fewshot.csv"));
     let by_method: BTreeMap<&str, &str> = rows
         .iter()
-        .filter(|r| r["dataset"] == "dsa")
+        .filter(|r| r["dataset"] == "dtd")
         .map(|r| (r["method"].as_str(), r["mean"].as_str()))
         .collect();
     let expect = [
@@ -534,7 +541,7 @@ fn runs_that_differ_in_weights_or_an_override_get_their_own_labelled_rows() {
         ("coop [lr=0.01 weights=a]", "50.0000"),
     ];
     assert_eq!(by_method, expect.into_iter().collect(), "{rows:?}");
-    assert!(rows.iter().all(|r| r["dataset"] != "dsa" || r["n"] == "2"));
+    assert!(rows.iter().all(|r| r["dataset"] != "dtd" || r["n"] == "2"));
 }
 
 /// A report scoped to a grid leaves out the other results below the directory and names them.
@@ -542,8 +549,8 @@ fn runs_that_differ_in_weights_or_an_override_get_their_own_labelled_rows() {
 fn results_of_cells_outside_the_grid_are_left_out_and_listed() {
     let tmp = tempfile::tempdir().unwrap();
     let res = tmp.path().join("results");
-    let keep = fewshot("dsa", Method::Coop, 4, 1, 60.0);
-    let stale = fewshot("dsa", Method::Coop, 4, 2, 10.0);
+    let keep = fewshot("dtd", Method::Coop, 4, 1, 60.0);
+    let stale = fewshot("dtd", Method::Coop, 4, 2, 10.0);
     write(&res, &keep);
     write(&res, &stale);
     let dir_of = |r: &RunResult| {
@@ -561,7 +568,7 @@ fn results_of_cells_outside_the_grid_are_left_out_and_listed() {
     assert_eq!(summary.runs, 1);
     assert_eq!(summary.left_out.len(), 1, "{:?}", summary.left_out);
     assert!(
-        summary.left_out[0].contains("dsa coop 4-shot seed 2")
+        summary.left_out[0].contains("dtd coop 4-shot seed 2")
             && summary.left_out[0].contains("not a cell of grid `g`"),
         "{:?}",
         summary.left_out

@@ -53,12 +53,8 @@ pub enum PickleError {
         #[source]
         source: Box<PickleError>,
     },
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] subpt_io::IoError),
 }
 
 /// Decodes one pickle that must span all of `data`.
@@ -85,10 +81,7 @@ pub fn write(value: &Value) -> Result<Vec<u8>, PickleError> {
 
 /// Reads and decodes a pickle file; errors name the file.
 pub fn read_file(path: &Path) -> Result<Value, PickleError> {
-    let data = std::fs::read(path).map_err(|source| PickleError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let data = subpt_io::read(path)?;
     read(&data).map_err(|e| PickleError::File {
         path: path.to_path_buf(),
         source: Box::new(e),

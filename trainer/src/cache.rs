@@ -8,7 +8,7 @@
 //! a temporary file and a rename: concurrent ranks computing the same entry both succeed and
 //! readers never see a partial file.
 use crate::digest::digest_json;
-use crate::io::{with_atomic_path, write_atomic};
+use crate::io::{with_atomic_path, write_atomic, AtPath};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
@@ -18,23 +18,10 @@ const CACHE_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    #[error("feature cache {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("feature cache {0}")]
+    Io(#[from] crate::io::IoError),
     #[error("feature cache {path}: {msg}")]
     Write { path: String, msg: String },
-}
-
-impl From<std::io::Error> for CacheError {
-    fn from(source: std::io::Error) -> Self {
-        CacheError::Io {
-            path: "(rename)".into(),
-            source,
-        }
-    }
 }
 
 /// What a cache lookup did, for logs and tests.
@@ -128,11 +115,7 @@ impl FeatureCache {
         tensors: &[(String, Tensor)],
     ) -> Result<(), CacheError> {
         let (data, meta, manifest) = self.paths(kind, key);
-        let io = |p: &Path| {
-            let path = p.display().to_string();
-            move |source| CacheError::Io { path, source }
-        };
-        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        std::fs::create_dir_all(&self.dir).at(&self.dir)?;
         let cpu: Vec<(String, Tensor)> = tensors
             .iter()
             .map(|(k, t)| (k.clone(), t.to_device(tch::Device::Cpu).contiguous()))
@@ -151,8 +134,8 @@ impl FeatureCache {
         write_atomic(
             &meta,
             serde_json::to_string_pretty(&body).unwrap().as_bytes(),
-        )
-        .map_err(io(&meta))
+        )?;
+        Ok(())
     }
 }
 

@@ -10,7 +10,8 @@ pub mod device;
 pub mod digest;
 pub mod engine;
 pub mod features;
-pub mod io;
+/// File errors naming their file and atomic writes, a crate of its own.
+pub use subpt_io as io;
 pub mod methods;
 /// Python pickles (Dassl's few-shot caches, torch.save archives), a crate of its own.
 pub use subpt_pickle as pickle;

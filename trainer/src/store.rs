@@ -11,6 +11,7 @@
 //!   context.safetensors      the learned context (and CoCoOp's meta-network)
 //!   trajectory.safetensors   theta0 and the context after every epoch
 //! ```
+use crate::io::IoError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -56,7 +57,7 @@ pub struct CellDir(PathBuf);
 struct Stored {
     identity: Option<Identity>,
     #[serde(default)]
-    accuracy: BTreeMap<String, f64>,
+    accuracy: BTreeMap<crate::data::SubsampleClasses, f64>,
 }
 
 impl CellDir {
@@ -90,9 +91,11 @@ impl CellDir {
     }
 
     /// Writes `value` as pretty JSON to `name`, atomically.
-    pub fn write_json(&self, name: &str, value: &impl Serialize) -> std::io::Result<()> {
-        let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
-        crate::io::write_atomic(&self.file(name), text.as_bytes())
+    pub fn write_json(&self, name: &str, value: &impl Serialize) -> Result<(), IoError> {
+        let path = self.file(name);
+        let text = serde_json::to_string_pretty(value)
+            .map_err(|e| IoError::new(&path, std::io::Error::other(e)))?;
+        crate::io::write_atomic(&path, text.as_bytes())
     }
 
     /// Reads `name` as `T`; `None` when it is missing or does not parse.

@@ -5,7 +5,7 @@ use std::path::Path;
 use subpt_trainer::clip::random_init::{generate, Spec};
 use subpt_trainer::comm::Single;
 use subpt_trainer::data::fixtures::{write_fixture, FixtureOptions};
-use subpt_trainer::data::DatasetName;
+use subpt_trainer::data::{DatasetName, SubsampleClasses};
 use subpt_trainer::engine::run::run;
 use subpt_trainer::engine::spec::{Method, NflSpec, RunSpec, SubptSpec};
 use tch::{Device, Tensor};
@@ -29,7 +29,7 @@ fn trajectory(out: &Path) -> std::collections::HashMap<String, Tensor> {
 
 fn spec(dir: &Path, weights: &Path, method: Method, shots: usize, epochs: usize) -> RunSpec {
     let mut s = RunSpec::paper_defaults(
-        "eurosat",
+        DatasetName::EuroSat,
         dir.join("data"),
         method,
         shots,
@@ -48,8 +48,8 @@ fn every_method_runs_base_to_novel_and_writes_complete_results() {
     let w = setup(dir.path(), &FixtureOptions::default());
     for method in Method::ALL {
         let mut s = spec(dir.path(), &w, method, 2, 3);
-        s.subsample = "base".into();
-        s.eval_subsets = vec!["base".into(), "new".into()];
+        s.subsample = SubsampleClasses::Base;
+        s.eval_subsets = vec![SubsampleClasses::Base, SubsampleClasses::New];
         s.eval_every = 1;
         if let Some(sub) = s.subpt.as_mut() {
             *sub = SubptSpec {
@@ -67,22 +67,25 @@ fn every_method_runs_base_to_novel_and_writes_complete_results() {
         let out = dir.path().join(method.to_string());
         let r = run(&s, &out, Device::Cpu, &Single).unwrap_or_else(|e| panic!("{method}: {e}"));
         assert_eq!(r.spec_hash, s.hash());
-        for k in ["base", "new"] {
-            let a = r.accuracy[k];
+        for (k, classes) in [(SubsampleClasses::Base, 3), (SubsampleClasses::New, 2)] {
+            let a = r.accuracy[&k];
             assert!((0.0..=100.0).contains(&a), "{method} {k}: {a}");
-            assert_eq!(
-                r.per_class_accuracy[k].len(),
-                if k == "base" { 3 } else { 2 }
-            );
+            assert_eq!(r.per_class_accuracy[&k].len(), classes);
         }
         let hm = r.hm.expect("base and new give a harmonic mean");
-        assert!(hm <= r.accuracy["base"].max(r.accuracy["new"]) + 1e-9);
+        assert!(
+            hm <= r.accuracy[&SubsampleClasses::Base].max(r.accuracy[&SubsampleClasses::New])
+                + 1e-9
+        );
         if method == Method::Zsclip {
             assert!(r.curves.is_empty());
             continue;
         }
         assert_eq!(r.curves.len(), 3, "{method}: one curve point per epoch");
-        assert!(r.curves.iter().all(|c| c.test.contains_key("new")));
+        assert!(r
+            .curves
+            .iter()
+            .all(|c| c.test.contains_key(&SubsampleClasses::New)));
         assert_eq!(r.curves[0].lr, 1e-5, "{method}: warm-up epoch");
         let traj = Tensor::read_safetensors(out.join("trajectory.safetensors")).unwrap();
         assert_eq!(traj.len(), 4, "{method}: theta0 + one context per epoch");
@@ -171,7 +174,7 @@ fn coop_learns_a_learnable_fixture() {
     s.lr = 0.05;
     s.prompt.class_specific = true;
     let r = run(&s, &dir.path().join("coop"), Device::Cpu, &Single).unwrap();
-    let acc = r.accuracy["all"];
+    let acc = r.accuracy[&SubsampleClasses::All];
     eprintln!(
         "{:?} -> {acc}",
         r.curves
@@ -274,7 +277,8 @@ fn a_trained_context_is_evaluated_on_a_domain_shift_dataset() {
     let named: Vec<(&str, &Tensor)> = t.iter().map(|(k, v)| (k.as_str(), v)).collect();
     Tensor::write_safetensors(&named, &w).unwrap();
     for method in [Method::Coop, Method::Cocoop] {
-        let mut src = RunSpec::paper_defaults("imagenet", root.clone(), method, 2, 1, w.clone());
+        let mut src =
+            RunSpec::paper_defaults(DatasetName::ImageNet, root.clone(), method, 2, 1, w.clone());
         src.epochs = 2;
         src.prompt.n_ctx = 4;
         src.cache_dir = dir.path().join("cache");
@@ -293,11 +297,11 @@ fn a_trained_context_is_evaluated_on_a_domain_shift_dataset() {
         .unwrap();
         assert_eq!(r.accuracy, trained.accuracy, "{method}");
         let mut dg = again.clone();
-        dg.dataset = "imagenet_sketch".into();
+        dg.dataset = DatasetName::ImageNetSketch;
         let out = dir.path().join(format!("sketch-{method}"));
         let r = run(&dg, &out, Device::Cpu, &Single).unwrap();
-        assert_eq!(r.test_size["all"], sketch.test.len());
-        assert!((0.0..=100.0).contains(&r.accuracy["all"]));
+        assert_eq!(r.test_size[&SubsampleClasses::All], sketch.test.len());
+        assert!((0.0..=100.0).contains(&r.accuracy[&SubsampleClasses::All]));
         assert!(r.curves.is_empty(), "evaluation only: no training epochs");
         assert!(!out.join("trajectory.safetensors").exists());
         // A missing source context is a clear error naming the file.

@@ -357,7 +357,7 @@ fn matches_pil_and_torchvision() {
                 .push(format!("{file}: decoded, expected a {kind} error")),
             Err(err) => {
                 let got = match err {
-                    ImageError::Unreadable { .. } => "unreadable",
+                    ImageError::Unreadable(_) => "unreadable",
                     ImageError::Corrupt { .. } => "corrupt",
                     ImageError::Unsupported { .. } => "unsupported",
                 };

@@ -5,6 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use subpt_trainer::comm::Single;
+use subpt_trainer::data::DatasetName;
 use subpt_trainer::engine::spec::{Method, RunSpec, SubptSpec};
 use subpt_trainer::engine::{result::RunResult, run::run};
 use subpt_trainer::views;
@@ -27,7 +28,14 @@ fn cells_on_shared_views_train_bit_for_bit_as_on_their_own() {
     let d = dir.path();
     let w = common::eurosat_and_tiny_clip(d);
     let spec = |method: Method, cache: &str| {
-        let mut s = RunSpec::paper_defaults("eurosat", d.join("data"), method, 4, 1, w.clone());
+        let mut s = RunSpec::paper_defaults(
+            DatasetName::EuroSat,
+            d.join("data"),
+            method,
+            4,
+            1,
+            w.clone(),
+        );
         s.epochs = 4;
         s.batch_size = 8;
         s.cache_dir = d.join(cache);

@@ -5,6 +5,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use subpt_trainer::comm::Single;
+use subpt_trainer::data::{DatasetName, SubsampleClasses};
 use subpt_trainer::engine::run::run;
 use subpt_trainer::engine::spec::{Method, RunSpec};
 use subpt_trainer::engine::warm::encode_test_features;
@@ -23,16 +24,31 @@ fn cells_find_the_features_their_feature_cell_encoded() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let w = common::eurosat_and_tiny_clip(d);
-    let spec = |method, subsample: &str, eval: &[&str]| {
-        let mut s = RunSpec::paper_defaults("eurosat", d.join("data"), method, 2, 1, w.clone());
+    let spec = |method, subsample: SubsampleClasses, eval: &[SubsampleClasses]| {
+        let mut s = RunSpec::paper_defaults(
+            DatasetName::EuroSat,
+            d.join("data"),
+            method,
+            2,
+            1,
+            w.clone(),
+        );
         s.epochs = 2;
         s.cache_dir = d.join("cache");
         s.prompt.n_ctx = 4;
-        s.subsample = subsample.into();
-        s.eval_subsets = eval.iter().map(|e| e.to_string()).collect();
+        s.subsample = subsample;
+        s.eval_subsets = eval.to_vec();
         s
     };
-    let mut features = spec(Method::Zsclip, "all", &["all", "base", "new"]);
+    let mut features = spec(
+        Method::Zsclip,
+        SubsampleClasses::All,
+        &[
+            SubsampleClasses::All,
+            SubsampleClasses::Base,
+            SubsampleClasses::New,
+        ],
+    );
     features.shots = 1;
     features.seed = 0;
     let first = encode_test_features(&features, Device::Cpu).unwrap();
@@ -51,10 +67,26 @@ fn cells_find_the_features_their_feature_cell_encoded() {
         assert!(store.has_entry(&set.entry));
     }
     let cells = [
-        spec(Method::Zsclip, "all", &["all"]),
-        spec(Method::Zsclip, "base", &["base", "new"]),
-        spec(Method::Coop, "all", &["all"]),
-        spec(Method::Coop, "base", &["base", "new"]),
+        spec(
+            Method::Zsclip,
+            SubsampleClasses::All,
+            &[SubsampleClasses::All],
+        ),
+        spec(
+            Method::Zsclip,
+            SubsampleClasses::Base,
+            &[SubsampleClasses::Base, SubsampleClasses::New],
+        ),
+        spec(
+            Method::Coop,
+            SubsampleClasses::All,
+            &[SubsampleClasses::All],
+        ),
+        spec(
+            Method::Coop,
+            SubsampleClasses::Base,
+            &[SubsampleClasses::Base, SubsampleClasses::New],
+        ),
     ];
     for (i, s) in cells.iter().enumerate() {
         run(s, &d.join(format!("cell{i}")), Device::Cpu, &Single).unwrap();

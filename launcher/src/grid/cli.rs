@@ -131,7 +131,7 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
     });
     let summary_path = grid.output_dir.join(crate::report::collect::GRID_SUMMARY);
     if let Err(e) = serde_json::to_vec_pretty(&record)
-        .map_err(std::io::Error::other)
+        .map_err(|e| subpt_trainer::io::IoError::new(&summary_path, std::io::Error::other(e)))
         .and_then(|b| subpt_trainer::io::write_atomic(&summary_path, &b))
     {
         tracing::warn!("{}: {e}", summary_path.display());

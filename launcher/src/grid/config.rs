@@ -95,10 +95,7 @@ struct RawGrid {
 
 impl GridConfig {
     pub fn load(path: &Path) -> Result<GridConfig, GridError> {
-        let text = std::fs::read_to_string(path).map_err(|source| GridError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = subpt_trainer::io::read_to_string(path)?;
         Self::parse(&text, path)
     }
 

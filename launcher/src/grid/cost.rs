@@ -16,34 +16,26 @@
 //! Class counts and test-set sizes are the real datasets' (`DatasetInfo::num_classes`,
 //! `num_test`), so fixtures look dearer than they are; only ratios between cells matter.
 use super::CellKind;
-use subpt_trainer::data::DatasetName;
+use subpt_trainer::data::SubsampleClasses;
 use subpt_trainer::engine::spec::{Method, RunSpec};
 
 const IMAGE_PASS: f64 = 7.5;
 
 pub fn estimate_cost(spec: &RunSpec, kind: &CellKind) -> f64 {
-    let dataset = spec.dataset.parse::<DatasetName>().ok();
-    let classes = dataset.map(|d| d.info().num_classes).unwrap_or(100);
+    let classes = spec.dataset.info().num_classes;
     let half = |n: usize| n.div_ceil(2);
-    let trained = match spec.subsample.as_str() {
-        "base" => half(classes),
-        "new" => classes - half(classes),
-        _ => classes,
+    let of = |s: SubsampleClasses| match s {
+        SubsampleClasses::Base => half(classes),
+        SubsampleClasses::New => classes - half(classes),
+        SubsampleClasses::All => classes,
     };
-    let evaluated: usize = spec
-        .eval_subsets
-        .iter()
-        .map(|s| match s.as_str() {
-            "base" => half(classes),
-            "new" => classes - half(classes),
-            _ => classes,
-        })
-        .sum();
+    let trained = of(spec.subsample);
+    let evaluated: usize = spec.eval_subsets.iter().map(|&s| of(s)).sum();
     let eval = evaluated as f64;
     if *kind == CellKind::Features {
         // Each subset's images are encoded under their own key: "all" once, "base" and "new"
         // a class half each (taken as half the images).
-        let images = dataset.map(|d| d.info().num_test).unwrap_or(1_000) as f64;
+        let images = spec.dataset.info().num_test as f64;
         return IMAGE_PASS * images * eval / classes as f64 + eval;
     }
     if matches!(kind, CellKind::Evaluate { .. }) || spec.method == Method::Zsclip {

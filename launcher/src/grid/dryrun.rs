@@ -1,6 +1,7 @@
 //! The `--dry-run` listing: one line per cell in execution order, then totals.
 use super::{CellKind, Grid};
 use std::fmt::Write;
+use subpt_trainer::data::SubsampleClasses;
 
 pub fn dry_run(grid: &Grid) -> String {
     let mut s = String::new();
@@ -125,16 +126,14 @@ pub fn missing_inputs(grid: &Grid) -> Vec<String> {
         if !spec.weights.exists() {
             out.insert(format!("weights {} do not exist", spec.weights.display()));
         }
-        if let Ok(d) = spec.dataset.parse::<subpt_trainer::data::DatasetName>() {
-            let dir = d.info().dataset_dir(&spec.root);
-            if !dir.is_dir() {
-                out.insert(format!(
-                    "dataset {} is not under {} (no {})",
-                    spec.dataset,
-                    spec.root.display(),
-                    dir.display()
-                ));
-            }
+        let dir = spec.dataset.info().dataset_dir(&spec.root);
+        if !dir.is_dir() {
+            out.insert(format!(
+                "dataset {} is not under {} (no {})",
+                spec.dataset,
+                spec.root.display(),
+                dir.display()
+            ));
         }
     }
     out.into_iter().collect()
@@ -152,10 +151,13 @@ fn or_dash(c: &super::Cell, v: String) -> String {
 /// between cells that would share a table row otherwise.
 fn details(c: &super::Cell, variant: &str) -> String {
     if c.kind == CellKind::Features {
-        return format!("  [test subsets: {}]", c.spec.eval_subsets.join(", "));
+        return format!(
+            "  [test subsets: {}]",
+            SubsampleClasses::list(&c.spec.eval_subsets)
+        );
     }
     let mut parts = Vec::new();
-    if c.spec.subsample != "all" {
+    if c.spec.subsample != SubsampleClasses::All {
         parts.push(format!("subsample={}", c.spec.subsample));
     }
     if let Some(sub) = &c.spec.subpt {

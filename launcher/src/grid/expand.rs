@@ -6,7 +6,7 @@ use super::{estimate_cost, features_id, topological_order, Cell, CellKind, Grid,
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use subpt_trainer::data::DatasetName;
+use subpt_trainer::data::{DatasetName, SubsampleClasses};
 use subpt_trainer::engine::presets;
 use subpt_trainer::engine::spec::{Method, RunSpec};
 use subpt_trainer::store::CellDir;
@@ -31,7 +31,7 @@ fn preset(
 ) -> RunSpec {
     let mut s = presets::preset(
         protocol,
-        dataset.id(),
+        dataset,
         cfg.data_root.clone(),
         method,
         shots,
@@ -191,9 +191,9 @@ pub fn expand(cfg: &GridConfig) -> Result<Grid, GridError> {
         let model = b.cells[i].clone();
         for &target in &cfg.dg_targets {
             let mut spec = model.spec.clone();
-            spec.dataset = target.id().into();
-            spec.subsample = "all".into();
-            spec.eval_subsets = vec!["all".into()];
+            spec.dataset = target;
+            spec.subsample = SubsampleClasses::All;
+            spec.eval_subsets = vec![SubsampleClasses::All];
             // Zero-shot CLIP has no context: its target cell is plain zero-shot evaluation.
             if spec.method != Method::Zsclip {
                 spec.evaluate_context = Some(CellDir::new(&model.out_dir).context());
@@ -222,7 +222,7 @@ pub fn expand(cfg: &GridConfig) -> Result<Grid, GridError> {
             Some(g) => g,
             None => {
                 let mut f = RunSpec::paper_defaults(
-                    &s.dataset,
+                    s.dataset,
                     s.root.clone(),
                     Method::Zsclip,
                     1,
@@ -239,14 +239,13 @@ pub fn expand(cfg: &GridConfig) -> Result<Grid, GridError> {
         let f = &mut groups[g].0;
         for e in &s.eval_subsets {
             if !f.eval_subsets.contains(e) {
-                f.eval_subsets.push(e.clone());
+                f.eval_subsets.push(*e);
             }
         }
         groups[g].1.push(i);
     }
     for (mut spec, members) in groups {
-        let order = |e: &String| ["all", "base", "new"].iter().position(|x| x == e);
-        spec.eval_subsets.sort_by_key(order);
+        spec.eval_subsets.sort();
         let id = features_id(&spec);
         for m in members {
             b.cells[m].deps.push(id.clone());

@@ -38,11 +38,8 @@ use subpt_trainer::engine::spec::RunSpec;
 /// A user-input problem with a grid file. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum GridError {
-    #[error("{path}: cannot read the grid file")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read the grid file {0}")]
+    Io(#[from] subpt_trainer::io::IoError),
     /// Syntax, unknown keys, wrong types, unknown datasets or methods (serde's message
     /// carries the key path and the position).
     #[error("{path}:{line}:{column}: {message}")]

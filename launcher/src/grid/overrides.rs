@@ -31,7 +31,7 @@ pub(crate) fn parse(
     path: &Path,
 ) -> Result<Vec<Override>, GridError> {
     let probe = RunSpec::paper_defaults(
-        "imagenet",
+        subpt_trainer::data::DatasetName::ImageNet,
         PathBuf::from("/data"),
         Method::CoopSubNfl,
         4,

@@ -69,7 +69,7 @@ pub fn describe(cell: &Cell) -> String {
         return format!(
             "{} test features ({})",
             s.dataset,
-            s.eval_subsets.join(", ")
+            subpt_trainer::data::SubsampleClasses::list(&s.eval_subsets)
         );
     }
     s.describe()

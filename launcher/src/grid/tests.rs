@@ -1,6 +1,7 @@
 use super::*;
 use std::collections::HashSet;
 use std::path::PathBuf;
+use subpt_trainer::data::{DatasetName, SubsampleClasses};
 use subpt_trainer::engine::spec::Method;
 
 fn configs() -> PathBuf {
@@ -86,6 +87,12 @@ fn parse_errors_name_file_key_and_line() {
             format!("{MINIMAL}overrides:\n  epochs: 2\n  seed: 5\n"),
             12,
             vec!["overrides.seed", "`seeds:`"],
+        ),
+        // Class subsets are typed: a misspelt one fails at its line, naming the choices.
+        (
+            format!("{MINIMAL}overrides:\n  epochs: 2\n  eval_subsets: [[base, nwe]]\n"),
+            12,
+            vec!["overrides.eval_subsets", "nwe", "base"],
         ),
         (
             format!("{MINIMAL}overrides:\n  lr: [0.002, .nan]\n"),
@@ -188,10 +195,17 @@ fn every_cell_waits_for_the_test_features_it_reads() {
     let imagenet = g
         .cells
         .iter()
-        .find(|c| c.kind == CellKind::Features && c.spec.dataset == "imagenet")
+        .find(|c| c.kind == CellKind::Features && c.spec.dataset == DatasetName::ImageNet)
         .unwrap();
     // Few-shot evaluates all classes, base-to-novel the two halves.
-    assert_eq!(imagenet.spec.eval_subsets, ["all", "base", "new"]);
+    assert_eq!(
+        imagenet.spec.eval_subsets,
+        [
+            SubsampleClasses::All,
+            SubsampleClasses::Base,
+            SubsampleClasses::New
+        ]
+    );
     assert!(imagenet.deps.is_empty());
 }
 
@@ -204,9 +218,19 @@ fn protocol_presets_follow_the_paper() {
         .filter(|c| c.protocol == Protocol::BaseToNovel)
     {
         let s = &c.spec;
-        assert_eq!((s.subsample.as_str(), s.shots), ("base", 4));
-        assert_eq!(s.eval_subsets, vec!["base".to_string(), "new".to_string()]);
-        assert_eq!(s.epochs, if s.dataset == "imagenet" { 50 } else { 100 });
+        assert_eq!((s.subsample, s.shots), (SubsampleClasses::Base, 4));
+        assert_eq!(
+            s.eval_subsets,
+            [SubsampleClasses::Base, SubsampleClasses::New]
+        );
+        assert_eq!(
+            s.epochs,
+            if s.dataset == DatasetName::ImageNet {
+                50
+            } else {
+                100
+            }
+        );
         if let Some(sub) = &s.subpt {
             assert_eq!((sub.early_epochs, sub.rank), (30, 10));
         }
@@ -259,7 +283,7 @@ fn subpt_cells_depend_on_their_coop_source() {
             CellKind::Evaluate { model } => {
                 assert_eq!(work_deps(c), vec![model]);
                 let m = g.cell(model).unwrap();
-                assert_eq!((m.spec.dataset.as_str(), m.spec.shots), ("imagenet", 4));
+                assert_eq!((m.spec.dataset, m.spec.shots), (DatasetName::ImageNet, 4));
                 assert_eq!(m.spec.epochs, 50);
             }
         }
@@ -302,11 +326,10 @@ fn subpt_without_its_source_trains_its_own_early_stage() {
     let own = g
         .cells
         .iter()
-        .find(|c| c.spec.dataset == "dtd" && c.spec.shots == 4);
-    let reuse = linked
-        .cells
-        .iter()
-        .find(|c| c.spec.method == Method::CoopSub && c.spec.dataset == "dtd" && c.spec.shots == 4);
+        .find(|c| c.spec.dataset == DatasetName::Dtd && c.spec.shots == 4);
+    let reuse = linked.cells.iter().find(|c| {
+        c.spec.method == Method::CoopSub && c.spec.dataset == DatasetName::Dtd && c.spec.shots == 4
+    });
     let (own, reuse) = (own.unwrap(), reuse.unwrap());
     let early = own.spec.subpt.as_ref().unwrap().early_epochs as f64;
     let epochs = own.spec.epochs as f64;
@@ -401,7 +424,7 @@ fn dg_grid_models_and_evaluations() {
         .cells
         .iter()
         .filter(|c| matches!(c.kind, CellKind::Evaluate { .. }))
-        .map(|c| c.spec.dataset.as_str())
+        .map(|c| c.spec.dataset.id())
         .collect();
     let want: HashSet<&str> = ["imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"].into();
     assert_eq!(targets, want);
@@ -423,12 +446,9 @@ fn demo_grid_tests_the_clean_model_on_every_shifted_copy() {
             unreachable!()
         };
         let m = g.cells.iter().find(|m| &m.id == model).unwrap();
-        assert_eq!(
-            (m.spec.dataset.as_str(), m.spec.shots),
-            ("fashion_mnist", 4)
-        );
+        assert_eq!((m.spec.dataset.id(), m.spec.shots), ("fashion_mnist", 4));
         assert!(
-            c.spec.dataset.starts_with("fashion_mnist_"),
+            c.spec.dataset.id().starts_with("fashion_mnist_"),
             "{}",
             c.spec.dataset
         );

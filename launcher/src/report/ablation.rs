@@ -4,6 +4,7 @@ use super::fewshot::{insert_seed, STD_NOTE};
 use super::stats::{mean, sample_std};
 use super::table::{Cell, Table};
 use std::collections::BTreeMap;
+use subpt_trainer::data::SubsampleClasses;
 use subpt_trainer::engine::result::harmonic_mean;
 
 /// Settings that define an ablation point; λ is kept as text so it can be a map key.
@@ -30,20 +31,23 @@ pub fn ablations(runs: &[Loaded], warnings: &mut Vec<String>) -> Table {
             continue;
         }
         let acc = &r.result.accuracy;
-        let (metric, value) = if s.subsample == "all" {
-            match acc.get("all") {
+        let (metric, value) = if s.subsample == SubsampleClasses::All {
+            match acc.get(&SubsampleClasses::All) {
                 Some(&a) => ("all", a),
                 None => continue,
             }
         } else {
-            match (acc.get("base"), acc.get("new")) {
+            match (
+                acc.get(&SubsampleClasses::Base),
+                acc.get(&SubsampleClasses::New),
+            ) {
                 (Some(&b), Some(&n)) => ("hm", harmonic_mean(b, n)),
                 _ => continue,
             }
         };
         let key: Key = (
-            s.dataset.clone(),
-            s.subsample.clone(),
+            s.dataset.to_string(),
+            s.subsample.to_string(),
             s.shots,
             super::label::MethodKey::of(s).order,
             s.subpt.as_ref().map(|p| p.rank),

@@ -5,6 +5,7 @@ use super::label::{CellKey, MethodKey};
 use super::stats::{mean, sample_std};
 use super::table::Table;
 use std::collections::BTreeMap;
+use subpt_trainer::data::SubsampleClasses;
 use subpt_trainer::engine::result::harmonic_mean;
 
 /// (base, new) accuracy per seed, grouped by (dataset, shots, method).
@@ -29,13 +30,16 @@ impl BaseToNovel {
         for r in runs {
             let s = &r.result.spec;
             let acc = &r.result.accuracy;
-            let (Some(&b), Some(&n)) = (acc.get("base"), acc.get("new")) else {
+            let (Some(&b), Some(&n)) = (
+                acc.get(&SubsampleClasses::Base),
+                acc.get(&SubsampleClasses::New),
+            ) else {
                 continue;
             };
-            if s.subsample != "base" {
+            if s.subsample != SubsampleClasses::Base {
                 continue;
             }
-            let key = (s.dataset.clone(), s.shots, MethodKey::of_run(r));
+            let key = (s.dataset.to_string(), s.shots, MethodKey::of_run(r));
             insert_seed(&mut cells, key, s.seed, (b, n), r, warnings);
         }
         BaseToNovel { cells }

@@ -117,10 +117,7 @@ fn load(path: &Path) -> Result<RunResult, String> {
 }
 
 fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), super::ReportError> {
-    let io = |e: std::io::Error| super::ReportError::Io {
-        path: dir.display().to_string(),
-        source: e,
-    };
+    let io = |e| super::ReportError::Io(subpt_trainer::io::IoError::new(dir, e));
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
         let path = entry.path();

@@ -6,6 +6,7 @@ use super::table::{Cell, Table};
 use crate::grid::PROTOCOL_SHOTS;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use subpt_trainer::data::{DatasetName, SubsampleClasses};
 use subpt_trainer::engine::spec::Method;
 
 /// Accuracy on `all` per seed, grouped by (dataset, shots, method).
@@ -29,26 +30,28 @@ impl FewShot {
             .iter()
             .map(|r| &r.result.spec)
             .filter(|s| {
-                s.method != Method::Zsclip && s.subsample == "all" && s.evaluate_context.is_none()
+                s.method != Method::Zsclip
+                    && s.subsample == SubsampleClasses::All
+                    && s.evaluate_context.is_none()
             })
-            .map(|s| s.dataset.as_str())
+            .map(|s| s.dataset.id())
             .collect();
         let mut cells = BTreeMap::new();
         let mut fewest = BTreeMap::new();
         for r in runs {
             let s = &r.result.spec;
-            let target_only = roles.role(r) == Some(1) && !trained.contains(s.dataset.as_str());
-            if s.subsample != "all"
+            let target_only = roles.role(r) == Some(1) && !trained.contains(s.dataset.id());
+            if s.subsample != SubsampleClasses::All
                 || s.evaluate_context.is_some()
-                || DG_TARGETS.contains(&s.dataset.as_str())
+                || DG_TARGETS.contains(&s.dataset.id())
                 || target_only
             {
                 continue;
             }
-            let Some(&acc) = r.result.accuracy.get("all") else {
+            let Some(&acc) = r.result.accuracy.get(&SubsampleClasses::All) else {
                 continue;
             };
-            let key = (s.dataset.clone(), s.shots, MethodKey::of_run(r));
+            let key = (s.dataset.to_string(), s.shots, MethodKey::of_run(r));
             if let Some(&n) = r.result.train_per_class.iter().min() {
                 let f = fewest.entry(key.clone()).or_insert(n);
                 *f = (*f).min(n);
@@ -154,8 +157,8 @@ pub fn insert_seed<K: Ord, V>(
 struct DgRoles {
     /// Result directories of the models that DG evaluations load.
     sources: BTreeSet<PathBuf>,
-    source_datasets: BTreeSet<String>,
-    target_datasets: BTreeSet<String>,
+    source_datasets: BTreeSet<DatasetName>,
+    target_datasets: BTreeSet<DatasetName>,
     /// Any ImageNet variant present: ImageNet runs are then sources, linked or not.
     imagenet_variants: bool,
 }
@@ -176,17 +179,17 @@ impl DgRoles {
         let source_datasets = runs
             .iter()
             .filter(|r| r.path.parent().is_some_and(|d| sources.contains(d)))
-            .map(|r| r.result.spec.dataset.clone())
+            .map(|r| r.result.spec.dataset)
             .collect();
         let target_datasets = runs
             .iter()
             .map(|r| &r.result.spec)
-            .filter(|s| s.evaluate_context.is_some() || DG_TARGETS.contains(&s.dataset.as_str()))
-            .map(|s| s.dataset.clone())
+            .filter(|s| s.evaluate_context.is_some() || DG_TARGETS.contains(&s.dataset.id()))
+            .map(|s| s.dataset)
             .collect();
         let imagenet_variants = runs
             .iter()
-            .any(|r| DG_TARGETS.contains(&r.result.spec.dataset.as_str()));
+            .any(|r| DG_TARGETS.contains(&r.result.spec.dataset.id()));
         DgRoles {
             sources,
             source_datasets,
@@ -199,14 +202,14 @@ impl DgRoles {
     /// a run outside the protocol.
     fn role(&self, r: &Loaded) -> Option<usize> {
         let s = &r.result.spec;
-        let zero_shot = s.method == Method::Zsclip && s.subsample == "all";
+        let zero_shot = s.method == Method::Zsclip && s.subsample == SubsampleClasses::All;
         if s.evaluate_context.is_some()
-            || DG_TARGETS.contains(&s.dataset.as_str())
+            || DG_TARGETS.contains(&s.dataset.id())
             || (zero_shot && self.target_datasets.contains(&s.dataset))
         {
             Some(1)
         } else if r.path.parent().is_some_and(|d| self.sources.contains(d))
-            || (s.dataset == "imagenet" && self.imagenet_variants)
+            || (s.dataset == DatasetName::ImageNet && self.imagenet_variants)
             || (zero_shot && self.source_datasets.contains(&s.dataset) && s.shots == PROTOCOL_SHOTS)
         {
             Some(0)
@@ -228,10 +231,10 @@ pub fn domain_generalisation(runs: &[Loaded], warnings: &mut Vec<String>) -> Tab
         let Some(role) = roles.role(r) else {
             continue;
         };
-        let Some(&acc) = r.result.accuracy.get("all") else {
+        let Some(&acc) = r.result.accuracy.get(&SubsampleClasses::All) else {
             continue;
         };
-        let key = (role, s.dataset.clone(), s.shots, MethodKey::of_run(r));
+        let key = (role, s.dataset.to_string(), s.shots, MethodKey::of_run(r));
         insert_seed(&mut cells, key, s.seed, acc, r, warnings);
     }
     let mut t = Table::new(

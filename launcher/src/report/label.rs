@@ -189,10 +189,10 @@ pub fn variants(runs: &[Described]) -> Vec<String> {
     let mut groups: BTreeMap<_, Vec<usize>> = BTreeMap::new();
     for (i, (s, _)) in runs.iter().enumerate() {
         let key = (
-            s.dataset.clone(),
+            s.dataset,
             s.shots,
             MethodKey::of(s),
-            s.subsample.clone(),
+            s.subsample,
             s.eval_subsets.clone(),
         );
         groups.entry(key).or_default().push(i);
@@ -240,7 +240,14 @@ mod tests {
     use std::path::PathBuf;
 
     fn spec(method: Method, shots: usize) -> RunSpec {
-        RunSpec::paper_defaults("d", PathBuf::new(), method, shots, 1, PathBuf::new())
+        RunSpec::paper_defaults(
+            subpt_trainer::data::DatasetName::Dtd,
+            PathBuf::new(),
+            method,
+            shots,
+            1,
+            PathBuf::new(),
+        )
     }
 
     #[test]
@@ -253,7 +260,7 @@ mod tests {
         assert_eq!(MethodKey::of(&s).label(), "coop_sub_nfl [r=10 t=10 λ=2]");
         // Base-to-novel uses (r, t_early) = (10, 30) whatever the shots.
         let mut b = spec(Method::CoopSub, 1);
-        b.subsample = "base".into();
+        b.subsample = subpt_trainer::data::SubsampleClasses::Base;
         b.protocol = presets::Protocol::BaseToNovel;
         let p = b.subpt.as_mut().unwrap();
         (p.rank, p.early_epochs) = (10, 30);

@@ -16,12 +16,8 @@ use table::Table;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] subpt_trainer::io::IoError),
     #[error("plot {file}: {message}")]
     Plot { file: String, message: String },
     #[error("{dir}: no valid result.json below it ({skipped} skipped{}), so no report", match left_out { 0 => String::new(), n => format!(", {n} of cells not in the grid: --all includes them") })]
@@ -94,10 +90,7 @@ pub fn generate(
 
     let mut written = Vec::new();
     let mut put = |path: PathBuf, bytes: &[u8]| -> Result<(), ReportError> {
-        write_atomic(&path, bytes).map_err(|source| ReportError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        write_atomic(&path, bytes)?;
         written.push(path);
         Ok(())
     };

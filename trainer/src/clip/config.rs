@@ -25,31 +25,40 @@ pub struct TextConfig {
     pub vocab_size: i64,
 }
 
+/// A Vision Transformer image tower.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VitConfig {
+    pub width: i64,
+    pub layers: i64,
+    pub heads: i64,
+    pub patch: i64,
+    pub resolution: i64,
+}
+
+/// CLIP's modified ResNet image tower.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResNetConfig {
+    pub width: i64,
+    /// Bottlenecks per stage.
+    pub layers: [i64; 4],
+    /// Heads of the attention pool.
+    pub heads: i64,
+    pub resolution: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum VisionConfig {
-    Vit {
-        width: i64,
-        layers: i64,
-        heads: i64,
-        patch: i64,
-        resolution: i64,
-    },
+    Vit(VitConfig),
     #[serde(rename = "resnet")]
-    ResNet {
-        width: i64,
-        layers: [i64; 4],
-        heads: i64,
-        resolution: i64,
-    },
+    ResNet(ResNetConfig),
 }
 
 impl VisionConfig {
     pub fn resolution(&self) -> i64 {
         match self {
-            VisionConfig::Vit { resolution, .. } | VisionConfig::ResNet { resolution, .. } => {
-                *resolution
-            }
+            VisionConfig::Vit(c) => c.resolution,
+            VisionConfig::ResNet(c) => c.resolution,
         }
     }
 }
@@ -128,13 +137,13 @@ impl ClipConfig {
                 .keys()
                 .filter(|k| k.starts_with("visual.") && k.ends_with(".attn.in_proj_weight"))
                 .count() as i64;
-            VisionConfig::Vit {
+            VisionConfig::Vit(VitConfig {
                 width,
                 layers,
                 heads: heads_of(width, "vision")?,
                 patch,
                 resolution: patch * grid,
-            }
+            })
         } else {
             let mut layers = [0i64; 4];
             for (b, l) in layers.iter_mut().enumerate() {
@@ -154,12 +163,12 @@ impl ClipConfig {
                     "key visual.attnpool.positional_embedding: {tokens} rows is not a square grid plus one"
                 )));
             }
-            VisionConfig::ResNet {
+            VisionConfig::ResNet(ResNetConfig {
                 width,
                 layers,
                 heads: width * 32 / 64,
                 resolution: out_w * 32,
-            }
+            })
         };
         Ok(ClipConfig {
             embed_dim,

@@ -111,6 +111,64 @@ impl Params {
     pub fn unused(&self) -> Vec<String> {
         self.tensors.keys().cloned().collect()
     }
+
+    /// The whole state dict as a [`Scope`], which loaders narrow with [`Scope::pp`].
+    pub fn root(&mut self) -> Scope<'_> {
+        Scope {
+            params: self,
+            prefix: String::new(),
+        }
+    }
+}
+
+/// [`Params`] seen under a key prefix (candle's `VarBuilder::pp`): each module names only its
+/// own tensors (`weight`, `ln_1`, `resblocks.3`), so no loader spells out a full key.
+pub struct Scope<'a> {
+    params: &'a mut Params,
+    prefix: String,
+}
+
+impl Scope<'_> {
+    /// The scope of a sub-module: `visual` then `transformer` reads `visual.transformer.*`.
+    pub fn pp(&mut self, name: impl std::fmt::Display) -> Scope<'_> {
+        let prefix = self.key(&name.to_string());
+        Scope {
+            params: &mut *self.params,
+            prefix,
+        }
+    }
+
+    fn key(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    /// [`Params::get`] of `<prefix>.<name>`.
+    pub fn get(&mut self, name: &str, shape: &[i64]) -> Result<Tensor, ClipError> {
+        let key = self.key(name);
+        self.params.get(&key, shape)
+    }
+
+    /// [`Params::get_f32`] of `<prefix>.<name>`.
+    pub fn get_f32(&mut self, name: &str, shape: &[i64]) -> Result<Tensor, ClipError> {
+        let key = self.key(name);
+        self.params.get_f32(&key, shape)
+    }
+
+    /// [`Params::buffer_f32`] of `<prefix>.<name>`.
+    pub fn buffer_f32(&mut self, name: &str, shape: &[i64]) -> Result<Tensor, ClipError> {
+        let key = self.key(name);
+        self.params.buffer_f32(&key, shape)
+    }
+
+    /// [`Params::discard`] of `<prefix>.<name>`.
+    pub fn discard(&mut self, name: &str) {
+        let key = self.key(name);
+        self.params.discard(&key);
+    }
 }
 
 /// Scaled dot-product attention over [N, H, L, d] heads (scale 1/sqrt(d), no dropout).
@@ -125,10 +183,10 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    pub fn load(p: &mut Params, prefix: &str, width: i64) -> Result<Self, ClipError> {
+    pub fn load(mut p: Scope, width: i64) -> Result<Self, ClipError> {
         Ok(LayerNorm {
-            weight: p.get_f32(&format!("{prefix}.weight"), &[width])?,
-            bias: p.get_f32(&format!("{prefix}.bias"), &[width])?,
+            weight: p.get_f32("weight", &[width])?,
+            bias: p.get_f32("bias", &[width])?,
         })
     }
 
@@ -148,10 +206,10 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub fn load(p: &mut Params, prefix: &str, inp: i64, out: i64) -> Result<Self, ClipError> {
+    pub fn load(mut p: Scope, inp: i64, out: i64) -> Result<Self, ClipError> {
         Ok(Linear {
-            weight: p.get(&format!("{prefix}.weight"), &[out, inp])?,
-            bias: Some(p.get(&format!("{prefix}.bias"), &[out])?),
+            weight: p.get("weight", &[out, inp])?,
+            bias: Some(p.get("bias", &[out])?),
         })
     }
 
@@ -168,13 +226,13 @@ pub struct MultiHeadAttention {
 }
 
 impl MultiHeadAttention {
-    pub fn load(p: &mut Params, prefix: &str, width: i64, heads: i64) -> Result<Self, ClipError> {
+    pub fn load(mut p: Scope, width: i64, heads: i64) -> Result<Self, ClipError> {
         Ok(MultiHeadAttention {
             in_proj: Linear {
-                weight: p.get(&format!("{prefix}.in_proj_weight"), &[3 * width, width])?,
-                bias: Some(p.get(&format!("{prefix}.in_proj_bias"), &[3 * width])?),
+                weight: p.get("in_proj_weight", &[3 * width, width])?,
+                bias: Some(p.get("in_proj_bias", &[3 * width])?),
             },
-            out_proj: Linear::load(p, &format!("{prefix}.out_proj"), width, width)?,
+            out_proj: Linear::load(p.pp("out_proj"), width, width)?,
             heads,
         })
     }
@@ -243,18 +301,21 @@ pub struct ResidualBlock {
 
 impl ResidualBlock {
     pub fn load(
-        p: &mut Params,
-        prefix: &str,
+        mut p: Scope,
         width: i64,
         heads: i64,
         activation: Activation,
     ) -> Result<Self, ClipError> {
+        let ln_1 = LayerNorm::load(p.pp("ln_1"), width)?;
+        let attn = MultiHeadAttention::load(p.pp("attn"), width, heads)?;
+        let ln_2 = LayerNorm::load(p.pp("ln_2"), width)?;
+        let mut mlp = p.pp("mlp");
         Ok(ResidualBlock {
-            ln_1: LayerNorm::load(p, &format!("{prefix}.ln_1"), width)?,
-            attn: MultiHeadAttention::load(p, &format!("{prefix}.attn"), width, heads)?,
-            ln_2: LayerNorm::load(p, &format!("{prefix}.ln_2"), width)?,
-            c_fc: Linear::load(p, &format!("{prefix}.mlp.c_fc"), width, 4 * width)?,
-            c_proj: Linear::load(p, &format!("{prefix}.mlp.c_proj"), 4 * width, width)?,
+            ln_1,
+            attn,
+            ln_2,
+            c_fc: Linear::load(mlp.pp("c_fc"), width, 4 * width)?,
+            c_proj: Linear::load(mlp.pp("c_proj"), 4 * width, width)?,
             activation,
         })
     }
@@ -290,30 +351,25 @@ impl ResidualBlock {
     }
 }
 
-/// A stack of residual blocks (`<prefix>.resblocks.<i>`).
+/// The shape of a residual stack: the text tower's and the ViT's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StackConfig {
+    pub width: i64,
+    pub layers: i64,
+    pub heads: i64,
+    pub activation: Activation,
+}
+
+/// A stack of residual blocks (`resblocks.<i>`).
 pub struct Transformer {
     pub blocks: Vec<ResidualBlock>,
 }
 
 impl Transformer {
-    pub fn load(
-        p: &mut Params,
-        prefix: &str,
-        width: i64,
-        layers: i64,
-        heads: i64,
-        activation: Activation,
-    ) -> Result<Self, ClipError> {
-        let blocks = (0..layers)
-            .map(|i| {
-                ResidualBlock::load(
-                    p,
-                    &format!("{prefix}.resblocks.{i}"),
-                    width,
-                    heads,
-                    activation,
-                )
-            })
+    pub fn load(mut p: Scope, c: StackConfig) -> Result<Self, ClipError> {
+        let mut blocks = p.pp("resblocks");
+        let blocks = (0..c.layers)
+            .map(|i| ResidualBlock::load(blocks.pp(i), c.width, c.heads, c.activation))
             .collect::<Result<_, _>>()?;
         Ok(Transformer { blocks })
     }

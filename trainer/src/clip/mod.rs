@@ -33,12 +33,8 @@ pub enum ClipError {
     Config(String),
     #[error("{path}: {msg}")]
     Format { path: String, msg: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::io::IoError),
     #[error(transparent)]
     Archive(#[from] torch_archive::ArchiveError),
     #[error(transparent)]
@@ -53,7 +49,7 @@ impl ClipError {
     /// Prefixes a weights-content error with the file it came from.
     pub fn in_file(self, path: &Path) -> ClipError {
         match self {
-            e @ (ClipError::Format { .. } | ClipError::Io { .. } | ClipError::Archive(_)) => e,
+            e @ (ClipError::Format { .. } | ClipError::Io(_) | ClipError::Archive(_)) => e,
             e => ClipError::Format {
                 path: path.display().to_string(),
                 msg: e.to_string(),
@@ -157,35 +153,17 @@ impl Clip {
     ) -> Result<Self, ClipError> {
         let device = p.device();
         let config = ClipConfig::from_shapes(&p.shapes(), activation)?;
-        let text = text::TextTower::load(&mut p, &config.text, config.embed_dim, activation)?;
-        let visual = match config.vision {
-            VisionConfig::Vit {
-                width,
-                layers,
-                heads,
-                patch,
-                resolution,
-            } => ImageTower::Vit(vit::VisionTransformer::load(
-                &mut p,
-                width,
-                layers,
-                heads,
-                patch,
-                resolution,
+        let text = text::TextTower::load(p.root(), &config.text, config.embed_dim, activation)?;
+        let visual = match &config.vision {
+            VisionConfig::Vit(c) => ImageTower::Vit(vit::VisionTransformer::load(
+                p.root().pp("visual"),
+                c,
                 config.embed_dim,
                 activation,
             )?),
-            VisionConfig::ResNet {
-                width,
-                layers,
-                heads,
-                resolution,
-            } => ImageTower::ResNet(resnet::ModifiedResNet::load(
-                &mut p,
-                width,
-                layers,
-                heads,
-                resolution,
+            VisionConfig::ResNet(c) => ImageTower::ResNet(resnet::ModifiedResNet::load(
+                p.root().pp("visual"),
+                c,
                 config.embed_dim,
             )?),
         };

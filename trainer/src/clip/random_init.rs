@@ -1,6 +1,6 @@
 //! Randomly initialised CLIP weights in OpenAI's layout, with CLIP's own initialisation scales.
 //! No pretrained CLIP can be downloaded everywhere, so demos and tests build small models here.
-use super::config::{TextConfig, VisionConfig};
+use super::config::{ResNetConfig, TextConfig, VisionConfig, VitConfig};
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
@@ -23,25 +23,25 @@ impl Spec {
                 context_length: 77,
                 vocab_size: 49408,
             },
-            vision: VisionConfig::Vit {
+            vision: VisionConfig::Vit(VitConfig {
                 width: 64,
                 layers: 2,
                 heads: 1,
                 patch: 8,
                 resolution: 32,
-            },
+            }),
         }
     }
 
     /// The ModifiedResNet counterpart of [`Spec::tiny_vit`] (64px input).
     pub fn tiny_resnet() -> Self {
         Spec {
-            vision: VisionConfig::ResNet {
+            vision: VisionConfig::ResNet(ResNetConfig {
                 width: 16,
                 layers: [1, 1, 1, 1],
                 heads: 8,
                 resolution: 64,
-            },
+            }),
             ..Self::tiny_vit()
         }
     }
@@ -117,13 +117,13 @@ pub fn generate(spec: &Spec, seed: i64) -> BTreeMap<String, Tensor> {
     );
     g.fill("logit_scale", &[], (1.0f64 / 0.07).ln());
     match spec.vision {
-        VisionConfig::Vit {
+        VisionConfig::Vit(VitConfig {
             width,
             layers,
             patch,
             resolution,
             ..
-        } => {
+        }) => {
             let scale = (width as f64).powf(-0.5);
             let grid = resolution / patch;
             g.conv("visual.conv1.weight", width, 3, patch);
@@ -138,12 +138,12 @@ pub fn generate(spec: &Spec, seed: i64) -> BTreeMap<String, Tensor> {
             g.layer_norm("visual.ln_post", width);
             g.normal("visual.proj", &[width, spec.embed_dim], scale);
         }
-        VisionConfig::ResNet {
+        VisionConfig::ResNet(ResNetConfig {
             width,
             layers,
             resolution,
             ..
-        } => {
+        }) => {
             let half = width / 2;
             for (i, (cin, cout)) in [(3, half), (half, half), (half, width)].iter().enumerate() {
                 g.conv(&format!("visual.conv{}.weight", i + 1), *cout, *cin, 3);

@@ -1,6 +1,7 @@
 //! CLIP's ModifiedResNet image tower: three-conv stem, anti-aliased (avg-pool) strides and an
 //! attention-pooling head. BatchNorm always uses its running statistics (CLIP stays in eval mode).
-use super::layers::{Linear, Params};
+use super::config::ResNetConfig;
+use super::layers::{Linear, Scope};
 use super::ClipError;
 use tch::{Kind, Tensor};
 
@@ -12,13 +13,13 @@ struct BatchNorm {
 }
 
 impl BatchNorm {
-    fn load(p: &mut Params, prefix: &str, c: i64) -> Result<Self, ClipError> {
-        p.discard(&format!("{prefix}.num_batches_tracked"));
+    fn load(mut p: Scope, c: i64) -> Result<Self, ClipError> {
+        p.discard("num_batches_tracked");
         Ok(BatchNorm {
-            weight: p.get_f32(&format!("{prefix}.weight"), &[c])?,
-            bias: p.get_f32(&format!("{prefix}.bias"), &[c])?,
-            mean: p.buffer_f32(&format!("{prefix}.running_mean"), &[c])?,
-            var: p.buffer_f32(&format!("{prefix}.running_var"), &[c])?,
+            weight: p.get_f32("weight", &[c])?,
+            bias: p.get_f32("bias", &[c])?,
+            mean: p.buffer_f32("running_mean", &[c])?,
+            var: p.buffer_f32("running_var", &[c])?,
         })
     }
 
@@ -45,15 +46,16 @@ struct ConvBn {
 }
 
 impl ConvBn {
+    /// A convolution and the BatchNorm after it, named `conv` and `bn` under `p`.
     fn load(
-        p: &mut Params,
+        p: &mut Scope,
         conv: &str,
         bn: &str,
         (cin, cout, k): (i64, i64, i64),
     ) -> Result<Self, ClipError> {
         Ok(ConvBn {
-            conv: p.get(&format!("{conv}.weight"), &[cout, cin, k, k])?,
-            bn: BatchNorm::load(p, bn, cout)?,
+            conv: p.pp(conv).get("weight", &[cout, cin, k, k])?,
+            bn: BatchNorm::load(p.pp(bn), cout)?,
             padding: k / 2,
         })
     }
@@ -87,28 +89,21 @@ struct Bottleneck {
 }
 
 impl Bottleneck {
-    fn load(
-        p: &mut Params,
-        prefix: &str,
-        inplanes: i64,
-        planes: i64,
-        stride: i64,
-    ) -> Result<Self, ClipError> {
-        let f = |s: &str| format!("{prefix}.{s}");
+    fn load(mut p: Scope, inplanes: i64, planes: i64, stride: i64) -> Result<Self, ClipError> {
         let downsample = if stride > 1 || inplanes != planes * 4 {
             Some(ConvBn::load(
-                p,
-                &f("downsample.0"),
-                &f("downsample.1"),
+                &mut p.pp("downsample"),
+                "0",
+                "1",
                 (inplanes, planes * 4, 1),
             )?)
         } else {
             None
         };
         Ok(Bottleneck {
-            c1: ConvBn::load(p, &f("conv1"), &f("bn1"), (inplanes, planes, 1))?,
-            c2: ConvBn::load(p, &f("conv2"), &f("bn2"), (planes, planes, 3))?,
-            c3: ConvBn::load(p, &f("conv3"), &f("bn3"), (planes, planes * 4, 1))?,
+            c1: ConvBn::load(&mut p, "conv1", "bn1", (inplanes, planes, 1))?,
+            c2: ConvBn::load(&mut p, "conv2", "bn2", (planes, planes, 3))?,
+            c3: ConvBn::load(&mut p, "conv3", "bn3", (planes, planes * 4, 1))?,
             downsample,
             stride,
         })
@@ -163,44 +158,36 @@ pub struct ModifiedResNet {
 }
 
 impl ModifiedResNet {
-    pub fn load(
-        p: &mut Params,
-        width: i64,
-        layers: [i64; 4],
-        heads: i64,
-        resolution: i64,
-        embed_dim: i64,
-    ) -> Result<Self, ClipError> {
-        let v = |s: &str| format!("visual.{s}");
+    /// The tower under `p` (OpenAI's `visual`).
+    pub fn load(mut p: Scope, cfg: &ResNetConfig, embed_dim: i64) -> Result<Self, ClipError> {
+        let width = cfg.width;
         let half = width / 2;
         let stem = [
-            ConvBn::load(p, &v("conv1"), &v("bn1"), (3, half, 3))?,
-            ConvBn::load(p, &v("conv2"), &v("bn2"), (half, half, 3))?,
-            ConvBn::load(p, &v("conv3"), &v("bn3"), (half, width, 3))?,
+            ConvBn::load(&mut p, "conv1", "bn1", (3, half, 3))?,
+            ConvBn::load(&mut p, "conv2", "bn2", (half, half, 3))?,
+            ConvBn::load(&mut p, "conv3", "bn3", (half, width, 3))?,
         ];
         let mut blocks = Vec::new();
         let mut inplanes = width;
-        for (stage, &count) in layers.iter().enumerate() {
+        for (stage, &count) in cfg.layers.iter().enumerate() {
             let planes = width << stage;
+            let mut layer = p.pp(format!("layer{}", stage + 1));
             for j in 0..count {
                 let stride = if stage > 0 && j == 0 { 2 } else { 1 };
-                let prefix = v(&format!("layer{}.{j}", stage + 1));
-                blocks.push(Bottleneck::load(p, &prefix, inplanes, planes, stride)?);
+                blocks.push(Bottleneck::load(layer.pp(j), inplanes, planes, stride)?);
                 inplanes = planes * 4;
             }
         }
         let c = width * 32;
-        let spatial = resolution / 32;
+        let spatial = cfg.resolution / 32;
+        let mut pool = p.pp("attnpool");
         let attnpool = AttentionPool {
-            positional_embedding: p.get(
-                &v("attnpool.positional_embedding"),
-                &[spatial * spatial + 1, c],
-            )?,
-            q: Linear::load(p, &v("attnpool.q_proj"), c, c)?,
-            k: Linear::load(p, &v("attnpool.k_proj"), c, c)?,
-            v: Linear::load(p, &v("attnpool.v_proj"), c, c)?,
-            c: Linear::load(p, &v("attnpool.c_proj"), c, embed_dim)?,
-            heads,
+            positional_embedding: pool.get("positional_embedding", &[spatial * spatial + 1, c])?,
+            q: Linear::load(pool.pp("q_proj"), c, c)?,
+            k: Linear::load(pool.pp("k_proj"), c, c)?,
+            v: Linear::load(pool.pp("v_proj"), c, c)?,
+            c: Linear::load(pool.pp("c_proj"), c, embed_dim)?,
+            heads: cfg.heads,
         };
         Ok(ModifiedResNet {
             stem,

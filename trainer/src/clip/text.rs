@@ -1,7 +1,7 @@
 //! CLIP's text tower with an entry point for prompt embeddings: the prompt learner builds token
 //! embeddings itself (learned context + frozen class tokens) and still needs the EOT position.
 use super::config::{Activation, TextConfig};
-use super::layers::{LayerNorm, Params, Transformer};
+use super::layers::{LayerNorm, Scope, StackConfig, Transformer};
 use super::ClipError;
 use tch::{Kind, Tensor};
 
@@ -15,25 +15,25 @@ pub struct TextTower {
 }
 
 impl TextTower {
+    /// The tower from the state dict's top level, where OpenAI keeps it.
     pub fn load(
-        p: &mut Params,
+        mut p: Scope,
         config: &TextConfig,
         embed_dim: i64,
         activation: Activation,
     ) -> Result<Self, ClipError> {
         let w = config.width;
+        let stack = StackConfig {
+            width: w,
+            layers: config.layers,
+            heads: config.heads,
+            activation,
+        };
         Ok(TextTower {
             token_embedding: p.get("token_embedding.weight", &[config.vocab_size, w])?,
             positional_embedding: p.get("positional_embedding", &[config.context_length, w])?,
-            transformer: Transformer::load(
-                p,
-                "transformer",
-                w,
-                config.layers,
-                config.heads,
-                activation,
-            )?,
-            ln_final: LayerNorm::load(p, "ln_final", w)?,
+            transformer: Transformer::load(p.pp("transformer"), stack)?,
+            ln_final: LayerNorm::load(p.pp("ln_final"), w)?,
             text_projection: p.get("text_projection", &[w, embed_dim])?,
             config: config.clone(),
         })

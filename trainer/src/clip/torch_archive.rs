@@ -63,12 +63,8 @@ pub struct RawTensor {
 pub enum ArchiveError {
     #[error("{path}: {msg}")]
     Format { path: String, msg: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::io::IoError),
 }
 
 /// Every tensor in the archive with its dotted key (state-dict keys for TorchScript modules),
@@ -79,10 +75,7 @@ pub fn read_tensors(path: &Path) -> Result<Vec<(String, RawTensor)>, ArchiveErro
         path: shown.clone(),
         msg,
     };
-    let io = |source| ArchiveError::Io {
-        path: shown.clone(),
-        source,
-    };
+    let io = |source| ArchiveError::Io(crate::io::IoError::new(path, source));
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut head = [0u8; 512];
     let n = read_up_to(&mut file, &mut head).map_err(io)?;

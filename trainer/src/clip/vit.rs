@@ -1,6 +1,6 @@
 //! CLIP's Vision Transformer image tower.
-use super::config::Activation;
-use super::layers::{LayerNorm, Params, Transformer};
+use super::config::{Activation, VitConfig};
+use super::layers::{LayerNorm, Scope, StackConfig, Transformer};
 use super::ClipError;
 use tch::Tensor;
 
@@ -16,34 +16,29 @@ pub struct VisionTransformer {
 }
 
 impl VisionTransformer {
-    #[allow(clippy::too_many_arguments)]
+    /// The tower under `p` (OpenAI's `visual`).
     pub fn load(
-        p: &mut Params,
-        width: i64,
-        layers: i64,
-        heads: i64,
-        patch: i64,
-        resolution: i64,
+        mut p: Scope,
+        c: &VitConfig,
         embed_dim: i64,
         activation: Activation,
     ) -> Result<Self, ClipError> {
-        let grid = resolution / patch;
+        let (width, patch) = (c.width, c.patch);
+        let grid = c.resolution / patch;
+        let stack = StackConfig {
+            width,
+            layers: c.layers,
+            heads: c.heads,
+            activation,
+        };
         Ok(VisionTransformer {
-            conv1: p.get("visual.conv1.weight", &[width, 3, patch, patch])?,
-            class_embedding: p.get("visual.class_embedding", &[width])?,
-            positional_embedding: p
-                .get("visual.positional_embedding", &[grid * grid + 1, width])?,
-            ln_pre: LayerNorm::load(p, "visual.ln_pre", width)?,
-            transformer: Transformer::load(
-                p,
-                "visual.transformer",
-                width,
-                layers,
-                heads,
-                activation,
-            )?,
-            ln_post: LayerNorm::load(p, "visual.ln_post", width)?,
-            proj: p.get("visual.proj", &[width, embed_dim])?,
+            conv1: p.get("conv1.weight", &[width, 3, patch, patch])?,
+            class_embedding: p.get("class_embedding", &[width])?,
+            positional_embedding: p.get("positional_embedding", &[grid * grid + 1, width])?,
+            ln_pre: LayerNorm::load(p.pp("ln_pre"), width)?,
+            transformer: Transformer::load(p.pp("transformer"), stack)?,
+            ln_post: LayerNorm::load(p.pp("ln_post"), width)?,
+            proj: p.get("proj", &[width, embed_dim])?,
             patch,
         })
     }

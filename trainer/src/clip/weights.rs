@@ -38,10 +38,7 @@ pub struct Weights {
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> ClipError {
-    ClipError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    ClipError::Io(crate::io::IoError::new(path, source))
 }
 
 fn format_err(path: &Path, msg: impl Into<String>) -> ClipError {

@@ -176,6 +176,20 @@ impl std::str::FromStr for DatasetName {
     }
 }
 
+/// Specs and results name a dataset by its id.
+impl serde::Serialize for DatasetName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.id())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DatasetName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl DatasetInfo {
     pub fn dataset_dir(&self, root: &Path) -> PathBuf {
         root.join(self.dir)

@@ -15,12 +15,8 @@ pub enum DataError {
     MissingDir { path: PathBuf },
     #[error("missing split file {path}")]
     MissingSplitFile { path: PathBuf },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::io::IoError),
     #[error("{path}: malformed JSON: {detail}")]
     MalformedJson { path: PathBuf, detail: String },
     #[error("{path}: split {split:?}, entry {index}: {detail}")]
@@ -93,10 +89,7 @@ pub enum DataError {
 
 impl DataError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DataError::Io {
-            path: path.into(),
-            source,
-        }
+        DataError::Io(crate::io::IoError::new(path, source))
     }
 }
 

@@ -172,9 +172,9 @@ pub fn read_subset_json(path: &Path, splits: &DatasetSplits) -> Result<FewshotSu
     })
 }
 
-/// [`crate::io::write_atomic`] with the error naming the file as a data error.
+/// [`crate::io::write_atomic`] as a data error.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::io::write_atomic(path, bytes).map_err(|e| DataError::io(path, e))
+    Ok(crate::io::write_atomic(path, bytes)?)
 }
 
 #[cfg(test)]

@@ -4,7 +4,11 @@
 use super::splits::{DatasetSplits, Item};
 use std::collections::{BTreeSet, HashMap};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A class subset: what a cell trains on and what it evaluates. Ordered as tables list them.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum SubsampleClasses {
     All,
     Base,
@@ -30,6 +34,14 @@ impl std::fmt::Display for SubsampleClasses {
             SubsampleClasses::Base => "base",
             SubsampleClasses::New => "new",
         })
+    }
+}
+
+impl SubsampleClasses {
+    /// `all, base, new`: a list of subsets for a person to read.
+    pub fn list(subsets: &[SubsampleClasses]) -> String {
+        let names: Vec<String> = subsets.iter().map(|s| s.to_string()).collect();
+        names.join(", ")
     }
 }
 

@@ -1,6 +1,7 @@
 //! The trained files a cell writes and others read: the context (`context.safetensors`) and the
 //! trajectory (`trajectory.safetensors`), named by the cell store.
 use super::error::RunError;
+use crate::io::AtPath;
 use crate::store::CellDir;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,11 +24,9 @@ pub(super) fn save_context(
         crate::io::with_atomic_path(&p, |tmp| {
             Tensor::write_safetensors(tensors, tmp)
                 .map_err(|e| std::io::Error::other(e.to_string()))
-        })
-        .map_err(|source| RunError::Io {
-            path: p.display().to_string(),
-            source,
-        })
+                .at(tmp)
+        })?;
+        Ok(())
     };
     write(store.trajectory(), &named)?;
     let mut context = vec![("ctx".to_string(), last)];
@@ -42,10 +41,8 @@ pub(super) fn save_context(
 /// Reads ctx_1..ctx_n of a stage-A trajectory file.
 pub fn load_trajectory(path: &Path, n: usize) -> Result<Vec<Tensor>, RunError> {
     let map: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
-        .map_err(|e| RunError::Io {
-            path: path.display().to_string(),
-            source: std::io::Error::other(e.to_string()),
-        })?
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .at(path)?
         .into_iter()
         .collect();
     (1..=n)

@@ -31,10 +31,6 @@ pub enum RunError {
     Panic(String),
     #[error("{failures} other rank(s) of the data-parallel group failed at the same step")]
     PeerFailed { failures: usize },
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::io::IoError),
 }

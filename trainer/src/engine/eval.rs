@@ -2,14 +2,14 @@
 use super::spec::RunSpec;
 use crate::cache::FeatureCache;
 use crate::clip::Clip;
-use crate::data::Item;
+use crate::data::{Item, SubsampleClasses};
 use crate::features::{split_features, SplitKey};
 use crate::methods::coop::logits;
 use tch::{Kind, Tensor};
 
 /// A class subset's test items and class names (labels index `classnames`).
 pub struct EvalSet {
-    pub name: String,
+    pub name: SubsampleClasses,
     pub classnames: Vec<String>,
     pub items: Vec<Item>,
 }
@@ -48,7 +48,7 @@ pub fn evaluate_with(
     let key = SplitKey::new(
         weights_digest,
         clip,
-        &spec.dataset,
+        spec.dataset.id(),
         &format!("test-{}", set.name),
         &set.items,
     );
@@ -64,7 +64,7 @@ pub fn evaluate_with(
         if !crate::clip::all_finite(&logits) {
             return Err(crate::features::FeatureError::NonFinite {
                 what: "logits",
-                split: set.name.clone(),
+                split: set.name.to_string(),
             });
         }
         preds.push(logits.argmax(-1, false));

@@ -10,6 +10,7 @@ use crate::data::fewshot_cache::{load_or_draw_fewshot, CacheMode};
 use crate::data::fewshot_pickle::DasslPickle;
 use crate::data::{read_dataset, subsample_classes, DatasetName, DatasetSplits};
 use crate::digest::{file_digest, items_digest};
+use crate::io::AtPath;
 pub use crate::store::Identity;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -88,31 +89,23 @@ impl DataMemo {
     }
 }
 
-/// `splits` restricted to the class subset `which` (`all`, `base`, `new`).
-pub fn subsample(splits: &DatasetSplits, which: &str) -> Result<DatasetSplits, RunError> {
-    let w = which
-        .parse()
-        .map_err(|e: String| RunError::Spec(format!("subsample: {e}")))?;
-    Ok(subsample_classes(splits, w))
-}
-
 impl CellData {
     pub fn load(spec: &RunSpec, memo: &mut DataMemo) -> Result<Self, RunError> {
-        let dataset: DatasetName = spec.dataset.parse()?;
+        let dataset = spec.dataset;
         let (drawn, source) = memo.drawn(spec, dataset)?;
-        let train_split = subsample(&drawn, &spec.subsample)?;
+        let train_split = subsample_classes(&drawn, spec.subsample);
         let eval_sets = spec
             .eval_subsets
             .iter()
-            .map(|s| {
-                let sub = subsample(&drawn, s)?;
-                Ok(EvalSet {
-                    name: s.clone(),
+            .map(|&name| {
+                let sub = subsample_classes(&drawn, name);
+                EvalSet {
+                    name,
                     classnames: sub.classnames,
                     items: sub.test,
-                })
+                }
             })
-            .collect::<Result<_, RunError>>()?;
+            .collect();
         Ok(CellData {
             dataset,
             drawn,
@@ -124,10 +117,7 @@ impl CellData {
 }
 
 fn digest_of(path: &Path) -> Result<String, RunError> {
-    file_digest(path).map_err(|source| RunError::Io {
-        path: path.display().to_string(),
-        source,
-    })
+    Ok(file_digest(path).at(path)?)
 }
 
 /// The trained files `spec` loads, by role.

@@ -4,6 +4,7 @@
 //! weights) by [`preset`], then overrides; the grid and `subpt-bench train` both start here,
 //! and the report reads a spec's protocol and [`subpt`] to tell paper settings from ablations.
 use super::spec::{Method, NflSpec, RunSpec, SubptSpec};
+use crate::data::{DatasetName, SubsampleClasses};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -59,8 +60,8 @@ impl std::str::FromStr for Protocol {
 pub const PROTOCOL_SHOTS: usize = 4;
 
 /// Few-shot epochs: 50 on ImageNet; otherwise 50 at 1 shot, 100 at 2 and 4, 200 at 8 and 16.
-pub fn few_shot_epochs(dataset: &str, shots: usize) -> usize {
-    if dataset == "imagenet" {
+pub fn few_shot_epochs(dataset: DatasetName, shots: usize) -> usize {
+    if dataset == DatasetName::ImageNet {
         return 50;
     }
     match shots {
@@ -71,8 +72,8 @@ pub fn few_shot_epochs(dataset: &str, shots: usize) -> usize {
 }
 
 /// Base-to-novel epochs of the CoOp family (CoCoOp keeps its own): 50 on ImageNet, else 100.
-pub fn base_to_novel_epochs(dataset: &str) -> usize {
-    if dataset == "imagenet" {
+pub fn base_to_novel_epochs(dataset: DatasetName) -> usize {
+    if dataset == DatasetName::ImageNet {
         50
     } else {
         100
@@ -113,7 +114,7 @@ pub const COCOOP: CoCoOpPreset = CoCoOpPreset {
 /// The spec of one (protocol, dataset, method, shots, seed, weights) before overrides.
 pub fn preset(
     protocol: Protocol,
-    dataset: &str,
+    dataset: DatasetName,
     root: PathBuf,
     method: Method,
     shots: usize,
@@ -123,8 +124,8 @@ pub fn preset(
     let mut s = RunSpec::paper_defaults(dataset, root, method, shots, seed, weights);
     s.protocol = protocol;
     if protocol == Protocol::BaseToNovel {
-        s.subsample = "base".into();
-        s.eval_subsets = vec!["base".into(), "new".into()];
+        s.subsample = SubsampleClasses::Base;
+        s.eval_subsets = vec![SubsampleClasses::Base, SubsampleClasses::New];
         if method != Method::Cocoop {
             s.epochs = base_to_novel_epochs(dataset);
         }
@@ -155,19 +156,19 @@ mod tests {
     fn protocols_change_what_the_paper_says() {
         let few = preset(
             Protocol::FewShot,
-            "dtd",
+            DatasetName::Dtd,
             "d".into(),
             Method::CoopSubNfl,
             1,
             1,
             "w".into(),
         );
-        assert_eq!((few.epochs, few.subsample.as_str()), (50, "all"));
+        assert_eq!((few.epochs, few.subsample), (50, SubsampleClasses::All));
         let sub = few.subpt.as_ref().unwrap();
         assert_eq!((sub.early_epochs, sub.rank), (10, 5));
         let b2n = preset(
             Protocol::BaseToNovel,
-            "dtd",
+            DatasetName::Dtd,
             "d".into(),
             Method::CoopSubNfl,
             1,
@@ -175,14 +176,17 @@ mod tests {
             "w".into(),
         );
         assert_eq!(b2n.protocol, Protocol::BaseToNovel);
-        assert_eq!((b2n.epochs, b2n.subsample.as_str()), (100, "base"));
-        assert_eq!(b2n.eval_subsets, ["base", "new"]);
+        assert_eq!((b2n.epochs, b2n.subsample), (100, SubsampleClasses::Base));
+        assert_eq!(
+            b2n.eval_subsets,
+            [SubsampleClasses::Base, SubsampleClasses::New]
+        );
         let sub = b2n.subpt.as_ref().unwrap();
         assert_eq!((sub.early_epochs, sub.rank), (30, 10));
         assert_eq!(b2n.nfl.as_ref().unwrap().names, "novel");
         let co = preset(
             Protocol::BaseToNovel,
-            "dtd",
+            DatasetName::Dtd,
             "d".into(),
             Method::Cocoop,
             4,

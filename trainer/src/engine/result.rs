@@ -1,5 +1,6 @@
 //! What a cell leaves: `RunResult` (its `result.json`) and the parts it is made of.
 use super::spec::RunSpec;
+use crate::data::SubsampleClasses;
 use crate::methods::subspace::SubspaceSummary;
 use crate::store::Identity;
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,7 @@ pub struct CurvePoint {
     pub train_loss: f64,
     pub train_accuracy: f64,
     /// Test accuracy per evaluated class subset (only on evaluation epochs).
-    pub test: BTreeMap<String, f64>,
+    pub test: BTreeMap<SubsampleClasses, f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -24,11 +25,11 @@ pub struct RunResult {
     #[serde(default)]
     pub identity: Option<Identity>,
     /// Test accuracy (%) per evaluated subset: `all`, `base`, `new`.
-    pub accuracy: BTreeMap<String, f64>,
+    pub accuracy: BTreeMap<SubsampleClasses, f64>,
     /// Harmonic mean of base and new accuracy when both were evaluated.
     pub hm: Option<f64>,
-    pub per_class_accuracy: BTreeMap<String, Vec<Option<f64>>>,
-    pub test_size: BTreeMap<String, usize>,
+    pub per_class_accuracy: BTreeMap<SubsampleClasses, Vec<Option<f64>>>,
+    pub test_size: BTreeMap<SubsampleClasses, usize>,
     pub train_size: usize,
     /// Training images this cell encoded with the image tower, and those whose features it
     /// took from another cell's identical views (see `views`).

@@ -3,7 +3,7 @@
 use super::artefacts::{load_trajectory, save_context};
 use super::error::RunError;
 use super::eval::{evaluate, EvalSet};
-use super::inputs::{subsample, weights_digest, CellData, DataMemo, Identity};
+use super::inputs::{weights_digest, CellData, DataMemo, Identity};
 use super::learner::Learner;
 use super::result::{harmonic_mean, RunResult, TrainViews};
 use super::spec::{Method, RunSpec, SubptInit};
@@ -12,7 +12,8 @@ use crate::cache::FeatureCache;
 use crate::clip::tokenizer::Tokenizer;
 use crate::clip::Clip;
 use crate::comm::Communicator;
-use crate::data::DatasetName;
+use crate::data::{subsample_classes, DatasetName, SubsampleClasses};
+use crate::io::AtPath;
 use crate::methods::cocoop::{CoCoOp, CoCoOpConfig};
 use crate::methods::nfl::{name_list, Nfl};
 use crate::methods::prompt_learner::{PromptLearner, PromptSet};
@@ -44,12 +45,9 @@ fn run_on_rank(
 ) -> Result<RunResult, RunError> {
     let t_start = Instant::now();
     let views_before = crate::views::counts();
-    let dataset: DatasetName = spec.dataset.parse()?;
+    let dataset = spec.dataset;
     let store = CellDir::new(out_dir);
-    store.create().map_err(|source| RunError::Io {
-        path: out_dir.display().to_string(),
-        source,
-    })?;
+    store.create().at(out_dir)?;
     if dataset.info().test_only && spec.method != Method::Zsclip && spec.evaluate_context.is_none()
     {
         return Err(RunError::Spec(format!(
@@ -118,7 +116,7 @@ fn run_on_rank(
             let theta0 = learner.ctx.detach().copy();
             let nfl = match &spec.nfl {
                 Some(n) if spec.method.uses_nfl() => {
-                    let novel = subsample(&drawn, "new")?.classnames;
+                    let novel = subsample_classes(&drawn, SubsampleClasses::New).classnames;
                     Some(build_nfl(
                         &clip, &tok, &cache, &digest, &learner, n, dataset, &novel,
                     )?)
@@ -195,13 +193,16 @@ fn run_on_rank(
             }
             Some(l) => l.evaluate(&clip, &cache, &digest, spec, set)?,
         };
-        accuracy.insert(set.name.clone(), r.accuracy);
-        per_class.insert(set.name.clone(), r.per_class);
-        test_size.insert(set.name.clone(), set.items.len());
+        accuracy.insert(set.name, r.accuracy);
+        per_class.insert(set.name, r.per_class);
+        test_size.insert(set.name, set.items.len());
     }
     timings.insert("eval_s".into(), t_eval.elapsed().as_secs_f64());
     timings.insert("total_s".into(), t_start.elapsed().as_secs_f64());
-    let hm = match (accuracy.get("base"), accuracy.get("new")) {
+    let hm = match (
+        accuracy.get(&SubsampleClasses::Base),
+        accuracy.get(&SubsampleClasses::New),
+    ) {
         (Some(&b), Some(&n)) => Some(harmonic_mean(b, n)),
         _ => None,
     };
@@ -264,11 +265,7 @@ fn build_nfl(
     let names = match name_list(&n.names) {
         _ if n.names == "novel" => novel.to_vec(),
         Some(v) => v,
-        None => std::fs::read_to_string(&n.names)
-            .map_err(|source| RunError::Io {
-                path: n.names.clone(),
-                source,
-            })?
+        None => crate::io::read_to_string(&n.names)?
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(str::to_string)
@@ -307,10 +304,9 @@ fn load_context(
                 .into(),
         ));
     }
-    let named = Tensor::read_safetensors(path).map_err(|e| RunError::Io {
-        path: path.display().to_string(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    let named = Tensor::read_safetensors(path)
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .at(path)?;
     let names = eval_sets
         .first()
         .map(|s| s.classnames.clone())

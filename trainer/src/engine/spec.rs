@@ -2,6 +2,7 @@
 //! its hash names the output directory and the result embeds it.
 use super::optim::SgdConfig;
 use crate::clip::Precision;
+use crate::data::{DatasetName, SubsampleClasses};
 use crate::methods::prompt_learner::PromptConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -143,17 +144,17 @@ impl Default for Augment {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
-    pub dataset: String,
+    pub dataset: DatasetName,
     pub root: PathBuf,
     pub method: Method,
     pub shots: usize,
     pub seed: u64,
     /// Classes trained on: all, base or new.
     #[serde(default = "default_subsample")]
-    pub subsample: String,
+    pub subsample: SubsampleClasses,
     /// Class subsets evaluated on the test split (base-to-novel: ["base", "new"]).
     #[serde(default = "default_eval")]
-    pub eval_subsets: Vec<String>,
+    pub eval_subsets: Vec<SubsampleClasses>,
     pub weights: PathBuf,
     #[serde(default)]
     pub precision: Precision,
@@ -193,11 +194,11 @@ pub struct RunSpec {
     pub protocol: super::presets::Protocol,
 }
 
-fn default_subsample() -> String {
-    "all".into()
+fn default_subsample() -> SubsampleClasses {
+    SubsampleClasses::All
 }
-fn default_eval() -> Vec<String> {
-    vec!["all".into()]
+fn default_eval() -> Vec<SubsampleClasses> {
+    vec![SubsampleClasses::All]
 }
 fn default_batch() -> usize {
     32
@@ -264,7 +265,7 @@ impl RunSpec {
             "{} {} {}-shot seed {}",
             self.dataset, self.method, self.shots, self.seed
         );
-        if self.subsample != "all" {
+        if self.subsample != SubsampleClasses::All {
             d.push_str(&format!(" ({})", self.subsample));
         }
         d
@@ -273,7 +274,7 @@ impl RunSpec {
     /// A spec with the paper's few-shot defaults for a method and shot count (spec §5); other
     /// protocols start from `presets::preset`.
     pub fn paper_defaults(
-        dataset: &str,
+        dataset: DatasetName,
         root: PathBuf,
         method: Method,
         shots: usize,
@@ -292,7 +293,7 @@ impl RunSpec {
             epochs = c.epochs;
         }
         RunSpec {
-            dataset: dataset.into(),
+            dataset,
             root,
             method,
             shots,
@@ -341,8 +342,14 @@ mod tests {
 
     #[test]
     fn the_id_leaves_out_the_cache_and_where_the_results_live() {
-        let mut a =
-            RunSpec::paper_defaults("eurosat", "d".into(), Method::CoopSub, 4, 1, "w".into());
+        let mut a = RunSpec::paper_defaults(
+            DatasetName::EuroSat,
+            "d".into(),
+            Method::CoopSub,
+            4,
+            1,
+            "w".into(),
+        );
         a.subpt.as_mut().unwrap().trajectory = Some("runs/abc/trajectory.safetensors".into());
         let mut b = a.clone();
         b.cache_dir = "/elsewhere".into();

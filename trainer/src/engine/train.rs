@@ -241,7 +241,7 @@ pub fn train(
         if evaluate_now {
             for set in s.eval_sets {
                 let r = model.evaluate(s.clip, s.cache, s.weights_digest, spec, set)?;
-                test.insert(set.name.clone(), r.accuracy);
+                test.insert(set.name, r.accuracy);
             }
         }
         let seen = seen.max(1) as f64;

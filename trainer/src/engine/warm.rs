@@ -7,7 +7,6 @@ use super::inputs::{weights_digest, CellData, DataMemo, Identity};
 use super::spec::RunSpec;
 use crate::cache::{FeatureCache, Outcome};
 use crate::clip::Clip;
-use crate::data::DatasetName;
 use crate::features::{split_features, SplitKey};
 use crate::methods::zeroshot::cached_text_features;
 use serde::{Deserialize, Serialize};
@@ -17,7 +16,7 @@ use tch::Device;
 /// What one class subset's features came to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WarmedSet {
-    pub subset: String,
+    pub subset: crate::data::SubsampleClasses,
     pub images: usize,
     pub classes: usize,
     /// Whether the image features were already in the cache.
@@ -45,7 +44,7 @@ pub fn encode_test_features(spec: &RunSpec, device: Device) -> Result<FeaturesRe
 
 fn encode(spec: &RunSpec, device: Device) -> Result<FeaturesResult, RunError> {
     let start = Instant::now();
-    let dataset: DatasetName = spec.dataset.parse()?;
+    let dataset = spec.dataset;
     let data = CellData::load(spec, &mut DataMemo::default())?;
     let digest = weights_digest(spec)?;
     let identity = Identity::of(spec, &data, &digest)?;
@@ -59,14 +58,14 @@ fn encode(spec: &RunSpec, device: Device) -> Result<FeaturesResult, RunError> {
         let key = SplitKey::new(
             &digest,
             &clip,
-            &spec.dataset,
+            dataset.id(),
             &format!("test-{}", set.name),
             &set.items,
         );
         let (_, _, outcome) = split_features(&clip, &key, &set.items, &cache, 100)?;
         let _text = cached_text_features(&cache, &clip, &digest, &set.classnames, &template)?;
         warmed.push(WarmedSet {
-            subset: set.name.clone(),
+            subset: set.name,
             images: set.items.len(),
             classes: set.classnames.len(),
             cached: outcome == Outcome::Hit,

@@ -60,10 +60,11 @@ pub fn name_list(list: &str) -> Option<Vec<String>> {
 pub const FASHION_MNIST_SYNONYMS: &str = "fashion_mnist_synonyms";
 
 /// The paper's few-shot NFL list for a dataset (`imagenet_100`), or the embedded data's own.
-pub fn few_shot_names(dataset: &str) -> &'static str {
-    match dataset.parse::<crate::data::DatasetName>() {
-        Ok(d) if d.is_fashion_mnist() => FASHION_MNIST_SYNONYMS,
-        _ => "imagenet_100",
+pub fn few_shot_names(dataset: crate::data::DatasetName) -> &'static str {
+    if dataset.is_fashion_mnist() {
+        FASHION_MNIST_SYNONYMS
+    } else {
+        "imagenet_100"
     }
 }
 

@@ -11,7 +11,7 @@ pub mod captions;
 pub mod corpus;
 pub mod probe;
 
-use crate::clip::config::{ClipConfig, TextConfig, VisionConfig};
+use crate::clip::config::{ClipConfig, TextConfig, VisionConfig, VitConfig};
 use crate::clip::random_init::{generate, Spec};
 use crate::clip::tokenizer::{Tokenizer, EOT};
 use crate::clip::{normalize, Clip, ClipError};
@@ -34,12 +34,8 @@ pub enum PretrainError {
     Clip(#[from] ClipError),
     #[error("{0}")]
     Torch(#[from] tch::TchError),
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::io::IoError),
     #[error("pretraining config: {0}")]
     Config(String),
     #[error("pretraining diverged at step {step}: loss {loss}")]
@@ -69,13 +65,13 @@ impl Architecture {
                 context_length: 77,
                 vocab_size: 49408,
             },
-            vision: VisionConfig::Vit {
+            vision: VisionConfig::Vit(VitConfig {
                 width: self.width,
                 layers: self.vision_layers,
                 heads: self.width / 64,
                 patch: self.patch,
                 resolution: self.resolution,
-            },
+            }),
         }
     }
 }
@@ -176,10 +172,7 @@ pub fn inputs_digest(cfg: &PretrainConfig, source: &Path) -> Result<Inputs, Pret
     let mut files = BTreeMap::new();
     for stem in IDX_STEMS {
         let p = idx_path(source, stem)?;
-        let d = crate::digest::file_digest(&p).map_err(|source| PretrainError::Io {
-            path: p.display().to_string(),
-            source,
-        })?;
+        let d = crate::digest::file_digest(&p).map_err(|e| crate::io::IoError::new(&p, e))?;
         files.insert(stem.to_string(), d);
     }
     let digest = crate::digest::digest_json(&(cfg, &files, env!("CARGO_PKG_VERSION")));

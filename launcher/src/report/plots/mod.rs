@@ -162,13 +162,13 @@ pub fn curve_plots(runs: &[Loaded]) -> Result<Vec<Plot>, String> {
     let mut cells: BTreeMap<(String, usize, String), Curves> = BTreeMap::new();
     for r in runs {
         let s = &r.result.spec;
-        let key = (s.dataset.clone(), s.shots, s.subsample.clone());
+        let key = (s.dataset.to_string(), s.shots, s.subsample.to_string());
         for p in &r.result.curves {
             for (subset, acc) in &p.test {
                 let by_epoch = cells
                     .entry(key.clone())
                     .or_default()
-                    .entry((MethodKey::of_run(r), subset.clone()))
+                    .entry((MethodKey::of_run(r), subset.to_string()))
                     .or_default();
                 // Runs come sorted by path: the first of a repeated seed wins, as in tables.
                 by_epoch
@@ -300,8 +300,13 @@ pub fn pca_plots(runs: &[Loaded]) -> Result<Vec<Plot>, String> {
         else {
             continue;
         };
-        let key = (MethodKey::of_run(r), s.shots, s.subsample.clone(), s.seed);
-        let ratios = by_dataset.entry(&s.dataset).or_default();
+        let key = (
+            MethodKey::of_run(r),
+            s.shots,
+            s.subsample.to_string(),
+            s.seed,
+        );
+        let ratios = by_dataset.entry(s.dataset.id()).or_default();
         ratios
             .entry(key)
             .or_insert_with(|| sub.explained_variance_ratio.clone());

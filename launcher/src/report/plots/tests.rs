@@ -1,6 +1,7 @@
 //! Properties of the SVG itself: where ticks, legend entries and error bars end up.
 use super::*;
 use std::path::PathBuf;
+use subpt_trainer::data::SubsampleClasses;
 use subpt_trainer::engine::result::{CurvePoint, RunResult};
 use subpt_trainer::engine::spec::{Method, RunSpec};
 use subpt_trainer::methods::subspace::SubspaceSummary;
@@ -127,6 +128,7 @@ fn error_bars(els: &[El]) -> Vec<(f64, f64, f64)> {
 
 fn spec(dataset: &str, method: Method, shots: usize, seed: u64) -> RunSpec {
     let w = PathBuf::from("w.safetensors");
+    let dataset = dataset.parse().expect("a catalogue dataset");
     RunSpec::paper_defaults(dataset, PathBuf::from("d"), method, shots, seed, w)
 }
 
@@ -156,10 +158,10 @@ fn run(spec: RunSpec) -> Loaded {
 }
 
 fn key(m: Method, shots: usize) -> MethodKey {
-    MethodKey::of(&spec("d", m, shots, 1))
+    MethodKey::of(&spec("dtd", m, shots, 1))
 }
 
-/// dsa: coop at 1-16 shots over three seeds (4 shots: 60, 62, 64, so mean 62, std 2),
+/// dtd: coop at 1-16 shots over three seeds (4 shots: 60, 62, 64, so mean 62, std 2),
 /// zero-shot CLIP with one seed; dsb: coop at 4 shots only.
 fn fewshot() -> FewShot {
     let mut fs = FewShot::default();
@@ -169,10 +171,10 @@ fn fewshot() -> FewShot {
             .map(|s| (s, base + 2.0 * (s as f64 - 2.0)))
             .collect();
         fs.cells
-            .insert(("dsa".into(), shots, key(Method::Coop, shots)), seeds);
+            .insert(("dtd".into(), shots, key(Method::Coop, shots)), seeds);
         let zs = [(1, 48.0)].into();
         fs.cells
-            .insert(("dsa".into(), shots, key(Method::Zsclip, shots)), zs);
+            .insert(("dtd".into(), shots, key(Method::Zsclip, shots)), zs);
     }
     fs.cells
         .insert(("dsb".into(), 4, key(Method::Coop, 4)), [(1, 70.0)].into());
@@ -188,7 +190,7 @@ fn plot<'a>(plots: &'a [Plot], file: &str) -> &'a str {
 #[test]
 fn fewshot_x_axis_is_log2_ticked_at_the_shot_counts() {
     let plots = fewshot_plots(&fewshot()).unwrap();
-    for file in ["fewshot_dsa.svg", "fewshot_average.svg"] {
+    for file in ["fewshot_dtd.svg", "fewshot_average.svg"] {
         let els = parse(plot(&plots, file));
         let ticks = x_ticks(&els);
         let labels: Vec<&str> = ticks.iter().map(|t| t.1.as_str()).collect();
@@ -210,7 +212,7 @@ fn fewshot_x_axis_is_log2_ticked_at_the_shot_counts() {
 #[test]
 fn fewshot_error_bars_are_the_sample_std_over_seeds() {
     let plots = fewshot_plots(&fewshot()).unwrap();
-    let els = parse(plot(&plots, "fewshot_dsa.svg"));
+    let els = parse(plot(&plots, "fewshot_dtd.svg"));
     // Five multi-seed coop points; zero-shot CLIP has one seed, so no bar.
     let bars = error_bars(&els);
     assert_eq!(bars.len(), 5, "{bars:?}");
@@ -271,10 +273,10 @@ fn subpt(dataset: &str, shots: usize, seed: u64, ratios: &[f64]) -> Loaded {
 #[test]
 fn pca_axes_are_ratios_over_whole_components() {
     let runs = [
-        subpt("dsa", 4, 1, &[0.75, 0.25]),
-        subpt("dsa", 4, 2, &[0.5, 0.3, 0.15]),
+        subpt("dtd", 4, 1, &[0.75, 0.25]),
+        subpt("dtd", 4, 2, &[0.5, 0.3, 0.15]),
         // Not SubPT: its summary is ignored.
-        run(spec("dsa", Method::Coop, 4, 1)),
+        run(spec("dtd", Method::Coop, 4, 1)),
     ];
     let plots = pca_plots(&runs).unwrap();
     assert_eq!(plots.len(), 1);
@@ -292,8 +294,8 @@ fn pca_axes_are_ratios_over_whole_components() {
 fn curve_runs() -> Vec<Loaded> {
     let mut runs = Vec::new();
     for (m, seed) in [(Method::Coop, 1), (Method::Coop, 2), (Method::Cocoop, 1)] {
-        let mut s = spec("dsc", m, 16, seed);
-        s.subsample = "base".into();
+        let mut s = spec("eurosat", m, 16, seed);
+        s.subsample = SubsampleClasses::Base;
         let mut r = run(s);
         r.result.curves = (1..=5)
             .map(|e| CurvePoint {
@@ -302,8 +304,8 @@ fn curve_runs() -> Vec<Loaded> {
                 train_loss: 1.0,
                 train_accuracy: 50.0,
                 test: [
-                    ("base".into(), 60.0 + e as f64 + seed as f64),
-                    ("new".into(), 65.0 - seed as f64),
+                    (SubsampleClasses::Base, 60.0 + e as f64 + seed as f64),
+                    (SubsampleClasses::New, 65.0 - seed as f64),
                 ]
                 .into(),
             })
@@ -329,7 +331,7 @@ fn legend_sample(els: &[El], name: &str) -> (BTreeSet<String>, usize) {
 #[test]
 fn curve_comparison_has_a_band_per_multi_seed_line_and_styles_subsets_apart() {
     let plots = curve_plots(&curve_runs()).unwrap();
-    let els = parse(plot(&plots, "curves_compare_dsc_16shot_base.svg"));
+    let els = parse(plot(&plots, "curves_compare_eurosat_16shot_base.svg"));
     let names: BTreeSet<&str> = texts(&els).map(|t| t.text.as_str()).collect();
     for n in ["coop base", "coop new", "cocoop base", "cocoop new"] {
         assert!(names.contains(n), "{n} not in {names:?}");
@@ -352,7 +354,7 @@ fn curve_comparison_has_a_band_per_multi_seed_line_and_styles_subsets_apart() {
     let xs: Vec<String> = x_ticks(&els).into_iter().map(|t| t.1).collect();
     assert_eq!(xs, ["1", "2", "3", "4", "5"]);
 
-    let per_seed = parse(plot(&plots, "curves_dsc_16shot_coop_base.svg"));
+    let per_seed = parse(plot(&plots, "curves_eurosat_16shot_coop_base.svg"));
     let names: BTreeSet<&str> = texts(&per_seed).map(|t| t.text.as_str()).collect();
     assert!(
         names.contains("base seed 2") && names.contains("new seed 1"),
@@ -364,22 +366,22 @@ fn curve_comparison_has_a_band_per_multi_seed_line_and_styles_subsets_apart() {
 #[test]
 fn legends_lie_right_of_the_plot_area() {
     let mut runs = curve_runs();
-    runs.push(subpt("dsa", 4, 1, &[0.75, 0.25]));
+    runs.push(subpt("dtd", 4, 1, &[0.75, 0.25]));
     let mut plots = fewshot_plots(&fewshot()).unwrap();
     plots.extend(curve_plots(&runs).unwrap());
     plots.extend(pca_plots(&runs).unwrap());
     let expect: BTreeMap<&str, &[&str]> = [
-        ("fewshot_dsa.svg", &["zsclip", "coop"][..]),
+        ("fewshot_dtd.svg", &["zsclip", "coop"][..]),
         ("fewshot_average.svg", &["zsclip", "coop"][..]),
         (
-            "curves_compare_dsc_16shot_base.svg",
+            "curves_compare_eurosat_16shot_base.svg",
             &["coop new", "cocoop base"][..],
         ),
         (
-            "curves_dsc_16shot_coop_base.svg",
+            "curves_eurosat_16shot_coop_base.svg",
             &["base seed 1", "new seed 2"][..],
         ),
-        ("pca_dsa.svg", &["coop_sub 4-shot all seed 1"][..]),
+        ("pca_dtd.svg", &["coop_sub 4-shot all seed 1"][..]),
     ]
     .into();
     for p in &plots {
