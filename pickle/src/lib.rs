@@ -5,7 +5,7 @@
 //! `GLOBAL` yields a [`Value::Global`] naming the class or function, and `REDUCE`, `NEWOBJ`,
 //! `NEWOBJ_EX`, `INST`, `OBJ`, `BUILD`, and `APPEND`/`SETITEM` on such objects are recorded in an
 //! [`Object`]. Interpreting `torch._utils._rebuild_tensor_v2` or `collections.OrderedDict` is the
-//! caller's business (see `clip::torch_archive`).
+//! caller's business; [`torch_archive`] does it for PyTorch's checkpoint formats.
 //!
 //! Shared references (memo `GET`s) are copied into the tree; self-referencing structures are
 //! rejected. Python 2 module names `__builtin__` and `copy_reg` are reported as `builtins` and
@@ -29,6 +29,7 @@
 mod arena;
 mod reader;
 mod text;
+pub mod torch_archive;
 mod value;
 mod writer;
 

@@ -6,9 +6,10 @@ pub mod random_init;
 pub mod resnet;
 pub mod text;
 pub mod text_fast;
+/// PyTorch checkpoints read without libtorch (in the pickle crate).
+pub use crate::pickle::torch_archive;
 /// CLIP's tokenizer, a crate of its own (no libtorch).
 pub use subpt_tokenizer as tokenizer;
-pub mod torch_archive;
 pub mod vit;
 pub mod weights;
 mod weights_hf;

@@ -11,8 +11,8 @@
 //!
 //! Non-contiguous views (transposes, slices with offsets, expanded dims) are copied out into
 //! contiguous row-major bytes; keys sharing one storage each get their own copy. Nothing in the
-//! file is executed: the pickles are decoded by [`crate::pickle`] into plain values.
-use crate::pickle;
+//! file is executed: the pickles are decoded by this crate's reader into plain values.
+use crate as pickle;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
@@ -64,7 +64,7 @@ pub enum ArchiveError {
     #[error("{path}: {msg}")]
     Format { path: String, msg: String },
     #[error(transparent)]
-    Io(#[from] crate::io::IoError),
+    Io(#[from] subpt_io::IoError),
 }
 
 /// Every tensor in the archive with its dotted key (state-dict keys for TorchScript modules),
@@ -75,7 +75,7 @@ pub fn read_tensors(path: &Path) -> Result<Vec<(String, RawTensor)>, ArchiveErro
         path: shown.clone(),
         msg,
     };
-    let io = |source| ArchiveError::Io(crate::io::IoError::new(path, source));
+    let io = |source| ArchiveError::Io(subpt_io::IoError::new(path, source));
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut head = [0u8; 512];
     let n = read_up_to(&mut file, &mut head).map_err(io)?;

@@ -7,7 +7,7 @@
 //! name. Which attributes are parameters and buffers is read from the class definitions the
 //! archive carries in `code/` (`__parameters__ = [...]`, `__buffers__ = [...]`).
 use super::tensor::{self, TensorRef};
-use crate::pickle::{Object, Value};
+use crate::{Object, Value};
 use std::collections::HashMap;
 
 /// What the archive's code says about one TorchScript class.

@@ -2,7 +2,7 @@
 //! system info, the payload, the sorted storage keys), then each storage as a little-endian
 //! i64 element count followed by its little-endian elements.
 use super::{assemble, walk, RawTensor};
-use crate::pickle::{self, Value};
+use crate::{self as pickle, Value};
 use std::borrow::Cow;
 use std::collections::HashMap;
 

@@ -1,6 +1,6 @@
 //! Recognising pickled tensors and copying their views out of storage bytes.
 use super::DType;
-use crate::pickle::{Object, Value};
+use crate::{Object, Value};
 
 /// Where a tensor's elements live: a storage record of the archive.
 #[derive(Debug, Clone)]
