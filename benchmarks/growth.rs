@@ -6,11 +6,11 @@
 //! the `images` column is that part.
 //!
 //! cargo bench -p subpt-trainer --bench growth -- [--classes 10,100,1000] [--shots 1,2,4,8,16]
+mod common;
 use std::time::Instant;
-use subpt_trainer::clip::config::{Activation, TextConfig, VisionConfig, VitConfig};
-use subpt_trainer::clip::random_init::{generate, Spec};
+use subpt_trainer::clip::config::{TextConfig, VisionConfig, VitConfig};
+use subpt_trainer::clip::random_init::Spec;
 use subpt_trainer::clip::tokenizer::Tokenizer;
-use subpt_trainer::clip::{Clip, Precision};
 use subpt_trainer::methods::coop;
 use subpt_trainer::methods::prompt_learner::{PromptConfig, PromptLearner};
 use tch::{Device, Kind, Tensor};
@@ -46,28 +46,12 @@ fn main() {
             resolution: 32,
         }),
     };
-    let clip = Clip::from_tensors(
-        generate(&spec, 0),
-        Activation::QuickGelu,
-        Precision::Fp32,
-        Device::Cpu,
-    )
-    .expect("generated weights load");
+    let clip = common::random_clip(&spec);
     let tok = Tokenizer::new();
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../assets/imagenet_classnames_only.txt"
-    );
-    let all: Vec<String> = std::fs::read_to_string(path)
-        .expect("ImageNet class names")
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let all = common::imagenet_names();
     println!(
         "one CoOp epoch, batch 32, n_ctx 16, 1 thread; load average {}",
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
+        common::load_average()
     );
     println!(
         "{:>7} {:>5} {:>7} | {:>9} {:>9} {:>9} | {:>10}",

@@ -7,13 +7,13 @@
 //!
 //! `--plain-backward-max`: the largest class count whose full-prompt backward is timed (1000
 //! full prompts keep ~40 GB of activations). `--budget`: seconds each measurement may repeat for.
+mod common;
 use std::time::Instant;
-use subpt_trainer::clip::config::{Activation, TextConfig};
-use subpt_trainer::clip::random_init::{generate, Spec};
+use subpt_trainer::clip::config::TextConfig;
+use subpt_trainer::clip::random_init::Spec;
 use subpt_trainer::clip::tokenizer::Tokenizer;
-use subpt_trainer::clip::{Clip, Precision};
 use subpt_trainer::methods::prompt_learner::{ClassTokenPosition, PromptConfig, PromptLearner};
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 struct Args {
     classes: Vec<usize>,
@@ -93,27 +93,13 @@ fn main() {
         },
         ..Spec::tiny_vit()
     };
-    let clip = Clip::from_tensors(
-        generate(&spec, 0),
-        Activation::QuickGelu,
-        Precision::Fp32,
-        Device::Cpu,
-    )
-    .expect("generated weights load");
+    let clip = common::random_clip(&spec);
     let tok = Tokenizer::new();
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../assets/imagenet_classnames_only.txt"
-    );
-    let all: Vec<String> = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let all = common::imagenet_names();
     println!(
         "text tower 512 x 12 layers x 8 heads, fp32, n_ctx 16, {} libtorch threads, load average {}",
         tch::get_num_threads(),
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+        common::load_average()
     );
     println!(
         "{:>7} {:>9} | {:>14} {:>14} {:>7} | {:>14} {:>14} {:>7} | {:>7} {:>14} | {:>8}",

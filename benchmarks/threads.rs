@@ -4,6 +4,7 @@
 //! The rule `threads::intra_op_threads` applies for small models comes from this table.
 //!
 //! cargo bench -p subpt-trainer --bench threads -- [--threads N] [--rounds R] [--batch B]
+mod common;
 use std::time::Instant;
 use subpt_trainer::clip::config::{Activation, TextConfig, VisionConfig, VitConfig};
 use subpt_trainer::clip::random_init::{generate, Spec};
@@ -66,7 +67,7 @@ fn main() {
     let batch = arg("--batch", 32) as i64;
     println!(
         "CoOp step (batch {batch}, 10 classes, n_ctx 16), median of {rounds} interleaved rounds; load average {}",
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+        common::load_average()
     );
     println!(
         "{:>6} {:>12} | {:>10} {:>10} | {:>9}",

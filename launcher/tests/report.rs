@@ -21,22 +21,8 @@ fn spec(dataset: &str, method: Method, shots: usize, seed: u64) -> RunSpec {
 
 fn result(spec: RunSpec, acc: &[(SubsampleClasses, f64)]) -> RunResult {
     RunResult {
-        spec_hash: spec.hash(),
-        identity: None,
-        spec,
         accuracy: acc.iter().copied().collect(),
-        hm: None,
-        per_class_accuracy: BTreeMap::new(),
-        test_size: BTreeMap::new(),
-        train_size: 0,
-        threads: 1,
-        train_views: Default::default(),
-        train_per_class: Vec::new(),
-        curves: Vec::new(),
-        subspace: None,
-        fewshot_source: String::new(),
-        timings: BTreeMap::new(),
-        versions: BTreeMap::new(),
+        ..RunResult::new(spec)
     }
 }
 

@@ -54,6 +54,30 @@ pub struct TrainViews {
     pub reused: u64,
 }
 
+impl RunResult {
+    /// A result of `spec` with nothing measured yet, for synthetic results (tests, examples).
+    pub fn new(spec: RunSpec) -> Self {
+        RunResult {
+            spec_hash: spec.hash(),
+            identity: None,
+            spec,
+            accuracy: BTreeMap::new(),
+            hm: None,
+            per_class_accuracy: BTreeMap::new(),
+            test_size: BTreeMap::new(),
+            train_size: 0,
+            train_views: TrainViews::default(),
+            threads: 1,
+            train_per_class: Vec::new(),
+            curves: Vec::new(),
+            subspace: None,
+            fewshot_source: String::new(),
+            timings: BTreeMap::new(),
+            versions: BTreeMap::new(),
+        }
+    }
+}
+
 /// Harmonic mean of two accuracies (0 when both are 0).
 pub fn harmonic_mean(base: f64, new: f64) -> f64 {
     if base + new == 0.0 {

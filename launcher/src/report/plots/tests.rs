@@ -135,24 +135,7 @@ fn spec(dataset: &str, method: Method, shots: usize, seed: u64) -> RunSpec {
 fn run(spec: RunSpec) -> Loaded {
     Loaded {
         path: PathBuf::from(format!("{}/{}", spec.dataset, spec.seed)),
-        result: RunResult {
-            spec_hash: spec.hash(),
-            identity: None,
-            spec,
-            accuracy: BTreeMap::new(),
-            hm: None,
-            per_class_accuracy: BTreeMap::new(),
-            test_size: BTreeMap::new(),
-            train_size: 0,
-            threads: 1,
-            train_views: Default::default(),
-            train_per_class: Vec::new(),
-            curves: Vec::new(),
-            subspace: None,
-            fewshot_source: String::new(),
-            timings: BTreeMap::new(),
-            versions: BTreeMap::new(),
-        },
+        result: RunResult::new(spec),
         variant: String::new(),
     }
 }
