@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("cannot read image file {0}")]
-    Unreadable(#[from] subpt_io::IoError),
+    Unreadable(subpt_io::IoError),
     #[error("corrupt image file {path}: {detail}")]
     Corrupt { path: PathBuf, detail: String },
     #[error("unsupported image file {path}: {detail}")]
@@ -79,7 +79,7 @@ impl RgbImage {
 
 /// Reads and decodes `path` like `PIL.Image.open(path).convert("RGB")`.
 pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageError> {
-    let bytes = subpt_io::read(path)?;
+    let bytes = subpt_io::read(path).map_err(ImageError::Unreadable)?;
     decode_rgb(&bytes, path)
 }
 

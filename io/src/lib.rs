@@ -7,24 +7,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// An I/O failure and the file or directory it concerned. Every error type of the workspace
 /// holds its I/O failures as this, so each message names the path.
+///
+/// The OS error is part of the message and not reported as a separate cause: a message printed
+/// with its chain of causes (`{:#}`) would otherwise say it twice.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {source}", path.display())]
+#[error("{}: {error}", path.display())]
 pub struct IoError {
     pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+    pub error: std::io::Error,
 }
 
 impl IoError {
-    pub fn new(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn new(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         IoError {
             path: path.into(),
-            source,
+            error,
         }
     }
 
     pub fn kind(&self) -> std::io::ErrorKind {
-        self.source.kind()
+        self.error.kind()
     }
 }
 
@@ -51,7 +53,7 @@ pub fn read_to_string(path: impl AsRef<Path>) -> Result<String, IoError> {
 
 /// A temporary path in the same directory (rename is atomic only within one filesystem),
 /// unique per process and call so concurrent writers of one target never share it.
-pub fn temp_path_for(path: &Path) -> PathBuf {
+fn temp_path_for(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
@@ -80,7 +82,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
         let _ = std::fs::remove_file(&tmp);
         return Err(IoError::new(path, e));
     }
-    std::fs::rename(&tmp, path).at(path)
+    rename_or_remove(&tmp, path)
+}
+
+/// Moves the finished temporary file into place; on failure nothing is left beside `path`.
+fn rename_or_remove(tmp: &Path, path: &Path) -> Result<(), IoError> {
+    std::fs::rename(tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(tmp);
+        IoError::new(path, e)
+    })
 }
 
 /// Runs `write` against a temporary path, then renames it to `path`.
@@ -94,7 +104,7 @@ pub fn with_atomic_path<E: From<IoError>>(
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    std::fs::rename(&tmp, path).at(path)?;
+    rename_or_remove(&tmp, path)?;
     Ok(())
 }
 
@@ -114,13 +124,27 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_their_file() {
+    fn errors_name_their_file_once() {
         let e = read("/no/such/dir/weights.pt").unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
         assert!(
             e.to_string().starts_with("/no/such/dir/weights.pt: "),
             "{e}"
         );
+        // The OS error is in the message, not repeated as a cause.
+        assert!(std::error::Error::source(&e).is_none());
+    }
+
+    #[test]
+    fn a_failed_rename_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory in the way: rename(2) cannot replace a non-empty directory by a file.
+        let target = dir.path().join("result.json");
+        std::fs::create_dir_all(target.join("occupied")).unwrap();
+        let e = write_atomic(&target, b"x").unwrap_err();
+        assert!(e.to_string().contains("result.json"), "{e}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the directory in the way remains");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! CPython's `random.Random` (MT19937 plus the pure-Python helpers of `Lib/random.py`), so that
 //! Dassl's few-shot draws can be reproduced bit for bit.
 //!
-//! The generator itself is the `mt19937` crate (RustPython's translation of CPython's
-//! `_randommodule.c`: `init_by_array` seeding and `genrand_uint32`); this crate adds CPython's
+//! The generator itself is the `mt19937` crate (RustPython's translation of the reference
+//! `mt19937ar.c`, which CPython's `_randommodule.c` also builds on: `init_by_array` seeding and
+//! `genrand_uint32`); this crate adds CPython's
 //! int-to-key rule and the pure-Python methods on top, consuming 32-bit outputs exactly as
 //! `Lib/random.py` does.
 //!

@@ -19,9 +19,17 @@ const CACHE_VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("feature cache {0}")]
-    Io(#[from] crate::io::IoError),
+    Io(crate::io::IoError),
     #[error("feature cache {path}: {msg}")]
     Write { path: String, msg: String },
+}
+
+// By hand rather than `#[from]`, which would also report the wrapped error as the cause and
+// print its message twice.
+impl From<crate::io::IoError> for CacheError {
+    fn from(e: crate::io::IoError) -> Self {
+        CacheError::Io(e)
+    }
 }
 
 /// What a cache lookup did, for logs and tests.

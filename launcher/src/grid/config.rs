@@ -34,17 +34,6 @@ pub struct GridConfig {
     pub overrides: Vec<Override>,
 }
 
-/// A dataset name, checked while parsing so the error carries its position.
-struct AnyDataset(DatasetName);
-
-impl<'de> Deserialize<'de> for AnyDataset {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let s = String::deserialize(d)?;
-        s.parse().map(AnyDataset).map_err(D::Error::custom)
-    }
-}
-
 /// A training dataset name, checked while parsing so the error carries its position.
 struct TrainDataset(DatasetName);
 
@@ -88,7 +77,7 @@ struct RawGrid {
     #[serde(default)]
     dg_source: Option<TrainDataset>,
     #[serde(default)]
-    dg_targets: Option<Vec<AnyDataset>>,
+    dg_targets: Option<Vec<DatasetName>>,
     #[serde(default)]
     overrides: serde_yaml_ng::Mapping,
 }
@@ -157,7 +146,7 @@ impl GridConfig {
         let overrides = overrides::parse(&raw.overrides, text, path)?;
         let dg_source = raw.dg_source.map_or(DatasetName::ImageNet, |d| d.0);
         let dg_targets: Vec<DatasetName> = match raw.dg_targets {
-            Some(t) => t.into_iter().map(|d| d.0).collect(),
+            Some(t) => t,
             None if dg_source == DatasetName::ImageNet => IMAGENET_VARIANTS.to_vec(),
             None => Vec::new(),
         };

@@ -39,7 +39,7 @@ use subpt_trainer::engine::spec::RunSpec;
 #[derive(Debug, thiserror::Error)]
 pub enum GridError {
     #[error("cannot read the grid file {0}")]
-    Io(#[from] subpt_trainer::io::IoError),
+    Io(subpt_trainer::io::IoError),
     /// Syntax, unknown keys, wrong types, unknown datasets or methods (serde's message
     /// carries the key path and the position).
     #[error("{path}:{line}:{column}: {message}")]
@@ -65,6 +65,14 @@ pub enum GridError {
         cell: String,
         dep: String,
     },
+}
+
+// By hand rather than `#[from]`, which would also report the wrapped error as the cause and
+// print its message twice.
+impl From<subpt_trainer::io::IoError> for GridError {
+    fn from(e: subpt_trainer::io::IoError) -> Self {
+        GridError::Io(e)
+    }
 }
 
 impl GridError {

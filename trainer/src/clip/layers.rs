@@ -380,3 +380,59 @@ impl Transformer {
             .fold(x.shallow_clone(), |x, b| b.forward(&x, causal))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(keys: &[&str]) -> Params {
+        let tensors = keys
+            .iter()
+            .map(|k| {
+                (
+                    k.to_string(),
+                    Tensor::zeros([2], (Kind::Float, Device::Cpu)),
+                )
+            })
+            .collect();
+        Params::new(tensors, Kind::Float, Device::Cpu)
+    }
+
+    #[test]
+    fn scopes_join_names_into_openai_keys() {
+        let mut p = params(&[
+            "logit_scale",
+            "visual.transformer.resblocks.3.ln_1.bias",
+            "visual.layer2.0.downsample.1.weight",
+        ]);
+        let mut root = p.root();
+        let _ = root.get("logit_scale", &[2]).unwrap();
+        let mut visual = root.pp("visual");
+        let _ = visual
+            .pp("transformer")
+            .pp("resblocks")
+            .pp(3)
+            .pp("ln_1")
+            .get("bias", &[2])
+            .unwrap();
+        let mut layer = visual.pp(format!("layer{}", 2));
+        let _ = layer
+            .pp(0)
+            .pp("downsample")
+            .pp("1")
+            .get("weight", &[2])
+            .unwrap();
+        assert!(p.unused().is_empty(), "{:?}", p.unused());
+    }
+
+    #[test]
+    fn a_missing_tensor_is_named_by_its_full_key() {
+        let mut p = params(&[]);
+        let err = p.root().pp("visual").pp("ln_post").get("weight", &[2]);
+        assert!(
+            matches!(&err, Err(ClipError::MissingKey(k)) if k == "visual.ln_post.weight"),
+            "{:?}",
+            err.err().map(|e| e.to_string())
+        );
+    }
+}

@@ -176,7 +176,8 @@ impl std::str::FromStr for DatasetName {
     }
 }
 
-/// Specs and results name a dataset by its id.
+/// Specs and results name a dataset by its id. Reading also takes a Dassl config name
+/// (`Caltech101`), as the command line does; it is written back as the id.
 impl serde::Serialize for DatasetName {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.id())
@@ -232,6 +233,21 @@ mod tests {
             err.contains("cifar10") && err.contains("imagenet_sketch"),
             "{err}"
         );
+    }
+
+    /// Specs and results name datasets by id; a config name is read as its dataset and
+    /// written back as the id (so a spec spelt `Caltech101` gets the id's hash).
+    #[test]
+    fn specs_name_datasets_by_id() {
+        for d in DATASETS {
+            let json = serde_json::to_string(&d.name).unwrap();
+            assert_eq!(json, format!("\"{}\"", d.id));
+            assert_eq!(serde_json::from_str::<DatasetName>(&json).unwrap(), d.name);
+        }
+        let c: DatasetName = serde_json::from_str("\"Caltech101\"").unwrap();
+        assert_eq!(serde_json::to_string(&c).unwrap(), "\"caltech101\"");
+        let err = serde_json::from_str::<DatasetName>("\"cifar10\"").unwrap_err();
+        assert!(err.to_string().contains("imagenet_sketch"), "{err}");
     }
 
     #[test]

@@ -13,8 +13,8 @@
 use super::catalog::DatasetName;
 pub use super::corruption::Corruption;
 use super::error::{DataError, Result};
-use super::fewshot::write_atomic;
 use super::splits::{folder_of, DatasetSplits, Item, Split};
+use crate::io::write_atomic;
 use flate2::read::GzDecoder;
 use rayon::prelude::*;
 use serde_json::{json, Value};

@@ -121,7 +121,7 @@ pub fn write_subset_json(subset: &FewshotSubset, path: &Path) -> Result<()> {
             path: path.to_path_buf(),
             detail: e.to_string(),
         })?;
-    write_atomic(path, text.as_bytes())
+    Ok(crate::io::write_atomic(path, text.as_bytes())?)
 }
 
 /// Reads a subset written by `write_subset_json`, resolving every entry against the full
@@ -170,11 +170,6 @@ pub fn read_subset_json(path: &Path, splits: &DatasetSplits) -> Result<FewshotSu
         train,
         val: get("val")?,
     })
-}
-
-/// [`crate::io::write_atomic`] as a data error.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    Ok(crate::io::write_atomic(path, bytes)?)
 }
 
 #[cfg(test)]

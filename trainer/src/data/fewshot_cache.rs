@@ -8,7 +8,7 @@
 use super::catalog::DatasetName;
 use super::error::{DataError, Result};
 use super::fewshot::FewshotSubset;
-use super::fewshot::{draw_fewshot, read_subset_json, write_atomic, write_subset_json};
+use super::fewshot::{draw_fewshot, read_subset_json, write_subset_json};
 use super::splits::{DatasetSplits, Item};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -163,7 +163,7 @@ pub fn write_pickle(
         path: path.to_path_buf(),
         detail,
     })?;
-    write_atomic(path, &bytes)
+    Ok(crate::io::write_atomic(path, &bytes)?)
 }
 
 fn resolve(path: &Path, key: &str, datums: &[PickledDatum], full: &[Item]) -> Result<Vec<Item>> {

@@ -2,7 +2,8 @@
 //!
 //! - `catalog`: the dataset table (directories, split sources, class counts, templates).
 //! - `readers`: every layout into `DatasetSplits` (`train`/`val`/`test` lists of `Item`s).
-//! - `python_random`: CPython's `random.Random`, so `fewshot` draws Dassl's exact subsets.
+//! - `python_random` (the `subpt-pyrandom` crate): CPython's `random.Random`, so `fewshot`
+//!   draws Dassl's exact subsets.
 //! - `fewshot`, `fewshot_cache`: K-shot sampling and Dassl's `split_fewshot/` cache.
 //! - `subsample`: base / new class halves with relabelling.
 //! - `verify`, `fashion_mnist`: dataset checks, the embedded dataset.

@@ -24,7 +24,7 @@ pub(super) fn save_context(
         crate::io::with_atomic_path(&p, |tmp| {
             Tensor::write_safetensors(tensors, tmp)
                 .map_err(|e| std::io::Error::other(e.to_string()))
-                .at(tmp)
+                .at(&p)
         })?;
         Ok(())
     };
