@@ -72,24 +72,9 @@ fn create_parent(path: &Path) -> Result<(), IoError> {
 
 /// Writes `bytes` to `path` atomically, creating parent directories.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
-    create_parent(path)?;
-    let tmp = temp_path_for(path);
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()
-    });
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(IoError::new(path, e));
-    }
-    rename_or_remove(&tmp, path)
-}
-
-/// Moves the finished temporary file into place; on failure nothing is left beside `path`.
-fn rename_or_remove(tmp: &Path, path: &Path) -> Result<(), IoError> {
-    std::fs::rename(tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(tmp);
-        IoError::new(path, e)
+    with_atomic_path(path, |tmp| {
+        let mut f = std::fs::File::create(tmp).at(path)?;
+        f.write_all(bytes).and_then(|()| f.sync_all()).at(path)
     })
 }
 
@@ -104,7 +89,11 @@ pub fn with_atomic_path<E: From<IoError>>(
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    rename_or_remove(&tmp, path)?;
+    // On failure nothing is left beside `path`.
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        IoError::new(path, e)
+    })?;
     Ok(())
 }
 

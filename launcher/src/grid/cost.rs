@@ -16,6 +16,7 @@
 //! Class counts and test-set sizes are the real datasets' (`DatasetInfo::num_classes`,
 //! `num_test`), so fixtures look dearer than they are; only ratios between cells matter.
 use super::CellKind;
+use subpt_trainer::data::subsample::base_new_sizes;
 use subpt_trainer::data::SubsampleClasses;
 use subpt_trainer::engine::spec::{Method, RunSpec};
 
@@ -23,10 +24,10 @@ const IMAGE_PASS: f64 = 7.5;
 
 pub fn estimate_cost(spec: &RunSpec, kind: &CellKind) -> f64 {
     let classes = spec.dataset.info().num_classes;
-    let half = |n: usize| n.div_ceil(2);
+    let (base, new) = base_new_sizes(classes);
     let of = |s: SubsampleClasses| match s {
-        SubsampleClasses::Base => half(classes),
-        SubsampleClasses::New => classes - half(classes),
+        SubsampleClasses::Base => base,
+        SubsampleClasses::New => new,
         SubsampleClasses::All => classes,
     };
     let trained = of(spec.subsample);

@@ -27,7 +27,6 @@ pub fn trains(spec: &RunSpec) -> bool {
 
 /// The data one cell reads.
 pub struct CellData {
-    pub dataset: DatasetName,
     /// The full lists with the few-shot subset in place of train (and val).
     pub drawn: Arc<DatasetSplits>,
     /// `drawn` restricted to the trained class subset.
@@ -58,7 +57,8 @@ impl DataMemo {
         Ok(s)
     }
 
-    fn drawn(&mut self, spec: &RunSpec, d: DatasetName) -> Result<Drawn, RunError> {
+    fn drawn(&mut self, spec: &RunSpec) -> Result<Drawn, RunError> {
+        let d = spec.dataset;
         let full = self.splits(d, &spec.root)?;
         // Evaluation-only cells (and test-only datasets) draw no subset.
         if !trains(spec) || d.info().test_only {
@@ -91,8 +91,7 @@ impl DataMemo {
 
 impl CellData {
     pub fn load(spec: &RunSpec, memo: &mut DataMemo) -> Result<Self, RunError> {
-        let dataset = spec.dataset;
-        let (drawn, source) = memo.drawn(spec, dataset)?;
+        let (drawn, source) = memo.drawn(spec)?;
         let train_split = subsample_classes(&drawn, spec.subsample);
         let eval_sets = spec
             .eval_subsets
@@ -107,7 +106,6 @@ impl CellData {
             })
             .collect();
         Ok(CellData {
-            dataset,
             drawn,
             train_split,
             eval_sets,
