@@ -93,7 +93,7 @@ fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
+        subpt_bench::grid::progress::print_error(format_args!("{e:#}"));
         std::process::exit(1);
     }
 }

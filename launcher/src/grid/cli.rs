@@ -87,7 +87,7 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
             // The other ranks wait for work or collectives this rank will never join: end the
             // whole job rather than leave it hanging.
             Err(e) => {
-                eprintln!("error: rank {}: {e}", world.rank());
+                super::progress::print_error(format_args!("rank {}: {e}", world.rank()));
                 world.abort(1)
             }
         }

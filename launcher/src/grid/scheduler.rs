@@ -195,7 +195,7 @@ pub fn execute_mpi(
             dispatcher.join().unwrap_or_else(|p| {
                 // The other leaders wait for their next cell: end the job, not leave it hanging.
                 let why = subpt_trainer::engine::group::panic_message(p.as_ref());
-                eprintln!("error: the grid dispatcher failed: {why}");
+                super::progress::print_error(format_args!("the grid dispatcher failed: {why}"));
                 world.abort(1)
             })
         });
