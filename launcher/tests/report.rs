@@ -4,12 +4,14 @@ use std::path::{Path, PathBuf};
 use subpt_bench::report::collect::Scope;
 use subpt_bench::report::{generate, reference};
 use subpt_trainer::data::SubsampleClasses;
+use subpt_trainer::engine::presets::{preset, Protocol};
 use subpt_trainer::engine::result::{CurvePoint, RunResult};
 use subpt_trainer::engine::spec::{Method, NflSpec, RunSpec, SubptSpec};
 use subpt_trainer::methods::subspace::SubspaceSummary;
 
 fn spec(dataset: &str, method: Method, shots: usize, seed: u64) -> RunSpec {
-    RunSpec::paper_defaults(
+    preset(
+        Protocol::FewShot,
         dataset.parse().expect("a catalogue dataset"),
         PathBuf::from("data"),
         method,
@@ -35,7 +37,7 @@ fn fewshot(dataset: &str, method: Method, shots: usize, seed: u64, acc: f64) -> 
 
 fn b2n(dataset: &str, method: Method, seed: u64, base: f64, new: f64) -> RunResult {
     let mut s = spec(dataset, method, 16, seed);
-    s.protocol = subpt_trainer::engine::presets::Protocol::BaseToNovel;
+    s.protocol = Protocol::BaseToNovel;
     s.subsample = SubsampleClasses::Base;
     s.eval_subsets = vec![SubsampleClasses::Base, SubsampleClasses::New];
     if let Some(p) = s.subpt.as_mut() {
@@ -126,7 +128,7 @@ fn fixture() -> (tempfile::TempDir, PathBuf, subpt_bench::report::Summary) {
         let mut s = spec("dtd", Method::CoopSub, 4, seed);
         s.subpt = Some(SubptSpec {
             rank,
-            ..SubptSpec::defaults_for_shots(4)
+            ..SubptSpec::paper(Protocol::FewShot, 4)
         });
         let mut r = result(s, &[(SubsampleClasses::All, acc)]);
         r.subspace = Some(SubspaceSummary {

@@ -6,6 +6,7 @@ use subpt_trainer::clip::random_init::{generate, Spec};
 use subpt_trainer::comm::Single;
 use subpt_trainer::data::fixtures::{write_fixture, FixtureOptions};
 use subpt_trainer::data::{DatasetName, SubsampleClasses};
+use subpt_trainer::engine::presets::{preset, Protocol};
 use subpt_trainer::engine::run::run;
 use subpt_trainer::engine::spec::{Method, NflSpec, RunSpec, SubptSpec};
 use tch::{Device, Tensor};
@@ -28,7 +29,8 @@ fn trajectory(out: &Path) -> std::collections::HashMap<String, Tensor> {
 }
 
 fn spec(dir: &Path, weights: &Path, method: Method, shots: usize, epochs: usize) -> RunSpec {
-    let mut s = RunSpec::paper_defaults(
+    let mut s = preset(
+        Protocol::FewShot,
         DatasetName::EuroSat,
         dir.join("data"),
         method,
@@ -55,7 +57,7 @@ fn every_method_runs_base_to_novel_and_writes_complete_results() {
             *sub = SubptSpec {
                 rank: 2,
                 early_epochs: 2,
-                ..SubptSpec::defaults_for_shots(2)
+                ..SubptSpec::paper(Protocol::FewShot, 2)
             };
         }
         if method.uses_nfl() {
@@ -105,7 +107,7 @@ fn subpt_moves_the_context_only_inside_its_subspace_plus_weight_decay() {
     s.subpt = Some(SubptSpec {
         rank: 2,
         early_epochs: 3,
-        ..SubptSpec::defaults_for_shots(4)
+        ..SubptSpec::paper(Protocol::FewShot, 4)
     });
     let out = dir.path().join("sub");
     run(&s, &out, Device::Cpu, &Single).unwrap();
@@ -250,7 +252,7 @@ fn reduced_precision_towers_train_an_fp32_context() {
         s.subpt = Some(SubptSpec {
             rank: 1,
             early_epochs: 2,
-            ..SubptSpec::defaults_for_shots(2)
+            ..SubptSpec::paper(Protocol::FewShot, 2)
         });
         let out = dir.path().join(p.to_string());
         run(&s, &out, Device::Cpu, &Single).unwrap();
@@ -277,8 +279,15 @@ fn a_trained_context_is_evaluated_on_a_domain_shift_dataset() {
     let named: Vec<(&str, &Tensor)> = t.iter().map(|(k, v)| (k.as_str(), v)).collect();
     Tensor::write_safetensors(&named, &w).unwrap();
     for method in [Method::Coop, Method::Cocoop] {
-        let mut src =
-            RunSpec::paper_defaults(DatasetName::ImageNet, root.clone(), method, 2, 1, w.clone());
+        let mut src = preset(
+            Protocol::FewShot,
+            DatasetName::ImageNet,
+            root.clone(),
+            method,
+            2,
+            1,
+            w.clone(),
+        );
         src.epochs = 2;
         src.prompt.n_ctx = 4;
         src.cache_dir = dir.path().join("cache");

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use subpt_trainer::comm::Single;
 use subpt_trainer::data::DatasetName;
+use subpt_trainer::engine::presets::{preset, Protocol};
 use subpt_trainer::engine::spec::{Method, RunSpec, SubptSpec};
 use subpt_trainer::engine::{result::RunResult, run::run};
 use subpt_trainer::views;
@@ -28,7 +29,8 @@ fn cells_on_shared_views_train_bit_for_bit_as_on_their_own() {
     let d = dir.path();
     let w = common::eurosat_and_tiny_clip(d);
     let spec = |method: Method, cache: &str| {
-        let mut s = RunSpec::paper_defaults(
+        let mut s = preset(
+            Protocol::FewShot,
             DatasetName::EuroSat,
             d.join("data"),
             method,
@@ -44,7 +46,7 @@ fn cells_on_shared_views_train_bit_for_bit_as_on_their_own() {
             *sub = SubptSpec {
                 rank: 2,
                 early_epochs: 3,
-                ..SubptSpec::defaults_for_shots(4)
+                ..SubptSpec::paper(Protocol::FewShot, 4)
             };
         }
         s

@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use subpt_trainer::comm::Single;
 use subpt_trainer::data::{DatasetName, SubsampleClasses};
+use subpt_trainer::engine::presets::{preset, Protocol};
 use subpt_trainer::engine::run::run;
-use subpt_trainer::engine::spec::{Method, RunSpec};
+use subpt_trainer::engine::spec::Method;
 use subpt_trainer::engine::warm::encode_test_features;
 use tch::Device;
 
@@ -25,7 +26,8 @@ fn cells_find_the_features_their_feature_cell_encoded() {
     let d = dir.path();
     let w = common::eurosat_and_tiny_clip(d);
     let spec = |method, subsample: SubsampleClasses, eval: &[SubsampleClasses]| {
-        let mut s = RunSpec::paper_defaults(
+        let mut s = preset(
+            Protocol::FewShot,
             DatasetName::EuroSat,
             d.join("data"),
             method,

@@ -11,7 +11,7 @@ use subpt_trainer::engine::presets;
 use subpt_trainer::engine::spec::{Method, RunSpec};
 use subpt_trainer::store::CellDir;
 
-pub use subpt_trainer::engine::presets::PROTOCOL_SHOTS;
+pub use presets::PROTOCOL_SHOTS;
 
 /// The file a stage-A (CoOp / CoOp+NFL) cell leaves for SubPT cells to project onto.
 pub fn trajectory_path(output_dir: &Path, source_id: &str) -> PathBuf {
@@ -221,7 +221,8 @@ pub fn expand(cfg: &GridConfig) -> Result<Grid, GridError> {
         let g = match groups.iter().position(|(f, _)| same(f)) {
             Some(g) => g,
             None => {
-                let mut f = RunSpec::paper_defaults(
+                let mut f = presets::preset(
+                    presets::Protocol::FewShot,
                     s.dataset,
                     s.root.clone(),
                     Method::Zsclip,

@@ -9,6 +9,7 @@ use super::config::nested_line;
 use super::GridError;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use subpt_trainer::engine::presets::{preset, Protocol};
 use subpt_trainer::engine::spec::{Method, RunSpec};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +31,8 @@ pub(crate) fn parse(
     text: &str,
     path: &Path,
 ) -> Result<Vec<Override>, GridError> {
-    let probe = RunSpec::paper_defaults(
+    let probe = preset(
+        Protocol::FewShot,
         subpt_trainer::data::DatasetName::ImageNet,
         PathBuf::from("/data"),
         Method::CoopSubNfl,

@@ -240,7 +240,8 @@ mod tests {
     use std::path::PathBuf;
 
     fn spec(method: Method, shots: usize) -> RunSpec {
-        RunSpec::paper_defaults(
+        presets::preset(
+            presets::Protocol::FewShot,
             subpt_trainer::data::DatasetName::Dtd,
             PathBuf::new(),
             method,

@@ -3,8 +3,11 @@
 //! protocol changes. A `RunSpec` is built from (protocol, dataset, method, shots, seed,
 //! weights) by [`preset`], then overrides; the grid and `subpt-bench train` both start here,
 //! and the report reads a spec's protocol and [`subpt`] to tell paper settings from ablations.
-use super::spec::{Method, NflSpec, RunSpec, SubptSpec};
+use super::optim::SgdConfig;
+use super::spec::{self, Augment, Method, NflSpec, RunSpec, SubptSpec};
+use crate::clip::Precision;
 use crate::data::{DatasetName, SubsampleClasses};
+use crate::methods::prompt_learner::PromptConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -111,7 +114,24 @@ pub const COCOOP: CoCoOpPreset = CoCoOpPreset {
     epochs: 10,
 };
 
-/// The spec of one (protocol, dataset, method, shots, seed, weights) before overrides.
+/// NFL's weight λ (spec §4.5: `LOSS.LAMBDA`, which no official script overrides).
+pub const NFL_LAMBDA: f64 = 1.0;
+
+/// The names NFL keeps close to zero-shot CLIP: the paper's ImageNet-100 list for few-shot runs
+/// (the embedded Fashion-MNIST data brings its own), the dataset's new-half names for
+/// base-to-novel.
+pub fn nfl_names(protocol: Protocol, dataset: DatasetName) -> &'static str {
+    if protocol == Protocol::BaseToNovel {
+        "novel"
+    } else if dataset.is_fashion_mnist() {
+        crate::methods::nfl::FASHION_MNIST_SYNONYMS
+    } else {
+        "imagenet_100"
+    }
+}
+
+/// The spec of one (protocol, dataset, method, shots, seed, weights) before overrides: the
+/// paper's values where it sets them, the spec's defaults elsewhere.
 pub fn preset(
     protocol: Protocol,
     dataset: DatasetName,
@@ -121,31 +141,55 @@ pub fn preset(
     seed: u64,
     weights: PathBuf,
 ) -> RunSpec {
-    let mut s = RunSpec::paper_defaults(dataset, root, method, shots, seed, weights);
-    s.protocol = protocol;
-    if protocol == Protocol::BaseToNovel {
-        s.subsample = SubsampleClasses::Base;
-        s.eval_subsets = vec![SubsampleClasses::Base, SubsampleClasses::New];
-        if method != Method::Cocoop {
-            s.epochs = base_to_novel_epochs(dataset);
-        }
-        if method.uses_subspace() {
-            let (early_epochs, rank) = subpt(protocol, shots);
-            s.subpt = Some(SubptSpec {
-                early_epochs,
-                rank,
-                ..SubptSpec::defaults_for_shots(shots)
-            });
-        }
-        // NFL reads the dataset's own novel names (the paper's base-to-novel lists).
-        if let Some(n) = &mut s.nfl {
-            *n = NflSpec {
-                names: "novel".into(),
-                lambda: n.lambda,
-            };
-        }
+    let base_to_novel = protocol == Protocol::BaseToNovel;
+    let mut prompt = PromptConfig::default();
+    let (epochs, batch_size) = if method == Method::Cocoop {
+        prompt.n_ctx = COCOOP.n_ctx;
+        prompt.ctx_init = Some(COCOOP.ctx_init.into());
+        (COCOOP.epochs, COCOOP.batch_size)
+    } else if base_to_novel {
+        (base_to_novel_epochs(dataset), spec::default_batch())
+    } else {
+        (few_shot_epochs(dataset, shots), spec::default_batch())
+    };
+    let (subsample, eval_subsets) = if base_to_novel {
+        (
+            SubsampleClasses::Base,
+            vec![SubsampleClasses::Base, SubsampleClasses::New],
+        )
+    } else {
+        (spec::default_subsample(), spec::default_eval())
+    };
+    RunSpec {
+        dataset,
+        root,
+        method,
+        shots,
+        seed,
+        subsample,
+        eval_subsets,
+        weights,
+        precision: Precision::Fp32,
+        prompt,
+        epochs,
+        batch_size,
+        augment: Augment::default(),
+        lr: spec::default_lr(),
+        warmup_epochs: spec::default_warmup_epochs(),
+        warmup_lr: spec::default_warmup_lr(),
+        sgd: SgdConfig::default(),
+        subpt: method
+            .uses_subspace()
+            .then(|| SubptSpec::paper(protocol, shots)),
+        nfl: method.uses_nfl().then(|| NflSpec {
+            names: nfl_names(protocol, dataset).into(),
+            lambda: NFL_LAMBDA,
+        }),
+        eval_every: 0,
+        cache_dir: spec::default_cache(),
+        evaluate_context: None,
+        protocol,
     }
-    s
 }
 
 #[cfg(test)]

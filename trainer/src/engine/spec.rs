@@ -98,9 +98,10 @@ pub struct SubptSpec {
 }
 
 impl SubptSpec {
-    /// The paper's few-shot (t_early, r) for a shot count (the table is in `presets`).
-    pub fn defaults_for_shots(shots: usize) -> Self {
-        let (early_epochs, rank) = super::presets::subpt(super::presets::Protocol::FewShot, shots);
+    /// The paper's SubPT settings for a protocol and shot count: (t_early, r) from
+    /// `presets::subpt`, the subspace anchored at the initial context.
+    pub fn paper(protocol: super::presets::Protocol, shots: usize) -> Self {
+        let (early_epochs, rank) = super::presets::subpt(protocol, shots);
         SubptSpec {
             rank,
             early_epochs,
@@ -194,22 +195,22 @@ pub struct RunSpec {
     pub protocol: super::presets::Protocol,
 }
 
-fn default_subsample() -> SubsampleClasses {
+pub(super) fn default_subsample() -> SubsampleClasses {
     SubsampleClasses::All
 }
-fn default_eval() -> Vec<SubsampleClasses> {
+pub(super) fn default_eval() -> Vec<SubsampleClasses> {
     vec![SubsampleClasses::All]
 }
-fn default_batch() -> usize {
+pub(super) fn default_batch() -> usize {
     32
 }
-fn default_lr() -> f64 {
+pub(super) fn default_lr() -> f64 {
     0.002
 }
-fn default_warmup_epochs() -> usize {
+pub(super) fn default_warmup_epochs() -> usize {
     1
 }
-fn default_warmup_lr() -> f64 {
+pub(super) fn default_warmup_lr() -> f64 {
     1e-5
 }
 /// The per-user feature cache: `$SUBPT_CACHE_DIR`, else `$XDG_CACHE_HOME/subpt-bench`, else
@@ -270,59 +271,6 @@ impl RunSpec {
         }
         d
     }
-
-    /// A spec with the paper's few-shot defaults for a method and shot count (spec §5); other
-    /// protocols start from `presets::preset`.
-    pub fn paper_defaults(
-        dataset: DatasetName,
-        root: PathBuf,
-        method: Method,
-        shots: usize,
-        seed: u64,
-        weights: PathBuf,
-    ) -> Self {
-        let epochs = super::presets::few_shot_epochs(dataset, shots);
-        let mut prompt = PromptConfig::default();
-        let mut batch_size = default_batch();
-        let mut epochs = epochs;
-        if method == Method::Cocoop {
-            let c = super::presets::COCOOP;
-            prompt.n_ctx = c.n_ctx;
-            prompt.ctx_init = Some(c.ctx_init.into());
-            batch_size = c.batch_size;
-            epochs = c.epochs;
-        }
-        RunSpec {
-            dataset,
-            root,
-            method,
-            shots,
-            seed,
-            subsample: default_subsample(),
-            eval_subsets: default_eval(),
-            weights,
-            precision: Precision::Fp32,
-            prompt,
-            epochs,
-            batch_size,
-            augment: Augment::default(),
-            lr: default_lr(),
-            warmup_epochs: default_warmup_epochs(),
-            warmup_lr: default_warmup_lr(),
-            sgd: SgdConfig::default(),
-            subpt: method
-                .uses_subspace()
-                .then(|| SubptSpec::defaults_for_shots(shots)),
-            nfl: method.uses_nfl().then(|| NflSpec {
-                names: crate::methods::nfl::few_shot_names(dataset).into(),
-                lambda: 1.0,
-            }),
-            eval_every: 0,
-            cache_dir: default_cache(),
-            evaluate_context: None,
-            protocol: super::presets::Protocol::FewShot,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -342,7 +290,8 @@ mod tests {
 
     #[test]
     fn the_id_leaves_out_the_cache_and_where_the_results_live() {
-        let mut a = RunSpec::paper_defaults(
+        let mut a = crate::engine::presets::preset(
+            crate::engine::presets::Protocol::FewShot,
             DatasetName::EuroSat,
             "d".into(),
             Method::CoopSub,

@@ -59,15 +59,6 @@ pub fn name_list(list: &str) -> Option<Vec<String>> {
 /// The few-shot NFL list of the embedded Fashion-MNIST datasets.
 pub const FASHION_MNIST_SYNONYMS: &str = "fashion_mnist_synonyms";
 
-/// The paper's few-shot NFL list for a dataset (`imagenet_100`), or the embedded data's own.
-pub fn few_shot_names(dataset: crate::data::DatasetName) -> &'static str {
-    if dataset.is_fashion_mnist() {
-        FASHION_MNIST_SYNONYMS
-    } else {
-        "imagenet_100"
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

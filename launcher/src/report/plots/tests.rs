@@ -2,6 +2,7 @@
 use super::*;
 use std::path::PathBuf;
 use subpt_trainer::data::SubsampleClasses;
+use subpt_trainer::engine::presets::{preset, Protocol};
 use subpt_trainer::engine::result::{CurvePoint, RunResult};
 use subpt_trainer::engine::spec::{Method, RunSpec};
 use subpt_trainer::methods::subspace::SubspaceSummary;
@@ -129,7 +130,15 @@ fn error_bars(els: &[El]) -> Vec<(f64, f64, f64)> {
 fn spec(dataset: &str, method: Method, shots: usize, seed: u64) -> RunSpec {
     let w = PathBuf::from("w.safetensors");
     let dataset = dataset.parse().expect("a catalogue dataset");
-    RunSpec::paper_defaults(dataset, PathBuf::from("d"), method, shots, seed, w)
+    preset(
+        Protocol::FewShot,
+        dataset,
+        PathBuf::from("d"),
+        method,
+        shots,
+        seed,
+        w,
+    )
 }
 
 fn run(spec: RunSpec) -> Loaded {
