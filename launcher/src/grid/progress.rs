@@ -27,25 +27,15 @@ fn live() -> std::sync::MutexGuard<'static, Option<MultiProgress>> {
     LIVE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Prints `error: {msg}` as one line in one write. Under mpirun the ranks' stderr streams are
-/// merged chunk by chunk, and `eprintln!` writes a message's pieces one by one, so two ranks
-/// failing together printed each other's words inside their own lines.
+/// Prints `error: {msg}` the way log lines are printed: whole, in one write. Under mpirun the
+/// ranks' stderr streams are merged chunk by chunk, and `eprintln!` writes a message's pieces
+/// one by one, so two ranks failing together printed each other's words inside their own lines.
 pub fn print_error(msg: impl std::fmt::Display) {
-    let line = format!("error: {msg}");
-    let shown = live().clone();
-    match shown {
-        Some(m) => {
-            let _ = m.println(&line);
-        }
-        None => {
-            let _ =
-                std::io::Write::write_all(&mut std::io::stderr().lock(), (line + "\n").as_bytes());
-        }
-    }
+    let _ = std::io::Write::flush(&mut LogWriter(format!("error: {msg}\n").into_bytes()));
 }
 
 /// A `tracing` writer that prints above the live lines while they are drawn (on their
-/// stream), else to stderr.
+/// stream), else to stderr; what it holds goes out in one write.
 pub struct LogWriter(Vec<u8>);
 
 impl LogWriter {
