@@ -446,4 +446,32 @@ fn train_takes_a_protocol_and_dotted_overrides() {
         err.contains("rnak") && err.contains("early_epochs"),
         "{err}"
     );
+    // One run: a setting its method has no part for is refused, not dropped as a grid drops it.
+    let (root, weights) = (d.join("data"), d.join("good.safetensors"));
+    let out = bench(&[
+        "train",
+        "--dataset",
+        "fashion_mnist",
+        "--root",
+        root.to_str().unwrap(),
+        "--method",
+        "coop",
+        "--shots",
+        "2",
+        "--seed",
+        "1",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--set",
+        "subpt.rank=3",
+        "--out",
+        d.join("y").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`subpt.rank` does not apply: `subpt` is not set for method coop"),
+        "{err}"
+    );
+    assert!(!d.join("y/result.json").exists());
 }

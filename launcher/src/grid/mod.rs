@@ -30,7 +30,7 @@ pub use config::{GridConfig, Protocol};
 pub use cost::estimate_cost;
 pub use dryrun::dry_run;
 pub use expand::{expand, PROTOCOL_SHOTS};
-pub use overrides::apply as set_fields;
+pub use overrides::apply_every as set_fields;
 
 use std::path::{Path, PathBuf};
 use subpt_trainer::engine::spec::RunSpec;

@@ -120,17 +120,47 @@ fn non_finite(v: &serde_yaml_ng::Value) -> Option<String> {
     }
 }
 
-/// `spec` with each `(path, value)` set, skipping paths whose parent is unset. The one override
-/// syntax: grids' `overrides:` and `subpt-bench train --set` both come here.
+/// `spec` with each `(path, value)` set, skipping paths whose parent is unset (a grid's
+/// override is inactive on such cells). The one override syntax: grids' `overrides:` and
+/// `subpt-bench train --set` ([`apply_every`]) both come here.
 pub fn apply(spec: &RunSpec, assignment: &[(&str, &Value)]) -> Result<RunSpec, String> {
+    apply_with(spec, assignment, false)
+}
+
+/// [`apply`] for one run, where a path whose parent is unset was set for nothing: an error.
+pub fn apply_every(spec: &RunSpec, assignment: &[(&str, &Value)]) -> Result<RunSpec, String> {
+    apply_with(spec, assignment, true)
+}
+
+fn apply_with(
+    spec: &RunSpec,
+    assignment: &[(&str, &Value)],
+    every: bool,
+) -> Result<RunSpec, String> {
     let mut json = serde_json::to_value(spec).map_err(|e| e.to_string())?;
     for (key, value) in assignment {
-        set(&mut json, key, value)?;
+        if let Applied::No { unset } = set(&mut json, key, value)? {
+            if every {
+                return Err(format!(
+                    "`{key}` does not apply: `{unset}` is not set for method {}",
+                    spec.method
+                ));
+            }
+        }
     }
     serde_json::from_value(json).map_err(|e| format!("does not fit the run spec: {e}"))
 }
 
-fn set(root: &mut Value, key: &str, value: &Value) -> Result<(), String> {
+/// Whether a path was set.
+enum Applied {
+    Yes,
+    /// The path runs through `unset`, which is null on this spec.
+    No {
+        unset: String,
+    },
+}
+
+fn set(root: &mut Value, key: &str, value: &Value) -> Result<Applied, String> {
     let parts: Vec<&str> = key.split('.').collect();
     let mut node = root;
     for (i, part) in parts.iter().enumerate() {
@@ -138,7 +168,7 @@ fn set(root: &mut Value, key: &str, value: &Value) -> Result<(), String> {
         let obj = match node {
             Value::Object(o) => o,
             // Inactive for this cell (e.g. SubPT settings on a CoOp cell).
-            Value::Null => return Ok(()),
+            Value::Null => return Ok(Applied::No { unset: here }),
             _ => return Err(format!("`{here}` is a value, not a group of fields")),
         };
         if !obj.contains_key(*part) {
@@ -155,9 +185,9 @@ fn set(root: &mut Value, key: &str, value: &Value) -> Result<(), String> {
         }
         if i + 1 == parts.len() {
             obj.insert(part.to_string(), value.clone());
-            return Ok(());
+            return Ok(Applied::Yes);
         }
         node = obj.get_mut(*part).expect("checked above");
     }
-    Ok(())
+    Ok(Applied::Yes)
 }
