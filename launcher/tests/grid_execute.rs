@@ -381,9 +381,8 @@ fn train_takes_a_protocol_and_dotted_overrides() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     setup(d, 2, "good.safetensors");
-    let spec_of = |out: &str, set: &[&str]| -> serde_json::Value {
-        let o = d.join(out);
-        let (root, weights) = (d.join("data"), d.join("good.safetensors"));
+    let (root, weights) = (d.join("data"), d.join("good.safetensors"));
+    let train = |method: &str, out: &Path, extra: &[&str]| {
         let mut args = vec![
             "train",
             "--dataset",
@@ -391,7 +390,7 @@ fn train_takes_a_protocol_and_dotted_overrides() {
             "--root",
             root.to_str().unwrap(),
             "--method",
-            "coop_sub_nfl",
+            method,
             "--shots",
             "2",
             "--seed",
@@ -400,24 +399,21 @@ fn train_takes_a_protocol_and_dotted_overrides() {
             weights.to_str().unwrap(),
             "--device",
             "cpu",
-            "--protocol",
-            "base_to_novel",
             "--out",
-            o.to_str().unwrap(),
+            out.to_str().unwrap(),
         ];
+        args.extend(extra);
+        bench(&args)
+    };
+    let spec_of = |out: &str, set: &[&str]| -> serde_json::Value {
+        let o = d.join(out);
         let cache = format!("cache_dir={:?}", d.join("cache").display().to_string());
-        args.extend([
-            "--set",
-            &cache,
-            "--set",
-            "epochs=2",
-            "--set",
-            "subpt.early_epochs=2",
-        ]);
+        let mut extra = vec!["--protocol", "base_to_novel", "--set", &cache];
+        extra.extend(["--set", "epochs=2", "--set", "subpt.early_epochs=2"]);
         for s in set {
-            args.extend(["--set", s]);
+            extra.extend(["--set", s]);
         }
-        ok(bench(&args));
+        ok(train("coop_sub_nfl", &o, &extra));
         let r: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(o.join("result.json")).unwrap()).unwrap();
         r["spec"].clone()
@@ -447,26 +443,7 @@ fn train_takes_a_protocol_and_dotted_overrides() {
         "{err}"
     );
     // One run: a setting its method has no part for is refused, not dropped as a grid drops it.
-    let (root, weights) = (d.join("data"), d.join("good.safetensors"));
-    let out = bench(&[
-        "train",
-        "--dataset",
-        "fashion_mnist",
-        "--root",
-        root.to_str().unwrap(),
-        "--method",
-        "coop",
-        "--shots",
-        "2",
-        "--seed",
-        "1",
-        "--weights",
-        weights.to_str().unwrap(),
-        "--set",
-        "subpt.rank=3",
-        "--out",
-        d.join("y").to_str().unwrap(),
-    ]);
+    let out = train("coop", &d.join("y"), &["--set", "subpt.rank=3"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
