@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use subpt_trainer::data::fashion_mnist::{self, Corruption, FashionMnistOptions};
 use subpt_trainer::data::fewshot_cache::{self, CacheMode, FewshotSource};
 use subpt_trainer::data::fewshot_pickle::DasslPickle;
+use subpt_trainer::data::shapes::{self, ShapesOptions};
 use subpt_trainer::data::verify::{verify_with, VerifyOptions};
 use subpt_trainer::data::{read_dataset, DatasetName};
 use tch::Tensor;
@@ -71,6 +72,25 @@ pub enum PrepareCommand {
         #[arg(long)]
         only_corruptions: bool,
         /// Convert again even when a conversion with the same options exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Draw the shapes world's datasets (32 x 32 RGB PNGs in CoOp's layout, split_shapes.json):
+    /// the embedded CLIP's downstream data.
+    Shapes {
+        #[arg(long)]
+        out: PathBuf,
+        /// Only these datasets (default: every shapes dataset).
+        #[arg(long = "dataset")]
+        datasets: Vec<DatasetName>,
+        #[arg(long, default_value_t = ShapesOptions::default().train_per_class)]
+        train_per_class: usize,
+        #[arg(long, default_value_t = ShapesOptions::default().val_per_class)]
+        val_per_class: usize,
+        #[arg(long, default_value_t = ShapesOptions::default().test_per_class)]
+        test_per_class: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
         #[arg(long)]
         force: bool,
     },
@@ -210,6 +230,55 @@ pub fn run(cmd: PrepareCommand) -> Result<()> {
                 eprintln!(
                     "{}: {} train / {} val / {} test images, {} classes under {}",
                     opts.dataset(),
+                    splits.train.len(),
+                    splits.val.len(),
+                    splits.test.len(),
+                    splits.classnames.len(),
+                    out.display()
+                );
+            }
+            Ok(())
+        }
+        PrepareCommand::Shapes {
+            out,
+            datasets,
+            train_per_class,
+            val_per_class,
+            test_per_class,
+            seed,
+            force,
+        } => {
+            let opts = ShapesOptions {
+                train_per_class,
+                val_per_class,
+                test_per_class,
+                seed,
+            };
+            let all: Vec<DatasetName> = DatasetName::ALL
+                .into_iter()
+                .filter(|d| shapes::world_dataset(*d).is_some())
+                .collect();
+            let chosen = if datasets.is_empty() { all } else { datasets };
+            for d in chosen {
+                if shapes::world_dataset(d).is_none() {
+                    bail!("{d} is not a shapes dataset");
+                }
+                let drew = if force {
+                    shapes::write(d, &out, &opts)?;
+                    true
+                } else {
+                    shapes::ensure(d, &out, &opts)?
+                };
+                if !drew {
+                    eprintln!(
+                        "{d}: up to date under {} (--force draws again)",
+                        out.display()
+                    );
+                    continue;
+                }
+                let splits = read_dataset(d, &out)?;
+                eprintln!(
+                    "{d}: {} train / {} val / {} test images, {} classes under {}",
                     splits.train.len(),
                     splits.val.len(),
                     splits.test.len(),

@@ -1,20 +1,24 @@
 """`subpt-bench pretrain` writes a CLIP that OpenAI's own code loads: clip-anytorch's
 `build_model` infers the same architecture from it and gives the same features as
-`subpt-bench encode`; the same seed gives the same bytes; the model card says what was made."""
+`subpt-bench encode`; the same seed gives the same bytes; token rows no caption used are zeros;
+the model card says what was made."""
 import json
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+import clip
 import clip_harness as h
 import clip_models as cm
 
-TEXTS = ["a photo of a sneaker.", "a photo of a dark small ankle boot.", "X X X X bag."]
+TEXTS = ["a photo of a red circle.", "striped, on a dark background: a photo of a star.",
+         "X X X X heart."]
+STEPS = 4
 
 
-def pretrain(bench, out, seed=0, images=512):
-    h.run(bench, "pretrain", "--out", out, "--seed", seed, "--images", images, "--epochs", 1)
+def pretrain(bench, out, seed=0):
+    h.run(bench, "pretrain", "--out", out, "--seed", seed, "--steps", STEPS)
     return out
 
 
@@ -28,10 +32,13 @@ def test_clip_anytorch_loads_it_and_agrees(bench, made, tmp_path):
     d, weights = made
     sd = load_file(str(weights))
     ref = cm.reference_model(sd)
-    assert ref.visual.conv1.weight.shape == (64, 3, 8, 8)
-    assert ref.transformer.layers == 4 and ref.visual.transformer.layers == 4
-    assert ref.visual.input_resolution == 32 and ref.context_length == 77
-    pixels = cm.smooth_pixels(4, 32, 11)
+    # A ModifiedResNet of width 16 (the paper's backbone family), one bottleneck per stage,
+    # reading the world's 32-pixel images at 64.
+    assert ref.visual.conv3.weight.shape == (16, 8, 3, 3)
+    assert [len(getattr(ref.visual, f"layer{i}")) for i in range(1, 5)] == [1, 1, 1, 1]
+    assert ref.transformer.layers == 4
+    assert ref.visual.input_resolution == 64 and ref.context_length == 77
+    pixels = cm.smooth_pixels(4, 64, 11)
     save_file({"pixels": pixels}, str(tmp_path / "px.safetensors"))
     got = h.encode(bench, weights, tmp_path / "f.safetensors", texts=TEXTS,
                    pixels=tmp_path / "px.safetensors")
@@ -52,21 +59,32 @@ def test_same_seed_same_bytes_other_seed_other_model(bench, made, tmp_path):
     assert not torch.equal(a["visual.proj"], c["visual.proj"])
 
 
+def test_unused_token_rows_are_zeros(bench, made):
+    d, weights = made
+    table = load_file(str(weights))["token_embedding.weight"]
+    card = json.loads((d / "a.card.json").read_text())
+    live = (table.abs().sum(1) > 0).nonzero().flatten().tolist()
+    assert len(live) == card["tokens_used"] and 100 < len(live) < 2000
+    # The world's words are live, and so are the start and end tokens.
+    ids = clip.tokenize(["a photo of a striped red circle."])[0]
+    assert all(int(t) in live for t in ids if t != 0)
+
+
 def test_model_card_describes_the_run(bench, made):
     d, weights = made
     card = json.loads((d / "a.card.json").read_text())
-    assert card["config"]["images"] == 512 and card["config"]["seed"] == 0
-    assert card["steps"] == 4 == card["loss_curve"][-1]["step"]
-    assert card["data"]["pretrain"] == "train[0:512]"
-    assert card["data"]["probe_train"] == "train[50000:60000]"
-    assert card["data"]["test"] == "t10k[0:10000]"
-    assert len(card["data"]["files"]) == 4
-    q = card["quality"]
-    assert q["test_images"] == 10000 and q["probe_train_images"] == 10000
-    for k in ("zero_shot", "zero_shot_base", "zero_shot_novel", "linear_probe"):
-        assert 0.0 <= q[k] <= 100.0, (k, q[k])
+    assert card["config"]["steps"] == STEPS and card["config"]["seed"] == 0
+    assert card["steps"] == STEPS == card["loss_curve"][-1]["step"]
+    assert card["data"].startswith(f"{STEPS * 128} objects drawn from the shapes world")
+    q = {x["dataset"]: x for x in card["quality"]}
+    assert set(q) == {"shapes", "shapes_faded", "shapes_tinted", "shapes_blocky",
+                      "shapes_rotated", "shapes_styled", "patterns"}
+    assert q["shapes"]["classes"] == 100 and q["patterns"]["test_images"] == 50 * 40
+    for x in q.values():
+        for k in ("zero_shot", "zero_shot_base", "zero_shot_novel", "linear_probe_16"):
+            assert 0.0 <= x[k] <= 100.0, (x["dataset"], k, x[k])
     assert card["parameters"] == sum(v.numel() for v in load_file(str(weights)).values())
     # Up to date: a rerun with the same inputs leaves the file alone.
     before = weights.stat().st_mtime_ns
-    out = h.run(bench, "pretrain", "--out", weights, "--images", 512, "--epochs", 1)
+    out = h.run(bench, "pretrain", "--out", weights, "--steps", STEPS)
     assert "up to date" in out.stderr and weights.stat().st_mtime_ns == before

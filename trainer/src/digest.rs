@@ -22,6 +22,11 @@ pub fn digest_json<T: Serialize>(value: &T) -> String {
     hex(&Sha256::digest(&json))
 }
 
+/// Hex SHA-256 of bytes.
+pub fn bytes_digest(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

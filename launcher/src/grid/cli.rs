@@ -13,6 +13,15 @@ pub struct GridArgs {
     /// Output directory; replaces the grid's `output_dir`.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Backbone weights; replace the grid's `weights` (all of them, if it lists several).
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// Dataset root; replaces the grid's `data_root`.
+    #[arg(long, value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
+    /// Feature cache; replaces the grid's `cache_dir`.
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
     /// List the cells, their dependencies and the total cost estimate; run nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -38,6 +47,9 @@ impl Default for GridArgs {
         GridArgs {
             grid: None,
             out: None,
+            weights: None,
+            data_root: None,
+            cache: None,
             dry_run: false,
             device: tch::Device::Cpu,
             dp: 1,
@@ -171,7 +183,13 @@ pub fn run(args: &GridArgs) -> Result<()> {
     let Some(file) = &args.grid else {
         bail!("no grid given: pass --grid FILE (see configs/)");
     };
-    let grid = Grid::load(file, args.out.as_deref())?;
+    let paths = super::PathOverrides {
+        out: args.out.clone(),
+        weights: args.weights.clone(),
+        data_root: args.data_root.clone(),
+        cache: args.cache.clone(),
+    };
+    let grid = Grid::load(file, &paths)?;
     if !args.dry_run {
         crate::ranks::set_thread_budget(args.threads);
         return execute_and_report(&grid, args);

@@ -145,6 +145,35 @@ impl Cell {
     }
 }
 
+/// Paths given on the command line in place of the grid file's (relative to the working
+/// directory, as command-line paths are).
+#[derive(Debug, Clone, Default)]
+pub struct PathOverrides {
+    pub out: Option<PathBuf>,
+    pub weights: Option<PathBuf>,
+    pub data_root: Option<PathBuf>,
+    pub cache: Option<PathBuf>,
+}
+
+impl PathOverrides {
+    fn apply(&self, cfg: &mut GridConfig) {
+        let cwd = Path::new(".");
+        let abs = |p: &PathBuf| config::resolve(cwd, &p.to_string_lossy());
+        if let Some(o) = &self.out {
+            cfg.output_dir = abs(o);
+        }
+        if let Some(w) = &self.weights {
+            cfg.weights = vec![abs(w)];
+        }
+        if let Some(d) = &self.data_root {
+            cfg.data_root = abs(d);
+        }
+        if let Some(c) = &self.cache {
+            cfg.cache_dir = Some(abs(c));
+        }
+    }
+}
+
 /// An expanded grid: cells in topological order (every cell after its dependencies).
 #[derive(Debug, Clone)]
 pub struct Grid {
@@ -155,12 +184,10 @@ pub struct Grid {
 }
 
 impl Grid {
-    /// Reads, validates and expands a grid file. `out` replaces the file's `output_dir`.
-    pub fn load(path: &Path, out: Option<&Path>) -> Result<Grid, GridError> {
+    /// Reads, validates and expands a grid file, with the command line's path overrides.
+    pub fn load(path: &Path, paths: &PathOverrides) -> Result<Grid, GridError> {
         let mut cfg = GridConfig::load(path)?;
-        if let Some(o) = out {
-            cfg.output_dir = o.to_path_buf();
-        }
+        paths.apply(&mut cfg);
         expand(&cfg)
     }
 

@@ -11,7 +11,7 @@ fn configs() -> PathBuf {
 }
 
 fn load(name: &str) -> Grid {
-    Grid::load(&configs().join(name), None).unwrap_or_else(|e| panic!("{name}: {e}"))
+    Grid::load(&configs().join(name), &Default::default()).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 const MINIMAL: &str = "\
@@ -383,7 +383,7 @@ fn cell_ids_do_not_depend_on_how_the_grid_file_is_named() {
     let file = d.path().join("g.yaml");
     std::fs::write(&file, MINIMAL).unwrap();
     let ids = |p: &Path| -> Vec<String> {
-        let g = Grid::load(p, None).unwrap();
+        let g = Grid::load(p, &Default::default()).unwrap();
         g.cells.into_iter().map(|c| c.id).collect()
     };
     let roundabout = d.path().join("sub/../g.yaml");
@@ -433,24 +433,23 @@ fn dg_grid_models_and_evaluations() {
 }
 
 #[test]
-fn demo_grid_tests_the_clean_model_on_every_shifted_copy() {
+fn demo_grid_tests_the_faded_model_on_every_other_look() {
     let g = load("demo.yaml");
     let evals: Vec<&Cell> = g
         .cells
         .iter()
         .filter(|c| matches!(c.kind, CellKind::Evaluate { .. }))
         .collect();
-    // Six methods x three seeds x five targets, less zero-shot CLIP on fashion_mnist_noise:
-    // that cell is the few-shot protocol's own (same spec, one cell).
-    assert_eq!(evals.len(), 6 * 3 * 5 - 3);
+    // Five methods x three seeds x four targets (the plain drawing and three looks).
+    assert_eq!(evals.len(), 5 * 3 * 4);
     for c in &evals {
         let CellKind::Evaluate { model } = &c.kind else {
             unreachable!()
         };
         let m = g.cells.iter().find(|m| &m.id == model).unwrap();
-        assert_eq!((m.spec.dataset.id(), m.spec.shots), ("fashion_mnist", 4));
+        assert_eq!((m.spec.dataset.id(), m.spec.shots), ("shapes_faded", 4));
         assert!(
-            c.spec.dataset.id().starts_with("fashion_mnist_"),
+            c.spec.dataset.id().starts_with("shapes") && c.spec.dataset.id() != "shapes_faded",
             "{}",
             c.spec.dataset
         );

@@ -2,6 +2,7 @@
 //! files of a results directory, with published reference numbers beside ours.
 pub mod ablation;
 pub mod b2n;
+pub mod claims;
 pub mod collect;
 pub mod fewshot;
 pub mod label;
@@ -27,6 +28,9 @@ pub enum ReportError {
         left_out: usize,
     },
 }
+
+/// The claims a report found (see `claims`), under the report directory.
+pub const CLAIMS_JSON: &str = "claims.json";
 
 /// What a report run produced.
 #[derive(Debug, Default)]
@@ -114,6 +118,18 @@ pub fn generate(
         )?;
         index.push_str(&t.to_markdown());
         index.push('\n');
+    }
+    let claims = claims::gather(runs);
+    if !claims.is_empty() {
+        let json = serde_json::to_string_pretty(&claims).expect("claims serialise");
+        put(out.join(CLAIMS_JSON), json.as_bytes())?;
+        let mut md = String::new();
+        for t in claims::tables(&claims) {
+            md.push_str(&t.to_markdown());
+            md.push('\n');
+        }
+        put(out.join("claims.md"), md.as_bytes())?;
+        index.push_str(&md);
     }
     if !warnings.is_empty() {
         index.push_str("## Skipped\n\n");

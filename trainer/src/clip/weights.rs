@@ -127,7 +127,18 @@ fn hf_activation(cfg: &Path) -> Result<Activation, ClipError> {
 }
 
 fn read_file(path: &Path) -> Result<(Format, Vec<(String, Tensor)>), ClipError> {
-    let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    let mut bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    // Gzip-compressed safetensors (the shipped embedded CLIP: its unused token rows are zeros).
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
+            .map_err(|e| format_err(path, format!("not a readable gzip file: {e}")))?;
+        if !looks_like_safetensors(&out) {
+            return Err(format_err(path, "a gzip file that holds no safetensors"));
+        }
+        bytes = out;
+        return Ok((Format::Safetensors, read_safetensors(path, &bytes)?));
+    }
     if bytes.starts_with(b"PK\x03\x04") {
         let format = if is_torchscript(&bytes) {
             Format::Torchscript

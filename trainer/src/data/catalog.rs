@@ -41,6 +41,13 @@ pub enum DatasetName {
     FashionMnistInvert,
     FashionMnistBlur,
     FashionMnistNoise,
+    Shapes,
+    ShapesFaded,
+    ShapesTinted,
+    ShapesBlocky,
+    ShapesRotated,
+    ShapesStyled,
+    Patterns,
 }
 
 /// Metadata of one dataset.
@@ -89,7 +96,7 @@ use SplitSource::*;
 
 /// All datasets, in `DatasetName` order.
 #[rustfmt::skip]
-pub const DATASETS: [DatasetInfo; 21] = [
+pub const DATASETS: [DatasetInfo; 28] = [
     row!(ImageNet, "imagenet", "ImageNet", "imagenet", "images", ImageNetFolders, 1000, 50_000, PHOTO, false),
     row!(Caltech101, "caltech101", "Caltech101", "caltech-101", "101_ObjectCategories", SplitJson("split_zhou_Caltech101.json"), 100, 2_465, PHOTO, false),
     row!(OxfordPets, "oxford_pets", "OxfordPets", "oxford_pets", "images", SplitJson("split_zhou_OxfordPets.json"), 37, 3_669, "a photo of a {}, a type of pet.", false),
@@ -113,6 +120,15 @@ pub const DATASETS: [DatasetInfo; 21] = [
     row!(FashionMnistInvert, "fashion_mnist_invert", "FashionMNISTInvert", "fashion_mnist_invert", "images", SplitJson("split_fashion_mnist.json"), 10, 10_000, PHOTO, false),
     row!(FashionMnistBlur, "fashion_mnist_blur", "FashionMNISTBlur", "fashion_mnist_blur", "images", SplitJson("split_fashion_mnist.json"), 10, 10_000, PHOTO, false),
     row!(FashionMnistNoise, "fashion_mnist_noise", "FashionMNISTNoise", "fashion_mnist_noise", "images", SplitJson("split_fashion_mnist.json"), 10, 10_000, PHOTO, false),
+    // The shapes world (see `shapes` and the subpt-shapes crate): drawn at 32 px, the embedded
+    // CLIP's downstream data. Classes are combinations of attributes ("red circle").
+    row!(Shapes, "shapes", "Shapes", "shapes", "images", SplitJson("split_shapes.json"), 100, 4_000, PHOTO, false),
+    row!(ShapesFaded, "shapes_faded", "ShapesFaded", "shapes_faded", "images", SplitJson("split_shapes.json"), 100, 4_000, PHOTO, false),
+    row!(ShapesTinted, "shapes_tinted", "ShapesTinted", "shapes_tinted", "images", SplitJson("split_shapes.json"), 100, 4_000, PHOTO, false),
+    row!(ShapesBlocky, "shapes_blocky", "ShapesBlocky", "shapes_blocky", "images", SplitJson("split_shapes.json"), 100, 4_000, PHOTO, false),
+    row!(ShapesRotated, "shapes_rotated", "ShapesRotated", "shapes_rotated", "images", SplitJson("split_shapes.json"), 100, 4_000, PHOTO, false),
+    row!(ShapesStyled, "shapes_styled", "ShapesStyled", "shapes_styled", "images", SplitJson("split_shapes.json"), 100, 4_000, PHOTO, false),
+    row!(Patterns, "patterns", "Patterns", "patterns", "images", SplitJson("split_shapes.json"), 50, 2_000, PHOTO, false),
 ];
 
 impl DatasetName {
@@ -147,6 +163,11 @@ impl DatasetName {
 
     pub fn id(self) -> &'static str {
         self.info().id
+    }
+
+    /// A dataset of the shapes world (the embedded CLIP's downstream data).
+    pub fn is_shapes(self) -> bool {
+        self.info().split == SplitJson("split_shapes.json")
     }
 
     /// The embedded Fashion-MNIST data and its shifted copies.

@@ -13,11 +13,10 @@
 use super::catalog::DatasetName;
 pub use super::corruption::Corruption;
 use super::error::{DataError, Result};
-use super::splits::{folder_of, DatasetSplits, Item, Split};
+use super::splits::{folder_of, save_png, write_split_file, DatasetSplits, Item, Split};
 use crate::io::write_atomic;
 use flate2::read::GzDecoder;
 use rayon::prelude::*;
-use serde_json::{json, Value};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +32,44 @@ pub const CLASSNAMES: [&str; 10] = [
     "sneaker",
     "bag",
     "ankle boot",
+];
+
+/// Other names of each class, label order: NFL's few-shot list for these datasets.
+pub const SYNONYMS: [&[&str]; 10] = [
+    &["t-shirt", "tee", "top", "tee shirt", "short sleeve shirt"],
+    &["trousers", "pants", "slacks", "jeans", "leggings"],
+    &[
+        "sweater",
+        "jumper",
+        "knit sweater",
+        "sweatshirt",
+        "cardigan",
+    ],
+    &["gown", "frock", "sundress", "evening dress", "summer dress"],
+    &["jacket", "overcoat", "parka", "raincoat", "winter coat"],
+    &[
+        "sandals",
+        "flip flop",
+        "slipper",
+        "open shoe",
+        "summer shoe",
+    ],
+    &[
+        "button shirt",
+        "blouse",
+        "dress shirt",
+        "collared shirt",
+        "flannel shirt",
+    ],
+    &[
+        "sneakers",
+        "trainer",
+        "running shoe",
+        "sports shoe",
+        "tennis shoe",
+    ],
+    &["handbag", "purse", "tote", "backpack", "satchel"],
+    &["boot", "boots", "short boot", "chelsea boot", "bootie"],
 ];
 
 /// Where Debian installs the idx files.
@@ -236,14 +273,7 @@ pub fn convert(source: &Path, root: &Path, opts: &FashionMnistOptions) -> Result
                 }
                 let img = image::GrayImage::from_raw(set.cols as u32, set.rows as u32, px)
                     .expect("buffer size is rows * cols");
-                if let Some(dir) = it.impath.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-                }
-                img.save_with_format(&it.impath, image::ImageFormat::Png)
-                    .map_err(|source| DataError::Image {
-                        path: it.impath.clone(),
-                        source,
-                    })?;
+                save_png(&it, &img)?;
                 Ok((split, it))
             })
             .collect::<Result<_>>()?;
@@ -252,18 +282,10 @@ pub fn convert(source: &Path, root: &Path, opts: &FashionMnistOptions) -> Result
         }
     }
     let split_file = info.dataset_dir(root).join("split_fashion_mnist.json");
-    let entries = |v: &[Item]| -> Value {
-        v.iter()
-            .map(|it| json!([it.relpath, it.label, it.classname]))
-            .collect()
-    };
-    let doc =
-        json!({"train": entries(&lists[0]), "val": entries(&lists[1]), "test": entries(&lists[2])});
-    write_atomic(&split_file, doc.to_string().as_bytes())?;
+    let splits = write_split_file(&split_file, lists)?;
     let stamp = stamp_path(root, opts);
     write_atomic(&stamp, stamp_text(source, opts).as_bytes())?;
-    let [train, val, test] = lists;
-    DatasetSplits::from_lists(train, val, test, &split_file)
+    Ok(splits)
 }
 
 /// What a finished conversion records of its inputs (written after the split file).

@@ -21,6 +21,7 @@ pub mod fewshot_pickle;
 pub mod fixtures;
 pub mod loader;
 pub mod readers;
+pub mod shapes;
 pub mod splits;
 pub mod subsample;
 pub mod verify;

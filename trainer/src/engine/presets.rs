@@ -118,13 +118,15 @@ pub const COCOOP: CoCoOpPreset = CoCoOpPreset {
 pub const NFL_LAMBDA: f64 = 1.0;
 
 /// The names NFL keeps close to zero-shot CLIP: the paper's ImageNet-100 list for few-shot runs
-/// (the embedded Fashion-MNIST data brings its own), the dataset's new-half names for
-/// base-to-novel.
+/// (the embedded datasets bring their own: words the embedded CLIP read), the dataset's new-half
+/// names for base-to-novel.
 pub fn nfl_names(protocol: Protocol, dataset: DatasetName) -> &'static str {
     if protocol == Protocol::BaseToNovel {
         "novel"
     } else if dataset.is_fashion_mnist() {
         crate::methods::nfl::FASHION_MNIST_SYNONYMS
+    } else if dataset.is_shapes() {
+        crate::methods::nfl::SHAPES_EXTRA
     } else {
         "imagenet_100"
     }

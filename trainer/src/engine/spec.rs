@@ -7,7 +7,7 @@ use crate::methods::prompt_learner::PromptConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     Zsclip,
@@ -39,6 +39,11 @@ impl Method {
             Method::CoopSubNfl => "coop_sub_nfl",
             Method::Cocoop => "cocoop",
         }
+    }
+
+    /// Whether the method trains anything (zero-shot CLIP does not).
+    pub fn learns(self) -> bool {
+        self != Method::Zsclip
     }
 
     pub fn uses_nfl(self) -> bool {

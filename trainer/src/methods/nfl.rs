@@ -27,8 +27,11 @@ impl Nfl {
 /// the few-shot list of the embedded data: the other names its pretraining captions use for
 /// each class (ImageNet's names are words the embedded CLIP never read).
 pub fn name_list(list: &str) -> Option<Vec<String>> {
+    if list == SHAPES_EXTRA {
+        return Some(subpt_shapes::datasets::extra_names());
+    }
     if list == FASHION_MNIST_SYNONYMS {
-        let names = crate::pretrain::captions::SYNONYMS
+        let names = crate::data::fashion_mnist::SYNONYMS
             .iter()
             .flat_map(|s| s.iter());
         return Some(names.map(|s| s.to_string()).collect());
@@ -59,12 +62,16 @@ pub fn name_list(list: &str) -> Option<Vec<String>> {
 /// The few-shot NFL list of the embedded Fashion-MNIST datasets.
 pub const FASHION_MNIST_SYNONYMS: &str = "fashion_mnist_synonyms";
 
+/// The few-shot NFL list of the shapes world: 100 names no dataset of it uses as a class.
+pub const SHAPES_EXTRA: &str = "shapes_extra";
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn shipped_lists_have_the_papers_sizes() {
         for (name, n) in [
             ("fashion_mnist_synonyms", 50),
+            ("shapes_extra", 100),
             ("imagenet_100", 100),
             ("imagenet", 500),
             ("caltech101", 50),

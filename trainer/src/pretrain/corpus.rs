@@ -1,117 +1,114 @@
-//! Images as the pretraining loop and the model card's evaluations see them: straight from the
-//! idx files, through the same PIL-exact transforms the downstream pipeline applies to the PNGs
-//! (grey replicated to RGB, bicubic resize, CLIP normalisation), so the features the card reports
-//! are the features a grid cell computes.
-use crate::data::fashion_mnist::IdxSet;
-use crate::data::image::RgbImage;
+//! The pretraining stream: objects drawn from the shapes world (`subpt_shapes`), each with a
+//! caption that describes it, as batches of pixels (through the same PIL-exact transforms the
+//! downstream pipeline applies), token ids, and which image fits which caption.
+use super::{PretrainConfig, PretrainError};
+use crate::clip::tokenizer::{Tokenizer, EOT};
 use crate::data::transforms::{SeededRng, TestTransform, TrainTransform, TransformRng};
+use crate::methods::zeroshot::imagenet_templates;
 use rayon::prelude::*;
+use subpt_shapes::captions::{caption, Mentions};
+use subpt_shapes::datasets::{random_attributes, stream_seed, PRETRAIN_STREAM};
+use subpt_shapes::{render, Attributes};
 use tch::Tensor;
 
-/// Pixels counted as ink (the background is near 0).
-const INK: u8 = 25;
-
-pub struct Corpus {
-    pub images: Vec<RgbImage>,
-    pub labels: Vec<i64>,
-    /// Attribute index per image: 2 * dark + small (see `captions::attribute_words`).
-    pub attributes: Vec<i64>,
+/// Templates of the captions: CLIP's 80 and plain ones.
+pub fn caption_templates() -> Vec<&'static str> {
+    let mut t = imagenet_templates();
+    t.extend([
+        "a photo of a {}.",
+        "a picture of a {}.",
+        "{}.",
+        "a drawing of a {}.",
+    ]);
+    t
 }
 
-fn ink_stats(px: &[u8]) -> (f64, usize) {
-    let ink: Vec<f64> = px.iter().filter(|&&p| p > INK).map(|&p| p as f64).collect();
-    let mean = ink.iter().sum::<f64>() / ink.len().max(1) as f64;
-    (mean, ink.len())
+/// One batch of the stream.
+pub struct Batch {
+    /// [n, 3, R, R], normalised.
+    pub pixels: Tensor,
+    /// [n, len]: cut after the longest EOT (the causal mask makes later positions irrelevant).
+    pub ids: Tensor,
+    /// [n images, n captions], 1 where the image fits the caption (at least the diagonal).
+    pub fits: Tensor,
+    pub attributes: Vec<Attributes>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
+/// The generator of stream item `index` (the images of a seed are the same in any batching).
+pub fn item_rng(seed: u64, index: u64) -> SeededRng {
+    SeededRng::for_item(stream_seed(seed, PRETRAIN_STREAM, 0), index)
 }
 
-impl Corpus {
-    /// Images `range` of an idx set. Attributes split each class at its medians of ink
-    /// brightness and ink area, measured on these images.
-    pub fn new(set: &IdxSet, range: std::ops::Range<usize>) -> Corpus {
-        let range = range.start.min(set.len())..range.end.min(set.len());
-        let images: Vec<RgbImage> = range
-            .clone()
-            .map(|i| {
-                let rgb = set.image(i).iter().flat_map(|&p| [p, p, p]).collect();
-                RgbImage::from_raw(set.cols, set.rows, rgb).expect("rows * cols * 3 bytes")
-            })
-            .collect();
-        let labels: Vec<i64> = range.clone().map(|i| set.labels[i] as i64).collect();
-        let stats: Vec<(f64, usize)> = range.map(|i| ink_stats(set.image(i))).collect();
-        let mut medians = [(0.0, 0.0); 10];
-        for (c, m) in medians.iter_mut().enumerate() {
-            let of = |f: &dyn Fn(&(f64, usize)) -> f64| {
-                median(
-                    stats
-                        .iter()
-                        .zip(&labels)
-                        .filter(|(_, &l)| l == c as i64)
-                        .map(|(s, _)| f(s))
-                        .collect(),
-                )
+/// Stream items `first..first + n`.
+pub fn batch(
+    cfg: &PretrainConfig,
+    templates: &[&str],
+    tok: &Tokenizer,
+    first: u64,
+    n: usize,
+) -> Result<Batch, PretrainError> {
+    let r = cfg.architecture.resolution as usize;
+    let aug = TrainTransform::new(r).map_err(|e| PretrainError::Config(e.to_string()))?;
+    let test_t = TestTransform::new(r).map_err(|e| PretrainError::Config(e.to_string()))?;
+    let drawn: Vec<(Vec<f32>, String, Attributes, Mentions)> = (0..n as u64)
+        .into_par_iter()
+        .map(|j| {
+            let mut rng = item_rng(cfg.seed, first + j);
+            let a = random_attributes(&mut rng);
+            let img = render::draw(&a, &mut rng);
+            let (text, m) = caption(&a, &cfg.captions, templates, &mut rng);
+            // Shown as a Dassl train view (random resized crop and flip) with probability
+            // `augment_p`, the views prompt tuning later shows the frozen tower.
+            let px = if rng.uniform(0.0, 1.0) < cfg.augment_p {
+                aug.apply(&img, &mut rng)
+            } else {
+                test_t.apply(&img)
             };
-            *m = (of(&|s| s.0), of(&|s| s.1 as f64));
-        }
-        let attributes = stats
-            .iter()
-            .zip(&labels)
-            .map(|(&(bright, area), &l)| {
-                let (mb, ma) = medians[l as usize];
-                2 * i64::from(bright < mb) + i64::from((area as f64) < ma)
-            })
-            .collect();
-        Corpus {
-            images,
-            labels,
-            attributes,
-        }
-    }
+            (px, text, a, m)
+        })
+        .collect();
+    let px: Vec<f32> = drawn.iter().flat_map(|(p, ..)| p.iter().copied()).collect();
+    let pixels = Tensor::from_slice(&px).view([n as i64, 3, r as i64, r as i64]);
+    let texts: Vec<&str> = drawn.iter().map(|(_, t, ..)| t.as_str()).collect();
+    let rows = tok
+        .tokenize_all(&texts, 77, false)
+        .map_err(crate::clip::ClipError::from)?;
+    let eot = |r: &Vec<i64>| r.iter().position(|&t| t == EOT as i64).unwrap_or(76);
+    let len = rows.iter().map(eot).max().unwrap_or(0) + 1;
+    let flat: Vec<i64> = rows.iter().flat_map(|r| r[..len].to_vec()).collect();
+    let fits: Vec<f32> = drawn
+        .iter()
+        .flat_map(|(_, _, img, _)| {
+            drawn
+                .iter()
+                .map(move |(_, _, a, m)| f32::from(u8::from(m.fits(a, img))))
+        })
+        .collect();
+    Ok(Batch {
+        pixels,
+        ids: Tensor::from_slice(&flat).view([n as i64, len as i64]),
+        fits: Tensor::from_slice(&fits).view([n as i64, n as i64]),
+        attributes: drawn.iter().map(|(_, _, a, _)| *a).collect(),
+    })
+}
 
-    pub fn len(&self) -> usize {
-        self.images.len()
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    pub fn is_empty(&self) -> bool {
-        self.images.is_empty()
-    }
-
-    /// Test-transformed pixels [n, 3, R, R] of `indices`.
-    pub fn test_pixels(&self, t: &TestTransform, indices: &[usize]) -> Tensor {
-        let r = t.size();
-        let chw: Vec<Vec<f32>> = indices
-            .par_iter()
-            .map(|&i| t.apply(&self.images[i]))
-            .collect();
-        Tensor::from_slice(&chw.concat()).view([indices.len() as i64, 3, r as i64, r as i64])
-    }
-
-    /// Pixels of `indices`, each augmented with probability `p` (its own draw for `key`), else
-    /// test-transformed.
-    pub fn train_pixels(
-        &self,
-        aug: &TrainTransform,
-        test: &TestTransform,
-        p: f64,
-        key: u64,
-        indices: &[usize],
-    ) -> Tensor {
-        let r = test.size();
-        let chw: Vec<Vec<f32>> = indices
-            .par_iter()
-            .map(|&i| {
-                let mut rng = SeededRng::for_item(key, i as u64);
-                if rng.uniform(0.0, 1.0) < p {
-                    aug.apply(&self.images[i], &mut rng)
-                } else {
-                    test.apply(&self.images[i])
-                }
-            })
-            .collect();
-        Tensor::from_slice(&chw.concat()).view([indices.len() as i64, 3, r as i64, r as i64])
+    #[test]
+    fn batches_are_a_pure_function_of_seed_and_position() {
+        let cfg = PretrainConfig::default();
+        let (t, tok) = (caption_templates(), Tokenizer::new());
+        let a = batch(&cfg, &t, &tok, 10, 4).unwrap();
+        let b = batch(&cfg, &t, &tok, 10, 4).unwrap();
+        assert!(a.pixels.equal(&b.pixels) && a.ids.equal(&b.ids));
+        // Item 12 is the same whichever batch holds it.
+        let c = batch(&cfg, &t, &tok, 12, 1).unwrap();
+        assert!(a.pixels.get(2).equal(&c.pixels.get(0)));
+        assert_eq!(a.attributes[2], c.attributes[0]);
+        // Every image fits its own caption.
+        let diag = a.fits.diagonal(0, 0, 1);
+        assert!(diag.eq(1.0).all().int64_value(&[]) == 1);
     }
 }

@@ -1,35 +1,33 @@
-//! Pretraining of a small CLIP on the images a package registry ships (Debian's Fashion-MNIST),
-//! so that zero-shot classification works and prompt tuning has something real to tune: the
-//! tool's embedded default model, and a toy CLIP for fast method development.
+//! Pretraining of a small CLIP on the shapes world (`subpt_shapes`), so that zero-shot
+//! classification works and prompt tuning has something real to tune: the tool's embedded
+//! default model (shipped in `assets/`, remade by `subpt-bench pretrain`).
 //!
 //! The model is the crate's own CLIP (`crate::clip`) over trainable tensors, so what is trained
 //! is exactly what every command later loads; the weights are written in OpenAI's key layout.
-//! Losses, summed: cross-entropy of each image against one caption per class (see `captions`),
-//! against the 40 (class, attribute) captions, and an auxiliary linear head on the image
-//! embedding that is discarded afterwards. AdamW with linear warm-up then cosine decay.
-pub mod captions;
+//! Losses, summed: CLIP's symmetric contrastive loss between the batch's images and their
+//! captions (every caption an image fits counts as a positive), and, per attribute, the image
+//! against one caption for each value of that attribute. AdamW with linear warm-up then cosine
+//! decay. Token rows no caption used are zeros in the written weights (they were never trained),
+//! which is what lets the shipped file compress.
 pub mod corpus;
 pub mod probe;
 
-use crate::clip::config::{ClipConfig, TextConfig, VisionConfig, VitConfig};
+use crate::clip::config::{ClipConfig, ResNetConfig, TextConfig, VisionConfig, VitConfig};
 use crate::clip::random_init::{generate, Spec};
-use crate::clip::tokenizer::{Tokenizer, EOT};
+use crate::clip::tokenizer::Tokenizer;
 use crate::clip::{normalize, Clip, ClipError};
-use crate::data::fashion_mnist::{idx_path, read_set, CLASSNAMES, PRETRAIN_IMAGES};
-use crate::data::transforms::{TestTransform, TrainTransform};
-use crate::data::{DataError, PyRandom};
-use captions::{Caption, CaptionConfig, CaptionSampler};
-use corpus::Corpus;
+use crate::data::transforms::SeededRng;
+use crate::data::DatasetName;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use subpt_shapes::attributes::Axis;
+use subpt_shapes::captions::{axis_captions, CaptionConfig};
+use subpt_shapes::datasets::{stream_seed, PRETRAIN_STREAM};
 use tch::nn::{self, OptimizerConfig};
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PretrainError {
-    #[error(transparent)]
-    Data(#[from] DataError),
     #[error(transparent)]
     Clip(#[from] ClipError),
     #[error("{0}")]
@@ -42,20 +40,42 @@ pub enum PretrainError {
     Diverged { step: usize, loss: f64 },
 }
 
-/// The architecture: OpenAI's layout, ViT image tower, 64-wide heads.
+/// The architecture: OpenAI's layout; a ModifiedResNet image tower (the paper's backbone
+/// family) or a ViT.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Architecture {
     pub embed_dim: i64,
+    /// Text tower width (64-wide heads).
     pub width: i64,
     pub text_layers: i64,
+    /// ViT layers (ignored by a ResNet tower, which has one bottleneck per stage).
     pub vision_layers: i64,
+    /// ViT patch size (ignored by a ResNet tower).
     pub patch: i64,
     pub resolution: i64,
+    /// `Some(width)`: a ModifiedResNet image tower of that width instead of the ViT.
+    #[serde(default)]
+    pub resnet_width: Option<i64>,
 }
 
 impl Architecture {
     pub fn spec(&self) -> Spec {
+        let vision = match self.resnet_width {
+            Some(w) => VisionConfig::ResNet(ResNetConfig {
+                width: w,
+                layers: [1, 1, 1, 1],
+                heads: w * 32 / 64,
+                resolution: self.resolution,
+            }),
+            None => VisionConfig::Vit(VitConfig {
+                width: self.width,
+                layers: self.vision_layers,
+                heads: self.width / 64,
+                patch: self.patch,
+                resolution: self.resolution,
+            }),
+        };
         Spec {
             embed_dim: self.embed_dim,
             text: TextConfig {
@@ -65,13 +85,7 @@ impl Architecture {
                 context_length: 77,
                 vocab_size: 49408,
             },
-            vision: VisionConfig::Vit(VitConfig {
-                width: self.width,
-                layers: self.vision_layers,
-                heads: self.width / 64,
-                patch: self.patch,
-                resolution: self.resolution,
-            }),
+            vision,
         }
     }
 }
@@ -80,9 +94,8 @@ impl Architecture {
 #[serde(deny_unknown_fields)]
 pub struct PretrainConfig {
     pub seed: u64,
-    pub epochs: usize,
-    /// Images of the corpus: the train file's first `images` (at most 50,000).
-    pub images: usize,
+    /// Optimiser steps; every step draws `batch_size` new objects.
+    pub steps: usize,
     pub batch_size: usize,
     pub lr: f64,
     pub warmup_steps: usize,
@@ -94,6 +107,10 @@ pub struct PretrainConfig {
     /// the views prompt tuning later shows the frozen tower; else the test view.
     pub augment_p: f64,
     pub captions: CaptionConfig,
+    /// Weight of the per-attribute losses beside the contrastive one.
+    pub attribute_weight: f64,
+    /// Initial logit scale (its log is learned, capped at ln 100 as CLIP's is).
+    pub logit_scale_init: f64,
     pub architecture: Architecture,
 }
 
@@ -101,23 +118,33 @@ impl Default for PretrainConfig {
     fn default() -> Self {
         PretrainConfig {
             seed: 0,
-            epochs: 5,
-            images: PRETRAIN_IMAGES,
+            steps: 1950,
             batch_size: 128,
-            lr: 1e-3,
+            lr: 2e-3,
             warmup_steps: 100,
             weight_decay: 0.1,
             betas: (0.9, 0.98),
             eps: 1e-6,
             augment_p: 0.5,
-            captions: CaptionConfig::default(),
+            captions: CaptionConfig {
+                canonical_p: 0.6,
+                colour_p: 0.85,
+                pattern_p: 0.6,
+                size_p: 0.35,
+                background_p: 0.35,
+                lead_p: 0.5,
+                preamble_p: 0.3,
+            },
+            attribute_weight: 1.0,
+            logit_scale_init: 1.0 / 0.07,
             architecture: Architecture {
                 embed_dim: 64,
                 width: 64,
                 text_layers: 4,
                 vision_layers: 4,
                 patch: 8,
-                resolution: 32,
+                resolution: 64,
+                resnet_width: Some(16),
             },
         }
     }
@@ -129,91 +156,55 @@ pub struct LossPoint {
     pub loss: f64,
 }
 
-/// What `model_card.json` beside the weights says.
+/// What `<name>.card.json` beside the weights says.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelCard {
     pub tool: String,
     pub version: String,
-    /// Digest of the config, the source files' contents and the tool version: the model is
-    /// remade only when it changes.
+    /// Digest of the config, the world's drawing and the tool version: the model is remade
+    /// only when it changes.
     pub inputs_digest: String,
     pub config: PretrainConfig,
-    pub data: DataCard,
+    pub data: String,
     pub architecture: ClipConfig,
     pub parameters: i64,
+    /// Token rows some caption used (the others are zeros in the weights).
+    pub tokens_used: usize,
     pub steps: usize,
     pub threads: i32,
     pub loss_curve: Vec<LossPoint>,
     pub logit_scale: f64,
-    pub quality: probe::Quality,
+    /// Per dataset of the world.
+    pub quality: Vec<probe::Quality>,
     pub wall_seconds: f64,
+    /// SHA-256 of the weights file as written (filled in by the writer).
+    #[serde(default)]
+    pub weights_sha256: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DataCard {
-    pub source: String,
-    /// SHA-256 of each idx file read.
-    pub files: BTreeMap<String, String>,
-    pub pretrain: String,
-    pub probe_train: String,
-    pub test: String,
-    pub classes: Vec<String>,
+/// The digest a finished model's card must carry for it to be reused: the config, the tool
+/// version, and [`world_digest`], so a change of drawing or captions remakes the model.
+pub fn inputs_digest(cfg: &PretrainConfig) -> Result<String, PretrainError> {
+    Ok(inputs_digest_at(
+        cfg,
+        &world_digest(cfg)?,
+        env!("CARGO_PKG_VERSION"),
+    ))
 }
 
-const IDX_STEMS: [&str; 4] = [
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-];
-
-/// The digest a finished model's card must carry for it to be reused.
-pub fn inputs_digest(cfg: &PretrainConfig, source: &Path) -> Result<Inputs, PretrainError> {
-    let mut files = BTreeMap::new();
-    for stem in IDX_STEMS {
-        let p = idx_path(source, stem)?;
-        let d = crate::digest::file_digest(&p).map_err(|e| crate::io::IoError::new(&p, e))?;
-        files.insert(stem.to_string(), d);
-    }
-    let digest = crate::digest::digest_json(&(cfg, &files, env!("CARGO_PKG_VERSION")));
-    Ok((digest, files))
+/// [`inputs_digest`] as a card written by tool `version` records it: a shipped model's card
+/// can be checked against today's config and world whatever version wrote it.
+pub fn inputs_digest_at(cfg: &PretrainConfig, world: &str, version: &str) -> String {
+    crate::digest::digest_json(&(cfg, world, version))
 }
 
-/// Token ids (cut after the longest EOT: the causal mask makes later positions irrelevant) and
-/// embeddings of captions, with the random context vectors in place.
-fn caption_inputs(
-    clip: &Clip,
-    tok: &Tokenizer,
-    caps: &[Caption],
-) -> Result<(Tensor, Tensor), ClipError> {
-    let texts: Vec<&str> = caps.iter().map(|c| c.text.as_str()).collect();
-    let rows = tok.tokenize_all(&texts, clip.config.text.context_length as usize, false)?;
-    let eot = |r: &Vec<i64>| {
-        r.iter()
-            .position(|&t| t == EOT as i64)
-            .expect("tokenize adds EOT")
-    };
-    let len = rows.iter().map(eot).max().unwrap_or(0) + 1;
-    let n = rows.len();
-    let flat: Vec<i64> = rows.iter().flat_map(|r| r[..len].to_vec()).collect();
-    let ids = Tensor::from_slice(&flat).view([n as i64, len as i64]);
-    let emb = clip.text.embed_tokens(&ids);
-    if caps.iter().all(|c| c.context.is_none()) {
-        return Ok((ids, emb));
-    }
-    let mut mask = vec![0f32; n * len];
-    let mut std = vec![0f32; n];
-    for (i, c) in caps.iter().enumerate() {
-        if let Some((k, s)) = c.context {
-            mask[i * len + 1..=i * len + k].fill(1.0);
-            std[i] = s as f32;
-        }
-    }
-    let mask = Tensor::from_slice(&mask).view([n as i64, len as i64, 1]);
-    let std = Tensor::from_slice(&std).view([n as i64, 1, 1]);
-    let noise = emb.randn_like() * std;
-    let emb = &emb * (1.0 - &mask) + noise * &mask;
-    Ok((ids, emb))
+/// A fingerprint of the world a config pretrains on: the first stream items' pixels and
+/// caption tokens.
+pub fn world_digest(cfg: &PretrainConfig) -> Result<String, PretrainError> {
+    let b = corpus::batch(cfg, &corpus::caption_templates(), &Tokenizer::new(), 0, 8)?;
+    let px = Vec::<f32>::try_from(b.pixels.flatten(0, -1)).expect("float pixels");
+    let ids = Vec::<i64>::try_from(b.ids.flatten(0, -1)).expect("int64 ids");
+    Ok(crate::digest::digest_json(&(px, ids)))
 }
 
 /// Learning rate at `step`: linear warm-up, then cosine to zero.
@@ -225,28 +216,26 @@ fn lr_at(cfg: &PretrainConfig, step: usize, total: usize) -> f64 {
     0.5 * cfg.lr * (1.0 + (std::f64::consts::PI * t).cos())
 }
 
-/// The digest [`inputs_digest`] gives and the per-file digests behind it.
-pub type Inputs = (String, BTreeMap<String, String>);
+/// Every token id of `ids` into `used`.
+fn note_tokens(ids: &Tensor, used: &mut BTreeSet<i64>) {
+    used.extend(Vec::<i64>::try_from(ids.flatten(0, -1)).expect("int64 ids"));
+}
 
-/// Pretrains a CLIP on the idx files in `source`; returns its weights (OpenAI layout) and card.
-/// `inputs` is what [`inputs_digest`] gave for them (the caller has it from its up-to-date
-/// check); `progress(step, total, loss)` is called after every step.
+/// Pretrains a CLIP; returns its weights (OpenAI layout) and card. `inputs_digest` is what
+/// [`inputs_digest`] gave (the caller has it from its up-to-date check); `progress(step, total,
+/// loss)` is called after every step.
 pub fn pretrain(
     cfg: &PretrainConfig,
-    source: &Path,
-    inputs: Inputs,
+    inputs_digest: String,
     progress: &mut dyn FnMut(usize, usize, f64),
 ) -> Result<(BTreeMap<String, Tensor>, ModelCard), PretrainError> {
     let started = std::time::Instant::now();
-    if cfg.images == 0 || cfg.images > PRETRAIN_IMAGES || cfg.batch_size == 0 || cfg.epochs == 0 {
+    if cfg.batch_size == 0 || cfg.steps == 0 || cfg.warmup_steps >= cfg.steps {
         return Err(PretrainError::Config(format!(
-            "need 1..={PRETRAIN_IMAGES} images, a positive batch size and epochs (got images {}, batch {}, epochs {})",
-            cfg.images, cfg.batch_size, cfg.epochs
+            "need a positive batch size and more steps than warm-up steps (got batch {}, steps {}, warm-up {})",
+            cfg.batch_size, cfg.steps, cfg.warmup_steps
         )));
     }
-    let (inputs_digest, files) = inputs;
-    let train_set = read_set(source, "train")?;
-    let corpus = Corpus::new(&train_set, 0..cfg.images);
     let spec = cfg.architecture.spec();
     tch::manual_seed(cfg.seed as i64);
     let vs = nn::VarStore::new(Device::Cpu);
@@ -258,7 +247,9 @@ pub fn pretrain(
         let path = dirs
             .iter()
             .fold(vs.root().set_group(usize::from(decay)), |p, d| p.sub(d));
-        vars.insert(key.clone(), path.add(name, t, true));
+        // Batch norm runs in eval mode: its running statistics are constants.
+        let trainable = !key.contains("running_");
+        vars.insert(key.clone(), path.add(name, t, trainable));
     }
     let clip = Clip::trainable(
         vars.iter()
@@ -267,12 +258,9 @@ pub fn pretrain(
         Device::Cpu,
     )?;
     let logit_scale = vars["logit_scale"].shallow_clone();
-    let head = nn::linear(
-        vs.root().set_group(0) / "pretrain_head",
-        spec.embed_dim,
-        CLASSNAMES.len() as i64,
-        Default::default(),
-    );
+    tch::no_grad(|| {
+        let _ = logit_scale.shallow_clone().fill_(cfg.logit_scale_init.ln());
+    });
     let mut opt = nn::AdamW {
         beta1: cfg.betas.0,
         beta2: cfg.betas.1,
@@ -284,70 +272,69 @@ pub fn pretrain(
     opt.set_weight_decay_group(0, 0.0);
     opt.set_weight_decay_group(1, cfg.weight_decay);
 
-    let r = cfg.architecture.resolution as usize;
-    let aug = TrainTransform::new(r).map_err(|e| PretrainError::Config(e.to_string()))?;
-    let test_t = TestTransform::new(r).map_err(|e| PretrainError::Config(e.to_string()))?;
+    let templates = corpus::caption_templates();
     let tok = Tokenizer::new();
-    let mut sampler = CaptionSampler::new(cfg.captions, cfg.seed);
-    let mut order_rng = PyRandom::new(cfg.seed);
-    let labels = Tensor::from_slice(&corpus.labels);
-    let attr_labels = Tensor::from_slice(&corpus.attributes) + &labels * 4;
-    let per_epoch = (corpus.len() / cfg.batch_size).max(1);
-    let total = per_epoch * cfg.epochs;
+    let (total, b) = (cfg.steps, cfg.batch_size);
     let every = (total / 100).max(1);
-    let (mut curve, mut window, mut step) = (Vec::new(), Vec::new(), 0);
-    for epoch in 0..cfg.epochs {
-        let mut order: Vec<usize> = (0..corpus.len()).collect();
-        order_rng.shuffle(&mut order);
-        for b in 0..per_epoch {
-            let idx = &order[b * cfg.batch_size..((b + 1) * cfg.batch_size).min(order.len())];
-            let key = cfg.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64);
-            let px = corpus.train_pixels(&aug, &test_t, cfg.augment_p, key, idx);
-            let sel = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>());
-            let (y, ya) = (
-                labels.index_select(0, &sel),
-                attr_labels.index_select(0, &sel),
-            );
-            let img = clip.encode_image(&px);
-            let img_n = normalize(&img);
-            let mut caps = sampler.class_captions();
-            caps.extend(sampler.attribute_captions());
-            let (ids, emb) = caption_inputs(&clip, &tok, &caps)?;
-            let text = normalize(&clip.text.encode_embeddings(&emb, &ids));
-            let scale = logit_scale.exp();
-            let n_cls = CLASSNAMES.len() as i64;
-            let class_logits = img_n.matmul(&text.narrow(0, 0, n_cls).tr()) * &scale;
-            let attr_logits = img_n.matmul(&text.narrow(0, n_cls, 4 * n_cls).tr()) * &scale;
-            let loss = class_logits.cross_entropy_for_logits(&y)
-                + attr_logits.cross_entropy_for_logits(&ya)
-                + img.apply(&head).cross_entropy_for_logits(&y);
-            let value = loss.double_value(&[]);
-            if !value.is_finite() {
-                return Err(PretrainError::Diverged { step, loss: value });
-            }
-            opt.set_lr(lr_at(cfg, step, total));
-            opt.backward_step(&loss);
-            // CLIP caps the temperature at 100.
-            tch::no_grad(|| {
-                let _ = logit_scale.shallow_clone().clamp_(0.0, 100f64.ln());
-            });
-            window.push(value);
-            step += 1;
-            if window.len() == every || step == total {
-                curve.push(LossPoint {
-                    step,
-                    loss: window.iter().sum::<f64>() / window.len() as f64,
-                });
-                window.clear();
-            }
-            progress(step, total, value);
+    let (mut curve, mut window) = (Vec::new(), Vec::new());
+    let mut used = BTreeSet::new();
+    for step in 0..total {
+        let batch = corpus::batch(cfg, &templates, &tok, (step * b) as u64, b)?;
+        note_tokens(&batch.ids, &mut used);
+        let img = normalize(&clip.encode_image(&batch.pixels));
+        let emb = clip.text.embed_tokens(&batch.ids);
+        let txt = normalize(&clip.text.encode_embeddings(&emb, &batch.ids));
+        let scale = logit_scale.exp();
+        let logits = img.matmul(&txt.tr()) * &scale;
+        // Every caption an image fits is a positive: soft targets spread over them.
+        let soft = |l: &Tensor, f: &Tensor| {
+            let t = f / f.sum_dim_intlist(-1, true, Kind::Float);
+            -(t * l.log_softmax(-1, Kind::Float))
+                .sum_dim_intlist(-1, false, Kind::Float)
+                .mean(Kind::Float)
+        };
+        let mut loss = (soft(&logits, &batch.fits) + soft(&logits.tr(), &batch.fits.tr())) * 0.5;
+        // Each attribute on its own: the image against one caption per value.
+        let mut rng = SeededRng::for_item(stream_seed(cfg.seed, PRETRAIN_STREAM, 1), step as u64);
+        for axis in Axis::ALL {
+            let texts = axis_captions(axis, &cfg.captions, &templates, &mut rng);
+            let ids = clip.tokenize(&tok, &texts, false)?;
+            note_tokens(&ids, &mut used);
+            let t = normalize(&clip.encode_text(&ids));
+            let y: Vec<i64> = batch
+                .attributes
+                .iter()
+                .map(|a| a.value(axis) as i64)
+                .collect();
+            let l = img.matmul(&t.tr()) * &scale;
+            loss += l.cross_entropy_for_logits(&Tensor::from_slice(&y)) * cfg.attribute_weight;
         }
+        let value = loss.double_value(&[]);
+        if !value.is_finite() {
+            return Err(PretrainError::Diverged { step, loss: value });
+        }
+        opt.set_lr(lr_at(cfg, step, total));
+        opt.backward_step(&loss);
+        // CLIP caps the temperature at 100.
+        tch::no_grad(|| {
+            let _ = logit_scale.shallow_clone().clamp_(0.0, 100f64.ln());
+        });
+        window.push(value);
+        if window.len() == every || step + 1 == total {
+            curve.push(LossPoint {
+                step: step + 1,
+                loss: window.iter().sum::<f64>() / window.len() as f64,
+            });
+            window.clear();
+        }
+        progress(step + 1, total, value);
     }
     drop(clip);
-    let weights: BTreeMap<String, Tensor> = vars
+    let mut weights: BTreeMap<String, Tensor> = vars
         .iter()
         .map(|(k, v)| (k.clone(), v.detach().copy()))
         .collect();
+    zero_unused_rows(&mut weights, &used);
     // The card's numbers come from the frozen model every command loads from these weights.
     let frozen = Clip::from_tensors(
         weights
@@ -358,30 +345,43 @@ pub fn pretrain(
         crate::clip::Precision::Fp32,
         Device::Cpu,
     )?;
-    let probe_train = Corpus::new(&train_set, PRETRAIN_IMAGES..train_set.len());
-    let test = Corpus::new(&read_set(source, "t10k")?, 0..usize::MAX);
-    let quality = probe::measure(&frozen, &probe_train, &test)?;
+    let quality = DatasetName::ALL
+        .into_iter()
+        .filter(|d| d.is_shapes())
+        .map(|d| probe::measure(&frozen, d))
+        .collect::<Result<_, _>>()?;
     let card = ModelCard {
         tool: "subpt-bench pretrain".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         inputs_digest,
         config: cfg.clone(),
-        data: DataCard {
-            source: source.display().to_string(),
-            files,
-            pretrain: format!("train[0:{}]", cfg.images),
-            probe_train: format!("train[{PRETRAIN_IMAGES}:{}]", train_set.len()),
-            test: format!("t10k[0:{}]", test.len()),
-            classes: CLASSNAMES.iter().map(|s| s.to_string()).collect(),
-        },
+        data: format!(
+            "{} objects drawn from the shapes world (seed {}), each seen once",
+            total * b,
+            cfg.seed
+        ),
         architecture: frozen.config.clone(),
         parameters: frozen.parameters,
+        tokens_used: used.len(),
         steps: total,
         threads: tch::get_num_threads(),
         loss_curve: curve,
         logit_scale: frozen.logit_scale,
         quality,
         wall_seconds: started.elapsed().as_secs_f64(),
+        weights_sha256: String::new(),
     };
     Ok((weights, card))
+}
+
+/// Zeros the token-embedding rows of ids not in `used`: no caption trained them, so they hold
+/// their random initialisation, which no prompt of the world reads.
+fn zero_unused_rows(weights: &mut BTreeMap<String, Tensor>, used: &BTreeSet<i64>) {
+    let table = weights
+        .get_mut("token_embedding.weight")
+        .expect("a text tower");
+    let mut keep = Tensor::zeros([table.size()[0]], (Kind::Float, Device::Cpu));
+    let ids: Vec<i64> = used.iter().copied().collect();
+    let _ = keep.index_fill_(0, &Tensor::from_slice(&ids), 1.0);
+    *table = &*table * keep.unsqueeze(1);
 }

@@ -57,7 +57,7 @@ fn dry_run_estimates_time_from_a_probe_then_from_results() {
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("g.yaml");
     std::fs::write(&path, MINIMAL.replace("w.pt", "w.safetensors")).unwrap();
-    let g = Grid::load(&path, None).unwrap();
+    let g = Grid::load(&path, &Default::default()).unwrap();
     // No weights yet: nothing to probe, no estimate.
     assert!(dryrun::time_estimate(&g).is_none());
     let t = subpt_trainer::clip::random_init::generate(
@@ -102,7 +102,7 @@ fn dry_run_warns_about_missing_weights_and_data() {
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("g.yaml");
     std::fs::write(&path, MINIMAL).unwrap();
-    let g = Grid::load(&path, None).unwrap();
+    let g = Grid::load(&path, &Default::default()).unwrap();
     let text = dry_run(&g);
     let warnings: Vec<&str> = text
         .lines()

@@ -6,7 +6,7 @@ mod chart;
 mod tests;
 
 use self::axis::{integers, log2_counts, percent, unit_ratio};
-use self::chart::{extent, render, Chart, Line, Marker, Point, Spread};
+use self::chart::{extent, render, Chart, Line, Marker, Panel, Point, Reference, Spread};
 use super::collect::Loaded;
 use super::fewshot::FewShot;
 use super::label::MethodKey;
@@ -123,11 +123,13 @@ pub fn fewshot_plots(fs: &FewShot) -> Result<Vec<Plot>, String> {
         } else {
             note_if_spread(&lines, BARS_NOTE)
         };
+        let (x, y) = (
+            log2_counts("shots per class", &shots),
+            percent("accuracy (%)", extent(&lines, &[])),
+        );
         render(&Chart {
             title,
-            x: log2_counts("shots per class", &shots),
-            y: percent("accuracy (%)", extent(&lines)),
-            lines,
+            panels: vec![Panel::plain(x, y, lines)],
             spread: Spread::Bars,
             note,
         })
@@ -155,14 +157,29 @@ pub fn fewshot_plots(fs: &FewShot) -> Result<Vec<Plot>, String> {
 /// Per (method, evaluated subset): epoch -> seed -> test accuracy.
 type Curves = BTreeMap<(MethodKey, String), BTreeMap<usize, BTreeMap<u64, f64>>>;
 
+/// (dataset, shots, subsample trained on): what a chart of curves covers.
+type CellKey = (String, usize, String);
+
 /// Test accuracy over epochs for runs that recorded curves. Per (dataset, shots,
-/// subsample) one chart compares methods (mean over seeds, band of the std); per method
-/// one more shows every seed, since a mean can hide a seed that diverges.
+/// subsample) one chart compares methods (mean over seeds, band of the std), one panel per
+/// evaluated subset (base and novel apart), zero-shot CLIP's accuracy as a reference line;
+/// per method one more shows every seed, since a mean can hide a seed that diverges.
 pub fn curve_plots(runs: &[Loaded]) -> Result<Vec<Plot>, String> {
-    let mut cells: BTreeMap<(String, usize, String), Curves> = BTreeMap::new();
+    let mut cells: BTreeMap<CellKey, Curves> = BTreeMap::new();
+    // Zero-shot accuracy per cell and subset, over seeds (zero-shot runs train nothing).
+    let mut zero_shot: BTreeMap<(CellKey, String), BTreeMap<u64, f64>> = BTreeMap::new();
     for r in runs {
         let s = &r.result.spec;
         let key = (s.dataset.to_string(), s.shots, s.subsample.to_string());
+        if !s.method.learns() {
+            for (subset, acc) in &r.result.accuracy {
+                zero_shot
+                    .entry((key.clone(), subset.to_string()))
+                    .or_default()
+                    .entry(s.seed)
+                    .or_insert(*acc);
+            }
+        }
         for p in &r.result.curves {
             for (subset, acc) in &p.test {
                 let by_epoch = cells
@@ -184,27 +201,43 @@ pub fn curve_plots(runs: &[Loaded]) -> Result<Vec<Plot>, String> {
         .flat_map(|c| c.keys().map(|k| k.0.clone()))
         .collect();
     let mut out = Vec::new();
-    for ((dataset, shots, subsample), curves) in &cells {
+    for (cell, curves) in &cells {
+        let (dataset, shots, subsample) = cell;
         let subsets: BTreeSet<&String> = curves.keys().map(|k| &k.1).collect();
-        // Subsets differ by dash and marker, so base and new of one method share a colour.
-        let style = |subset: &String| {
-            let i = index_of(&subsets, &subset);
-            (Marker::nth(i), i % 2 == 1)
+        let references = |subset: &String| -> Vec<Reference> {
+            let v: Vec<f64> = zero_shot
+                .get(&(cell.clone(), subset.clone()))
+                .map(|s| s.values().copied().collect())
+                .unwrap_or_default();
+            mean(&v)
+                .map(|y| Reference {
+                    name: "zero-shot CLIP".into(),
+                    y,
+                })
+                .into_iter()
+                .collect()
         };
-        let lines: Vec<Line> = curves
+        let panels: Vec<(String, Vec<Line>, Vec<Reference>)> = subsets
             .iter()
-            .map(|((m, subset), by_epoch)| {
-                let (marker, dashed) = style(subset);
-                Line {
-                    name: format!("{} {subset}", m.label()),
-                    colour: index_of(&methods, m),
-                    marker,
-                    dashed,
-                    points: by_epoch
-                        .iter()
-                        .filter_map(|(e, seeds)| point(*e as f64, seeds))
-                        .collect(),
-                }
+            .map(|&subset| {
+                let lines = curves
+                    .iter()
+                    .filter(|((_, s), _)| s == subset)
+                    .map(|((m, _), by_epoch)| {
+                        let i = index_of(&methods, m);
+                        Line {
+                            name: m.label(),
+                            colour: i,
+                            marker: Marker::nth(i),
+                            dashed: false,
+                            points: by_epoch
+                                .iter()
+                                .filter_map(|(e, seeds)| point(*e as f64, seeds))
+                                .collect(),
+                        }
+                    })
+                    .collect();
+                (subset_title(subset), lines, references(subset))
             })
             .collect();
         let title = format!("{dataset}, {shots}-shot, trained on {subsample} classes");
@@ -214,42 +247,47 @@ pub fn curve_plots(runs: &[Loaded]) -> Result<Vec<Plot>, String> {
                 file_stem(dataset),
                 file_stem(subsample)
             ),
-            svg: curve_chart(title, lines, Some(BAND_NOTE))?,
+            svg: curve_chart(title, panels, Some(BAND_NOTE))?,
         });
 
-        let mut per_method: BTreeMap<&MethodKey, Vec<Line>> = BTreeMap::new();
+        let mut per_method: BTreeMap<&MethodKey, Vec<(String, Vec<Line>, Vec<Reference>)>> =
+            BTreeMap::new();
         for ((m, subset), by_epoch) in curves {
             let seeds: BTreeSet<u64> = curves
                 .iter()
                 .filter(|(k, _)| k.0 == *m)
                 .flat_map(|(_, e)| e.values().flat_map(|s| s.keys().copied()))
                 .collect();
-            let (marker, dashed) = style(subset);
-            for seed in &seeds {
-                let points: Vec<Point> = by_epoch
-                    .iter()
-                    .filter_map(|(e, s)| {
-                        let y = *s.get(seed)?;
-                        Some(Point {
-                            x: *e as f64,
-                            y,
-                            err: None,
+            let lines = seeds
+                .iter()
+                .filter_map(|seed| {
+                    let points: Vec<Point> = by_epoch
+                        .iter()
+                        .filter_map(|(e, s)| {
+                            Some(Point {
+                                x: *e as f64,
+                                y: *s.get(seed)?,
+                                err: None,
+                            })
                         })
+                        .collect();
+                    let i = index_of(&seeds, seed);
+                    (!points.is_empty()).then(|| Line {
+                        name: format!("seed {seed}"),
+                        colour: i,
+                        marker: Marker::nth(i),
+                        dashed: false,
+                        points,
                     })
-                    .collect();
-                if points.is_empty() {
-                    continue;
-                }
-                per_method.entry(m).or_default().push(Line {
-                    name: format!("{subset} seed {seed}"),
-                    colour: index_of(&seeds, seed),
-                    marker,
-                    dashed,
-                    points,
-                });
-            }
+                })
+                .collect();
+            per_method.entry(m).or_default().push((
+                subset_title(subset),
+                lines,
+                references(subset),
+            ));
         }
-        for (m, lines) in per_method {
+        for (m, panels) in per_method {
             let title = format!(
                 "{dataset}, {shots}-shot, {}, trained on {subsample} classes",
                 m.label()
@@ -261,26 +299,62 @@ pub fn curve_plots(runs: &[Loaded]) -> Result<Vec<Plot>, String> {
                     file_stem(&m.label()),
                     file_stem(subsample)
                 ),
-                svg: curve_chart(title, lines, None)?,
+                svg: curve_chart(title, panels, None)?,
             });
         }
     }
     Ok(out)
 }
 
-fn curve_chart(title: String, lines: Vec<Line>, note: Option<&str>) -> Result<String, String> {
-    let epochs = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.x as usize));
+/// The panel title of an evaluated class subset.
+fn subset_title(subset: &str) -> String {
+    match subset {
+        "base" => "base classes".into(),
+        "new" => "novel classes".into(),
+        "all" => "all classes".into(),
+        other => other.into(),
+    }
+}
+
+/// Curves over epochs, one panel per (title, lines, references); panels share the epoch
+/// range and, so that their heights compare, the accuracy range.
+fn curve_chart(
+    title: String,
+    panels: Vec<(String, Vec<Line>, Vec<Reference>)>,
+    note: Option<&str>,
+) -> Result<String, String> {
+    let epochs = panels.iter().flat_map(|(_, lines, _)| {
+        lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.x as usize))
+    });
     let (lo, hi) = epochs.fold((usize::MAX, 0), |(lo, hi), e| (lo.min(e), hi.max(e)));
     let lo = lo.min(hi);
     let pad = ((hi - lo) as f64 * 0.03).max(0.5);
-    let note = note.and_then(|n| note_if_spread(&lines, n));
+    let all_lines: Vec<&Line> = panels.iter().flat_map(|(_, l, _)| l).collect();
+    let ext = panels
+        .iter()
+        .filter_map(|(_, lines, refs)| extent(lines, refs))
+        .fold(None, |acc: Option<(f64, f64)>, (a, b)| {
+            Some(acc.map_or((a, b), |(x, y)| (x.min(a), y.max(b))))
+        });
+    let any_spread = all_lines
+        .iter()
+        .any(|l| l.points.iter().any(|p| p.err.is_some()));
+    let note = note.filter(|_| any_spread).map(str::to_string);
+    let panels = panels
+        .into_iter()
+        .map(|(title, lines, references)| Panel {
+            title,
+            x: integers("epoch", lo, hi, pad, 8),
+            y: percent("test accuracy (%)", ext),
+            lines,
+            references,
+        })
+        .collect();
     render(&Chart {
         title,
-        x: integers("epoch", lo, hi, pad, 8),
-        y: percent("test accuracy (%)", extent(&lines)),
-        lines,
+        panels,
         spread: Spread::Band,
         note,
     })
@@ -348,12 +422,14 @@ pub fn pca_plots(runs: &[Loaded]) -> Result<Vec<Plot>, String> {
             .flat_map(|l| l.points.iter().map(|p| p.x as usize))
             .max()
             .unwrap_or(1);
-        let top = extent(&lines).map_or(1.0, |e| e.1);
+        let top = extent(&lines, &[]).map_or(1.0, |e| e.1);
+        let (x, y) = (
+            integers("principal component", 1, components.max(1), 0.5, 12),
+            unit_ratio("explained variance ratio", top),
+        );
         let svg = render(&Chart {
             title: format!("PCA of early prompt trajectories: {dataset}"),
-            x: integers("principal component", 1, components.max(1), 0.5, 12),
-            y: unit_ratio("explained variance ratio", top),
-            lines,
+            panels: vec![Panel::plain(x, y, lines)],
             spread: Spread::Bars,
             note: None,
         })?;

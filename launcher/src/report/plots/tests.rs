@@ -66,16 +66,24 @@ fn parse(svg: &str) -> Vec<El> {
     out
 }
 
-/// The plot area: the one unfilled black rectangle, as (left, top, right, bottom).
-fn frame(els: &[El]) -> (f64, f64, f64, f64) {
-    let frames: Vec<&El> = els
+/// The plot areas: the unfilled black rectangles, as (left, top, right, bottom), left to right.
+fn frames(els: &[El]) -> Vec<(f64, f64, f64, f64)> {
+    let mut f: Vec<(f64, f64, f64, f64)> = els
         .iter()
         .filter(|e| e.tag == "rect" && e.attrs["fill"] == "none" && e.attrs["stroke"] == "#000000")
+        .map(|f| {
+            let (x, y) = (f.num("x"), f.num("y"));
+            (x, y, x + f.num("width"), y + f.num("height"))
+        })
         .collect();
-    assert_eq!(frames.len(), 1, "{frames:?}");
-    let f = frames[0];
-    let (x, y) = (f.num("x"), f.num("y"));
-    (x, y, x + f.num("width"), y + f.num("height"))
+    assert!(!f.is_empty(), "no plot area");
+    f.sort_by(|a, b| a.0.total_cmp(&b.0));
+    f
+}
+
+/// The first (leftmost) plot area.
+fn frame(els: &[El]) -> (f64, f64, f64, f64) {
+    frames(els)[0]
 }
 
 fn texts(els: &[El]) -> impl Iterator<Item = &El> {
@@ -84,9 +92,10 @@ fn texts(els: &[El]) -> impl Iterator<Item = &El> {
 
 /// Numeric labels under the plot area, left to right: the x tick labels.
 fn x_ticks(els: &[El]) -> Vec<(f64, String)> {
-    let (_, _, _, bottom) = frame(els);
+    let (left, _, right, bottom) = frame(els);
     let mut t: Vec<(f64, String)> = texts(els)
         .filter(|t| t.num("y") > bottom && t.text.parse::<f64>().is_ok())
+        .filter(|t| (left - 20.0..=right + 20.0).contains(&t.num("x")))
         .map(|t| (t.num("x"), t.text.clone()))
         .collect();
     t.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -309,7 +318,7 @@ fn curve_runs() -> Vec<Loaded> {
 
 /// Stroke colours and segment counts of the legend sample on the row of `name`.
 fn legend_sample(els: &[El], name: &str) -> (BTreeSet<String>, usize) {
-    let (.., right, _) = frame(els);
+    let (.., right, _) = *frames(els).last().unwrap();
     let t = texts(els).find(|t| t.text == name).unwrap();
     let y = t.num("y");
     let segs: Vec<&El> = els
@@ -320,39 +329,81 @@ fn legend_sample(els: &[El], name: &str) -> (BTreeSet<String>, usize) {
     (colours, segs.len())
 }
 
+/// Zero-shot CLIP's run beside `curve_runs`: base 55 %, novel 70 %.
+fn zero_shot_run() -> Loaded {
+    let mut s = spec("eurosat", Method::Zsclip, 16, 1);
+    s.subsample = SubsampleClasses::Base;
+    let mut r = run(s);
+    r.result.accuracy = [
+        (SubsampleClasses::Base, 55.0),
+        (SubsampleClasses::New, 70.0),
+    ]
+    .into();
+    r
+}
+
 #[test]
-fn curve_comparison_has_a_band_per_multi_seed_line_and_styles_subsets_apart() {
-    let plots = curve_plots(&curve_runs()).unwrap();
+fn curve_comparison_puts_subsets_on_panels_with_bands_and_zero_shot_lines() {
+    let mut runs = curve_runs();
+    runs.push(zero_shot_run());
+    let plots = curve_plots(&runs).unwrap();
     let els = parse(plot(&plots, "curves_compare_eurosat_16shot_base.svg"));
+    // Base and novel apart, side by side, at one height.
+    let f = frames(&els);
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(
+        f[0].2 < f[1].0 && f[0].1 == f[1].1 && f[0].3 == f[1].3,
+        "{f:?}"
+    );
     let names: BTreeSet<&str> = texts(&els).map(|t| t.text.as_str()).collect();
-    for n in ["coop base", "coop new", "cocoop base", "cocoop new"] {
+    for n in [
+        "base classes",
+        "novel classes",
+        "coop",
+        "cocoop",
+        "zero-shot CLIP",
+    ] {
         assert!(names.contains(n), "{n} not in {names:?}");
     }
-    // Bands only where there are two seeds: coop base and coop new.
+    // Bands only where there are two seeds: coop, on each panel.
     let bands = els
         .iter()
         .filter(|e| e.tag == "polygon" && e.attrs["opacity"].parse::<f64>().unwrap() < 1.0)
         .count();
     assert_eq!(bands, 2);
-    let (base_c, base_n) = legend_sample(&els, "coop base");
-    let (new_c, new_n) = legend_sample(&els, "coop new");
-    let (other_c, _) = legend_sample(&els, "cocoop base");
-    assert_eq!(base_c, new_c, "one method, one colour");
-    assert_ne!(base_c, other_c);
-    assert!(
-        base_n == 1 && new_n > 1,
-        "new is dashed: {base_n} vs {new_n}"
-    );
+    let (coop_c, coop_n) = legend_sample(&els, "coop");
+    let (other_c, _) = legend_sample(&els, "cocoop");
+    assert_ne!(coop_c, other_c, "one colour per method");
+    assert_eq!(coop_n, 1, "methods are solid");
+    // Zero-shot's reference: a dashed grey line across each panel at its accuracy there.
+    let y = y_value(&els);
+    for (panel, want) in f.iter().zip([55.0, 70.0]) {
+        let (l, _, r, _) = *panel;
+        let dashes: Vec<Vec<(f64, f64)>> = els
+            .iter()
+            .filter(|e| e.tag == "polyline" && e.attrs["stroke"] == "#3C3C3C")
+            .map(El::points)
+            .filter(|p| p.iter().all(|q| q.0 >= l - 1.0 && q.0 <= r + 1.0))
+            .collect();
+        assert!(dashes.len() > 3, "dashed: {dashes:?}");
+        for d in &dashes {
+            assert!(
+                d.iter().all(|q| (y(q.1) - want).abs() < 0.5),
+                "{d:?} vs {want}"
+            );
+        }
+    }
     let xs: Vec<String> = x_ticks(&els).into_iter().map(|t| t.1).collect();
     assert_eq!(xs, ["1", "2", "3", "4", "5"]);
 
     let per_seed = parse(plot(&plots, "curves_eurosat_16shot_coop_base.svg"));
+    assert_eq!(frames(&per_seed).len(), 2);
     let names: BTreeSet<&str> = texts(&per_seed).map(|t| t.text.as_str()).collect();
     assert!(
-        names.contains("base seed 2") && names.contains("new seed 1"),
+        names.contains("seed 1") && names.contains("seed 2"),
         "{names:?}"
     );
-    assert_eq!(plots.len(), 3, "compare + one per method");
+    assert_eq!(plots.len(), 3, "compare + one per learning method");
 }
 
 #[test]
@@ -367,31 +418,35 @@ fn legends_lie_right_of_the_plot_area() {
         ("fewshot_average.svg", &["zsclip", "coop"][..]),
         (
             "curves_compare_eurosat_16shot_base.svg",
-            &["coop new", "cocoop base"][..],
+            &["coop", "cocoop"][..],
         ),
         (
             "curves_eurosat_16shot_coop_base.svg",
-            &["base seed 1", "new seed 2"][..],
+            &["seed 1", "seed 2"][..],
         ),
         ("pca_dtd.svg", &["coop_sub 4-shot all seed 1"][..]),
     ]
     .into();
     for p in &plots {
         let els = parse(&p.svg);
-        let (left, top, right, bottom) = frame(&els);
+        let f = frames(&els);
+        let (left, top, _, bottom) = f[0];
+        let right = f.last().unwrap().2;
         let width: f64 = els[0].num("width");
         let mut legend = BTreeSet::new();
         for t in texts(&els) {
             let (x, y) = (t.num("x"), t.num("y"));
             let beside = y >= top && y <= bottom;
             let y_desc = t.attrs.contains_key("transform");
-            if !beside || y_desc || (x < left && t.text.parse::<f64>().is_ok()) {
+            // Tick labels are numbers (left of each panel); everything else level with the
+            // plot areas is legend.
+            if !beside || y_desc || t.text.parse::<f64>().is_ok() {
                 continue;
             }
             // Anything else level with the plot area is legend, and must start past it.
             assert!(
                 x > right && x < width,
-                "{}: {:?} at {x}, plot {left}..{right}",
+                "{}: {:?} at {x}, plots {left}..{right}",
                 p.file,
                 t.text
             );

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The claims' robustness across pretraining seeds: pretrain the shapes-world CLIP with each seed,
+# run configs/claims.yaml on it, and tabulate every seed's claims.json (what `report` read off
+# the grid). Two seeds run at once, one libtorch thread each.
+#   benchmarks/claims_robustness.sh BIN OUT [SEED...]      (default seeds 0 1 2 3 4)
+# Set ATEN_CPU_CAPABILITY=default|avx2|avx512 to rerun it on another CPU kernel set.
+set -euo pipefail
+bin=$(realpath "$1")
+out=$2
+shift 2
+if [ $# -gt 0 ]; then seeds=("$@"); else seeds=(0 1 2 3 4); fi
+here=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$out"
+export OMP_NUM_THREADS=1
+"$bin" prepare shapes --out "$out/data"
+one() {
+  local s=$1 dir=$out/seed$1
+  mkdir -p "$dir"
+  "$bin" pretrain --seed "$s" --threads 1 --out "$dir/clip.safetensors.gz" >"$dir/pretrain.log" 2>&1
+  "$bin" --grid "$here/configs/claims.yaml" --device cpu --threads 1 --progress plain \
+    --weights "$dir/clip.safetensors.gz" --data-root "$out/data" --cache "$dir/cache" \
+    --out "$dir/claims" >"$dir/grid.log" 2>&1
+  echo "seed $s: done"
+}
+jobs=${JOBS:-2}
+for s in "${seeds[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+  one "$s" &
+done
+wait
+python3 "$here/benchmarks/claims_table.py" "$out" "${seeds[@]}"

@@ -1,0 +1,62 @@
+"""Tabulates the claims of several pretraining seeds (benchmarks/claims_robustness.sh's OUT):
+one row per seed and claim, then each claim's spread over seeds."""
+import json
+import statistics
+import sys
+from pathlib import Path
+
+
+def load(out: Path, seed: str):
+    p = out / f"seed{seed}" / "claims" / "report" / "claims.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def spread(xs):
+    if not xs:
+        return "–"
+    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{statistics.mean(xs):.2f} ± {sd:.2f} (min {min(xs):.2f})"
+
+
+def main():
+    out, seeds = Path(sys.argv[1]), sys.argv[2:]
+    claims = {s: load(out, s) for s in seeds}
+    print("## Claim (ii): CoOp's novel accuracy below zero-shot (base-to-novel)\n")
+    print("| pretraining seed | dataset | zero-shot novel | CoOp novel per seed | drop mean / min "
+          "| NFL recovered | SubPT recovered | SubPT+NFL recovered | holds |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    drops, recov = {}, {}
+    for s, c in claims.items():
+        if c is None:
+            print(f"| {s} | (no claims.json) | | | | | | | |")
+            continue
+        for d in c["novel_drop"]:
+            r = {m: v[1] for m, v in d["remedies"].items()}
+            drops.setdefault(d["dataset"], []).append(d["drop_mean"])
+            for m, v in r.items():
+                recov.setdefault((d["dataset"], m), []).append(100 * v)
+            coop = " / ".join(f"{v:.2f}" for v in d["coop"].values())
+            rec = [f"{100 * r[m]:.0f} %" if m in r else "–" for m in ("coop_nfl", "coop_sub", "coop_sub_nfl")]
+            print(f"| {s} | {d['dataset']} | {d['zero_shot']:.2f} | {coop} | "
+                  f"{d['drop_mean']:.2f} / {d['drop_min']:.2f} | {' | '.join(rec)} | "
+                  f"{'yes' if d['holds'] else 'no'} |")
+    print("\n| dataset | drop over pretraining seeds | NFL recovered % | SubPT recovered % | SubPT+NFL recovered % |")
+    print("|---|---|---|---|---|")
+    for ds, xs in drops.items():
+        rs = [spread(recov.get((ds, m), [])) for m in ("coop_nfl", "coop_sub", "coop_sub_nfl")]
+        print(f"| {ds} | {spread(xs)} | {' | '.join(rs)} |")
+    print("\n## Claim (i): CoOp's accuracy rises then falls; SubPT's does not\n")
+    print("| pretraining seed | dataset | trained on | tested on | CoOp first / peak (epoch) / end ± std "
+          "| CoOp fall | SubPT peak / end ± std | SubPT fall | holds |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for s, c in claims.items():
+        for r in (c or {}).get("rise_and_fall", []):
+            co, su = r["coop"], r["subpt"]
+            print(f"| {s} | {r['dataset']} | {r['subsample']} | {r['subset']} | "
+                  f"{co['first']:.2f} / {co['peak']:.2f} ({co['peak_epoch']}) / {co['end']:.2f} ± {co['end_std']:.2f} | "
+                  f"{co['fall']:.2f} | {su['peak']:.2f} / {su['end']:.2f} ± {su['end_std']:.2f} | {su['fall']:.2f} | "
+                  f"{'yes' if r['holds'] else 'no'} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+//! Downstream datasets of the world: each names its classes by the attributes that make them
+//! (every combination of its axes, the first axis outermost in label order) and draws the
+//! other attributes at random, image by image, from a stream of its own.
+pub use crate::attributes::Axis;
+use crate::attributes::{Attributes, Background, Colour, Pattern, Shape, Size};
+use crate::render::{self, Look};
+use subpt_imaging::image::RgbImage;
+use subpt_imaging::transforms::{SeededRng, TransformRng};
+
+/// A dataset of the world.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorldDataset {
+    pub id: &'static str,
+    /// What makes a class, outermost first.
+    pub axes: &'static [Axis],
+    /// Stream key of its images (distinct per dataset, and from the pretraining corpus's).
+    pub stream: u64,
+    /// How its camera sees every image.
+    pub look: Look,
+    /// Attributes the class names leave open but each class of this dataset fixes, to a value
+    /// drawn once per class from the dataset's stream: all its "red circles" are, say, small
+    /// and striped, as a real dataset's classes have looks their names do not say.
+    pub styles: &'static [Axis],
+}
+
+impl WorldDataset {
+    pub fn num_classes(&self) -> usize {
+        self.axes.iter().map(|a| a.len()).product()
+    }
+
+    /// The axis values of class `label` (first axis outermost).
+    fn values(&self, label: usize) -> Vec<(Axis, usize)> {
+        let mut rest = label;
+        let mut out: Vec<(Axis, usize)> = self
+            .axes
+            .iter()
+            .rev()
+            .map(|&a| {
+                let v = rest % a.len();
+                rest /= a.len();
+                (a, v)
+            })
+            .collect();
+        out.reverse();
+        out
+    }
+
+    fn fixed(&self, label: usize, axis: Axis) -> Option<usize> {
+        self.values(label)
+            .into_iter()
+            .find(|(a, _)| *a == axis)
+            .map(|(_, v)| v)
+    }
+
+    /// The class's name: its fixed values' canonical words in description order
+    /// (size, pattern, colour, shape), e.g. "striped red circle".
+    pub fn class_name(&self, label: usize) -> String {
+        let mut words: Vec<&str> = Vec::new();
+        if let Some(v) = self.fixed(label, Axis::Size) {
+            words.push(Size::ALL[v].word());
+        }
+        if let Some(v) = self.fixed(label, Axis::Pattern) {
+            words.push(Pattern::ALL[v].word());
+        }
+        if let Some(v) = self.fixed(label, Axis::Colour) {
+            words.push(Colour::ALL[v].word());
+        }
+        if let Some(v) = self.fixed(label, Axis::Shape) {
+            words.push(Shape::ALL[v].word());
+        }
+        let mut name = words.join(" ");
+        if let Some(v) = self.fixed(label, Axis::Background) {
+            name.push_str(&format!(" on a {} background", Background::ALL[v].word()));
+        }
+        name
+    }
+
+    pub fn class_names(&self) -> Vec<String> {
+        (0..self.num_classes())
+            .map(|l| self.class_name(l))
+            .collect()
+    }
+
+    /// The attributes of one image of class `label`: the class's values, the rest drawn.
+    pub fn attributes(&self, label: usize, rng: &mut SeededRng) -> Attributes {
+        let mut a = random_attributes(rng);
+        let fixed = self.style(label).into_iter().chain(self.values(label));
+        for (axis, v) in fixed {
+            match axis {
+                Axis::Shape => a.shape = Shape::ALL[v],
+                Axis::Colour => a.colour = Colour::ALL[v],
+                Axis::Pattern => a.pattern = Pattern::ALL[v],
+                Axis::Size => a.size = Size::ALL[v],
+                Axis::Background => a.background = Background::ALL[v],
+            }
+        }
+        a
+    }
+
+    /// The values class `label` fixes for its `styles`: one draw per class from the dataset's
+    /// own stream, the same for every image and every data seed.
+    pub fn style(&self, label: usize) -> Vec<(Axis, usize)> {
+        let mut rng = SeededRng::for_item(self.stream ^ 0x5354_594C_4553, label as u64);
+        self.styles
+            .iter()
+            .map(|&axis| (axis, rng.randint(0, axis.len() as i64 - 1) as usize))
+            .collect()
+    }
+
+    /// Image `index` of class `label` in split `split` (0 train, 1 val, 2 test) for `seed`.
+    pub fn image(&self, seed: u64, split: u64, label: usize, index: usize) -> RgbImage {
+        let key = (label as u64) << 32 | index as u64;
+        let mut rng = SeededRng::for_item(stream_seed(seed, self.stream, split), key);
+        let a = self.attributes(label, &mut rng);
+        render::draw_with(&a, self.look, &mut rng)
+    }
+}
+
+/// The seed of one (data seed, stream, split) stream.
+pub fn stream_seed(seed: u64, stream: u64, split: u64) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ stream.wrapping_mul(1_000_003) ^ split << 56
+}
+
+/// Attributes drawn uniformly over every value of every axis.
+pub fn random_attributes(rng: &mut SeededRng) -> Attributes {
+    fn one<T: Copy>(rng: &mut SeededRng, all: &[T]) -> T {
+        all[rng.randint(0, all.len() as i64 - 1) as usize]
+    }
+    Attributes {
+        shape: one(rng, Shape::ALL),
+        colour: one(rng, Colour::ALL),
+        pattern: one(rng, Pattern::ALL),
+        size: one(rng, Size::ALL),
+        background: one(rng, Background::ALL),
+    }
+}
+
+/// The pretraining corpus's stream key.
+pub const PRETRAIN_STREAM: u64 = 1;
+
+/// The world's datasets: the colour x shape classes as the pretraining corpus draws them, in four
+/// other looks (a camera's conditions: the analog of ImageNet's shifted copies) and with
+/// class-specific styles; and the pattern x shape classes.
+pub const DATASETS: [WorldDataset; 7] = [
+    world("shapes", &[Axis::Colour, Axis::Shape], 11, Look::Plain, &[]),
+    world(
+        "shapes_faded",
+        &[Axis::Colour, Axis::Shape],
+        12,
+        Look::Faded,
+        &[],
+    ),
+    world(
+        "shapes_tinted",
+        &[Axis::Colour, Axis::Shape],
+        13,
+        Look::Tint,
+        &[],
+    ),
+    world(
+        "shapes_blocky",
+        &[Axis::Colour, Axis::Shape],
+        14,
+        Look::Blocky,
+        &[],
+    ),
+    world(
+        "shapes_rotated",
+        &[Axis::Colour, Axis::Shape],
+        15,
+        Look::Rotated,
+        &[],
+    ),
+    world(
+        "shapes_styled",
+        &[Axis::Colour, Axis::Shape],
+        16,
+        Look::Plain,
+        &[Axis::Pattern, Axis::Size],
+    ),
+    world(
+        "patterns",
+        &[Axis::Pattern, Axis::Shape],
+        17,
+        Look::Plain,
+        &[],
+    ),
+];
+
+const fn world(
+    id: &'static str,
+    axes: &'static [Axis],
+    stream: u64,
+    look: Look,
+    styles: &'static [Axis],
+) -> WorldDataset {
+    WorldDataset {
+        id,
+        axes,
+        stream,
+        look,
+        styles,
+    }
+}
+
+/// Extra class names for NFL's few-shot runs (the paper's ImageNet-100 list plays this part on
+/// real CLIP): "small red circle", "large orange circle", ... over every colour and shape, with
+/// the size alternating, none of them a class of any dataset of the world.
+pub fn extra_names() -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, c) in Colour::ALL.iter().enumerate() {
+        for (j, s) in Shape::ALL.iter().enumerate() {
+            let size = Size::ALL[(i + j) % 2];
+            out.push(format!("{} {} {}", size.word(), c.word(), s.word()));
+        }
+    }
+    out
+}
+
+pub fn dataset(id: &str) -> Option<&'static WorldDataset> {
+    DATASETS.iter().find(|d| d.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_enumerate_their_axes_first_outermost() {
+        let d = dataset("shapes").unwrap();
+        assert_eq!(d.num_classes(), 100);
+        assert_eq!(d.class_name(0), "red circle");
+        assert_eq!(d.class_name(1), "red square");
+        assert_eq!(d.class_name(10), "orange circle");
+        let t = dataset("patterns").unwrap();
+        assert_eq!(t.class_name(11), "striped square");
+        let names = d.class_names();
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len());
+        let mut rng = SeededRng::new(0);
+        for _ in 0..20 {
+            let a = d.attributes(26, &mut rng);
+            assert_eq!((a.colour, a.shape), (Colour::Yellow, Shape::Star));
+        }
+    }
+
+    #[test]
+    fn images_are_keyed_by_seed_split_class_and_index() {
+        let d = dataset("shapes").unwrap();
+        let a = d.image(0, 2, 5, 9);
+        assert_eq!(a.as_raw(), d.image(0, 2, 5, 9).as_raw());
+        for other in [
+            d.image(1, 2, 5, 9),
+            d.image(0, 0, 5, 9),
+            d.image(0, 2, 5, 8),
+        ] {
+            assert_ne!(a.as_raw(), other.as_raw());
+        }
+    }
+}
