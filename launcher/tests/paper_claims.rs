@@ -20,7 +20,7 @@ fn claims_json(dir: &Path) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn find<'a>(list: &'a Value, pred: impl Fn(&Value) -> bool) -> &'a Value {
+fn find(list: &Value, pred: impl Fn(&Value) -> bool) -> &Value {
     list.as_array()
         .unwrap()
         .iter()

@@ -195,6 +195,41 @@ pub fn folder_of(name: &str) -> String {
         .collect()
 }
 
+/// Saves a converted image at `it.impath` as PNG, making its class folder.
+pub fn save_png<P, C>(it: &Item, img: &image::ImageBuffer<P, C>) -> Result<()>
+where
+    P: image::PixelWithColorType,
+    [P::Subpixel]: image::EncodableLayout,
+    C: std::ops::Deref<Target = [P::Subpixel]>,
+{
+    if let Some(dir) = it.impath.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
+    }
+    img.save_with_format(&it.impath, image::ImageFormat::Png)
+        .map_err(|source| DataError::Image {
+            path: it.impath.clone(),
+            source,
+        })
+}
+
+/// Writes a converted dataset's split file (Dassl's `split_*.json`: `[relpath, label,
+/// classname]` per item of train, val and test) atomically, and returns its splits.
+pub fn write_split_file(path: &Path, lists: [Vec<Item>; 3]) -> Result<DatasetSplits> {
+    let entries = |v: &[Item]| -> serde_json::Value {
+        v.iter()
+            .map(|it| serde_json::json!([it.relpath, it.label, it.classname]))
+            .collect()
+    };
+    let doc = serde_json::json!({
+        "train": entries(&lists[0]),
+        "val": entries(&lists[1]),
+        "test": entries(&lists[2]),
+    });
+    crate::io::write_atomic(path, doc.to_string().as_bytes())?;
+    let [train, val, test] = lists;
+    DatasetSplits::from_lists(train, val, test, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,39 +278,4 @@ mod tests {
             "{err}"
         );
     }
-}
-
-/// Saves a converted image at `it.impath` as PNG, making its class folder.
-pub fn save_png<P, C>(it: &Item, img: &image::ImageBuffer<P, C>) -> Result<()>
-where
-    P: image::PixelWithColorType,
-    [P::Subpixel]: image::EncodableLayout,
-    C: std::ops::Deref<Target = [P::Subpixel]>,
-{
-    if let Some(dir) = it.impath.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-    }
-    img.save_with_format(&it.impath, image::ImageFormat::Png)
-        .map_err(|source| DataError::Image {
-            path: it.impath.clone(),
-            source,
-        })
-}
-
-/// Writes a converted dataset's split file (Dassl's `split_*.json`: `[relpath, label,
-/// classname]` per item of train, val and test) atomically, and returns its splits.
-pub fn write_split_file(path: &Path, lists: [Vec<Item>; 3]) -> Result<DatasetSplits> {
-    let entries = |v: &[Item]| -> serde_json::Value {
-        v.iter()
-            .map(|it| serde_json::json!([it.relpath, it.label, it.classname]))
-            .collect()
-    };
-    let doc = serde_json::json!({
-        "train": entries(&lists[0]),
-        "val": entries(&lists[1]),
-        "test": entries(&lists[2]),
-    });
-    crate::io::write_atomic(path, doc.to_string().as_bytes())?;
-    let [train, val, test] = lists;
-    DatasetSplits::from_lists(train, val, test, path)
 }

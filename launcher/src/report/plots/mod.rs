@@ -157,6 +157,9 @@ pub fn fewshot_plots(fs: &FewShot) -> Result<Vec<Plot>, String> {
 /// Per (method, evaluated subset): epoch -> seed -> test accuracy.
 type Curves = BTreeMap<(MethodKey, String), BTreeMap<usize, BTreeMap<u64, f64>>>;
 
+/// A panel of curves: its title, lines and reference lines.
+type PanelLines = (String, Vec<Line>, Vec<Reference>);
+
 /// (dataset, shots, subsample trained on): what a chart of curves covers.
 type CellKey = (String, usize, String);
 
@@ -217,7 +220,7 @@ pub fn curve_plots(runs: &[Loaded]) -> Result<Vec<Plot>, String> {
                 .into_iter()
                 .collect()
         };
-        let panels: Vec<(String, Vec<Line>, Vec<Reference>)> = subsets
+        let panels: Vec<PanelLines> = subsets
             .iter()
             .map(|&subset| {
                 let lines = curves
@@ -250,8 +253,7 @@ pub fn curve_plots(runs: &[Loaded]) -> Result<Vec<Plot>, String> {
             svg: curve_chart(title, panels, Some(BAND_NOTE))?,
         });
 
-        let mut per_method: BTreeMap<&MethodKey, Vec<(String, Vec<Line>, Vec<Reference>)>> =
-            BTreeMap::new();
+        let mut per_method: BTreeMap<&MethodKey, Vec<PanelLines>> = BTreeMap::new();
         for ((m, subset), by_epoch) in curves {
             let seeds: BTreeSet<u64> = curves
                 .iter()
@@ -320,7 +322,7 @@ fn subset_title(subset: &str) -> String {
 /// range and, so that their heights compare, the accuracy range.
 fn curve_chart(
     title: String,
-    panels: Vec<(String, Vec<Line>, Vec<Reference>)>,
+    panels: Vec<PanelLines>,
     note: Option<&str>,
 ) -> Result<String, String> {
     let epochs = panels.iter().flat_map(|(_, lines, _)| {
