@@ -89,7 +89,7 @@ pub enum PrepareCommand {
         val_per_class: usize,
         #[arg(long, default_value_t = ShapesOptions::default().test_per_class)]
         test_per_class: usize,
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = ShapesOptions::default().seed)]
         seed: u64,
         #[arg(long)]
         force: bool,
@@ -256,11 +256,11 @@ pub fn run(cmd: PrepareCommand) -> Result<()> {
             };
             let all: Vec<DatasetName> = DatasetName::ALL
                 .into_iter()
-                .filter(|d| shapes::world_dataset(*d).is_some())
+                .filter(|d| d.is_shapes())
                 .collect();
             let chosen = if datasets.is_empty() { all } else { datasets };
             for d in chosen {
-                if shapes::world_dataset(d).is_none() {
+                if !d.is_shapes() {
                     bail!("{d} is not a shapes dataset");
                 }
                 let drew = if force {

@@ -88,13 +88,7 @@ pub fn describe_with(
         m.size = true;
         parts.push(word(rng, a.size.words(), cfg.canonical_p));
     }
-    // "Solid" is the unmarked case: said less often.
-    let pattern_p = if a.pattern == Pattern::Solid {
-        cfg.pattern_p / 3.0
-    } else {
-        cfg.pattern_p
-    };
-    if chance(pattern_p, rng) {
+    if chance(pattern_chance(cfg, a), rng) {
         m.pattern = true;
         parts.push(word(rng, a.pattern.words(), cfg.canonical_p));
     }
@@ -168,12 +162,7 @@ fn led(
         m.size = true;
         clauses.push(word(rng, a.size.words(), cfg.canonical_p).to_string());
     }
-    let pattern_p = if a.pattern == Pattern::Solid {
-        cfg.pattern_p / 3.0
-    } else {
-        cfg.pattern_p
-    };
-    if chance(pattern_p, rng) {
+    if chance(pattern_chance(cfg, a), rng) {
         m.pattern = true;
         clauses.push(word(rng, a.pattern.words(), cfg.canonical_p).to_string());
     }
@@ -220,6 +209,15 @@ pub fn axis_captions(
             pick(rng, templates).replace("{}", &d)
         })
         .collect()
+}
+
+/// How often a caption names the fill pattern: "solid" is the unmarked case, said less often.
+fn pattern_chance(cfg: &CaptionConfig, a: &Attributes) -> f64 {
+    if a.pattern == Pattern::Solid {
+        cfg.pattern_p / 3.0
+    } else {
+        cfg.pattern_p
+    }
 }
 
 #[cfg(test)]

@@ -96,39 +96,350 @@ use SplitSource::*;
 
 /// All datasets, in `DatasetName` order.
 #[rustfmt::skip]
+/// The split file every shapes dataset has (written by `shapes::write`).
+pub const SHAPES_SPLIT_FILE: &str = "split_shapes.json";
+
 pub const DATASETS: [DatasetInfo; 28] = [
-    row!(ImageNet, "imagenet", "ImageNet", "imagenet", "images", ImageNetFolders, 1000, 50_000, PHOTO, false),
-    row!(Caltech101, "caltech101", "Caltech101", "caltech-101", "101_ObjectCategories", SplitJson("split_zhou_Caltech101.json"), 100, 2_465, PHOTO, false),
-    row!(OxfordPets, "oxford_pets", "OxfordPets", "oxford_pets", "images", SplitJson("split_zhou_OxfordPets.json"), 37, 3_669, "a photo of a {}, a type of pet.", false),
-    row!(StanfordCars, "stanford_cars", "StanfordCars", "stanford_cars", "", SplitJson("split_zhou_StanfordCars.json"), 196, 8_041, PHOTO, false),
-    row!(OxfordFlowers, "oxford_flowers", "OxfordFlowers", "oxford_flowers", "jpg", SplitJson("split_zhou_OxfordFlowers.json"), 102, 2_463, "a photo of a {}, a type of flower.", false),
-    row!(Food101, "food101", "Food101", "food-101", "images", SplitJson("split_zhou_Food101.json"), 101, 30_300, "a photo of {}, a type of food.", false),
-    row!(FgvcAircraft, "fgvc_aircraft", "FGVCAircraft", "fgvc_aircraft", "images", AircraftTxt, 100, 3_333, "a photo of a {}, a type of aircraft.", false),
-    row!(Sun397, "sun397", "SUN397", "sun397", "SUN397", SplitJson("split_zhou_SUN397.json"), 397, 19_850, PHOTO, false),
-    row!(Dtd, "dtd", "DescribableTextures", "dtd", "images", SplitJson("split_zhou_DescribableTextures.json"), 47, 1_692, "{} texture.", false),
-    row!(EuroSat, "eurosat", "EuroSAT", "eurosat", "2750", SplitJson("split_zhou_EuroSAT.json"), 10, 8_100, "a centered satellite photo of {}.", false),
-    row!(Ucf101, "ucf101", "UCF101", "ucf101", "UCF-101-midframes", SplitJson("split_zhou_UCF101.json"), 101, 3_783, "a photo of a person doing {}.", false),
-    row!(ImageNetV2, "imagenetv2", "ImageNetV2", "imagenetv2", "imagenetv2-matched-frequency-format-val", IndexFolders, 1000, 10_000, PHOTO, true),
-    row!(ImageNetSketch, "imagenet_sketch", "ImageNetSketch", "imagenet-sketch", "images", WnidFolders, 1000, 50_889, PHOTO, true),
-    row!(ImageNetA, "imagenet_a", "ImageNetA", "imagenet-adversarial", "imagenet-a", WnidFolders, 200, 7_500, PHOTO, true),
-    row!(ImageNetR, "imagenet_r", "ImageNetR", "imagenet-rendition", "imagenet-r", WnidFolders, 200, 30_000, PHOTO, true),
+    row!(
+        ImageNet,
+        "imagenet",
+        "ImageNet",
+        "imagenet",
+        "images",
+        ImageNetFolders,
+        1000,
+        50_000,
+        PHOTO,
+        false
+    ),
+    row!(
+        Caltech101,
+        "caltech101",
+        "Caltech101",
+        "caltech-101",
+        "101_ObjectCategories",
+        SplitJson("split_zhou_Caltech101.json"),
+        100,
+        2_465,
+        PHOTO,
+        false
+    ),
+    row!(
+        OxfordPets,
+        "oxford_pets",
+        "OxfordPets",
+        "oxford_pets",
+        "images",
+        SplitJson("split_zhou_OxfordPets.json"),
+        37,
+        3_669,
+        "a photo of a {}, a type of pet.",
+        false
+    ),
+    row!(
+        StanfordCars,
+        "stanford_cars",
+        "StanfordCars",
+        "stanford_cars",
+        "",
+        SplitJson("split_zhou_StanfordCars.json"),
+        196,
+        8_041,
+        PHOTO,
+        false
+    ),
+    row!(
+        OxfordFlowers,
+        "oxford_flowers",
+        "OxfordFlowers",
+        "oxford_flowers",
+        "jpg",
+        SplitJson("split_zhou_OxfordFlowers.json"),
+        102,
+        2_463,
+        "a photo of a {}, a type of flower.",
+        false
+    ),
+    row!(
+        Food101,
+        "food101",
+        "Food101",
+        "food-101",
+        "images",
+        SplitJson("split_zhou_Food101.json"),
+        101,
+        30_300,
+        "a photo of {}, a type of food.",
+        false
+    ),
+    row!(
+        FgvcAircraft,
+        "fgvc_aircraft",
+        "FGVCAircraft",
+        "fgvc_aircraft",
+        "images",
+        AircraftTxt,
+        100,
+        3_333,
+        "a photo of a {}, a type of aircraft.",
+        false
+    ),
+    row!(
+        Sun397,
+        "sun397",
+        "SUN397",
+        "sun397",
+        "SUN397",
+        SplitJson("split_zhou_SUN397.json"),
+        397,
+        19_850,
+        PHOTO,
+        false
+    ),
+    row!(
+        Dtd,
+        "dtd",
+        "DescribableTextures",
+        "dtd",
+        "images",
+        SplitJson("split_zhou_DescribableTextures.json"),
+        47,
+        1_692,
+        "{} texture.",
+        false
+    ),
+    row!(
+        EuroSat,
+        "eurosat",
+        "EuroSAT",
+        "eurosat",
+        "2750",
+        SplitJson("split_zhou_EuroSAT.json"),
+        10,
+        8_100,
+        "a centered satellite photo of {}.",
+        false
+    ),
+    row!(
+        Ucf101,
+        "ucf101",
+        "UCF101",
+        "ucf101",
+        "UCF-101-midframes",
+        SplitJson("split_zhou_UCF101.json"),
+        101,
+        3_783,
+        "a photo of a person doing {}.",
+        false
+    ),
+    row!(
+        ImageNetV2,
+        "imagenetv2",
+        "ImageNetV2",
+        "imagenetv2",
+        "imagenetv2-matched-frequency-format-val",
+        IndexFolders,
+        1000,
+        10_000,
+        PHOTO,
+        true
+    ),
+    row!(
+        ImageNetSketch,
+        "imagenet_sketch",
+        "ImageNetSketch",
+        "imagenet-sketch",
+        "images",
+        WnidFolders,
+        1000,
+        50_889,
+        PHOTO,
+        true
+    ),
+    row!(
+        ImageNetA,
+        "imagenet_a",
+        "ImageNetA",
+        "imagenet-adversarial",
+        "imagenet-a",
+        WnidFolders,
+        200,
+        7_500,
+        PHOTO,
+        true
+    ),
+    row!(
+        ImageNetR,
+        "imagenet_r",
+        "ImageNetR",
+        "imagenet-rendition",
+        "imagenet-r",
+        WnidFolders,
+        200,
+        30_000,
+        PHOTO,
+        true
+    ),
     // Embedded data converted from Debian's idx files (see `fashion_mnist`), and shifted copies
     // of it (see `corruption`): trainable, and domain-generalisation targets of the clean one.
-    row!(FashionMnist, "fashion_mnist", "FashionMNIST", "fashion_mnist", "images", SplitJson("split_fashion_mnist.json"), 10, 10_000, PHOTO, false),
-    row!(FashionMnistDark, "fashion_mnist_dark", "FashionMNISTDark", "fashion_mnist_dark", "images", SplitJson("split_fashion_mnist.json"), 10, 10_000, PHOTO, false),
-    row!(FashionMnistContrast, "fashion_mnist_contrast", "FashionMNISTContrast", "fashion_mnist_contrast", "images", SplitJson("split_fashion_mnist.json"), 10, 10_000, PHOTO, false),
-    row!(FashionMnistInvert, "fashion_mnist_invert", "FashionMNISTInvert", "fashion_mnist_invert", "images", SplitJson("split_fashion_mnist.json"), 10, 10_000, PHOTO, false),
-    row!(FashionMnistBlur, "fashion_mnist_blur", "FashionMNISTBlur", "fashion_mnist_blur", "images", SplitJson("split_fashion_mnist.json"), 10, 10_000, PHOTO, false),
-    row!(FashionMnistNoise, "fashion_mnist_noise", "FashionMNISTNoise", "fashion_mnist_noise", "images", SplitJson("split_fashion_mnist.json"), 10, 10_000, PHOTO, false),
+    row!(
+        FashionMnist,
+        "fashion_mnist",
+        "FashionMNIST",
+        "fashion_mnist",
+        "images",
+        SplitJson("split_fashion_mnist.json"),
+        10,
+        10_000,
+        PHOTO,
+        false
+    ),
+    row!(
+        FashionMnistDark,
+        "fashion_mnist_dark",
+        "FashionMNISTDark",
+        "fashion_mnist_dark",
+        "images",
+        SplitJson("split_fashion_mnist.json"),
+        10,
+        10_000,
+        PHOTO,
+        false
+    ),
+    row!(
+        FashionMnistContrast,
+        "fashion_mnist_contrast",
+        "FashionMNISTContrast",
+        "fashion_mnist_contrast",
+        "images",
+        SplitJson("split_fashion_mnist.json"),
+        10,
+        10_000,
+        PHOTO,
+        false
+    ),
+    row!(
+        FashionMnistInvert,
+        "fashion_mnist_invert",
+        "FashionMNISTInvert",
+        "fashion_mnist_invert",
+        "images",
+        SplitJson("split_fashion_mnist.json"),
+        10,
+        10_000,
+        PHOTO,
+        false
+    ),
+    row!(
+        FashionMnistBlur,
+        "fashion_mnist_blur",
+        "FashionMNISTBlur",
+        "fashion_mnist_blur",
+        "images",
+        SplitJson("split_fashion_mnist.json"),
+        10,
+        10_000,
+        PHOTO,
+        false
+    ),
+    row!(
+        FashionMnistNoise,
+        "fashion_mnist_noise",
+        "FashionMNISTNoise",
+        "fashion_mnist_noise",
+        "images",
+        SplitJson("split_fashion_mnist.json"),
+        10,
+        10_000,
+        PHOTO,
+        false
+    ),
     // The shapes world (see `shapes` and the subpt-shapes crate): drawn at 32 px, the embedded
     // CLIP's downstream data. Classes are combinations of attributes ("red circle").
-    row!(Shapes, "shapes", "Shapes", "shapes", "images", SplitJson("split_shapes.json"), 100, 4_000, PHOTO, false),
-    row!(ShapesFaded, "shapes_faded", "ShapesFaded", "shapes_faded", "images", SplitJson("split_shapes.json"), 100, 4_000, PHOTO, false),
-    row!(ShapesTinted, "shapes_tinted", "ShapesTinted", "shapes_tinted", "images", SplitJson("split_shapes.json"), 100, 4_000, PHOTO, false),
-    row!(ShapesBlocky, "shapes_blocky", "ShapesBlocky", "shapes_blocky", "images", SplitJson("split_shapes.json"), 100, 4_000, PHOTO, false),
-    row!(ShapesRotated, "shapes_rotated", "ShapesRotated", "shapes_rotated", "images", SplitJson("split_shapes.json"), 100, 4_000, PHOTO, false),
-    row!(ShapesStyled, "shapes_styled", "ShapesStyled", "shapes_styled", "images", SplitJson("split_shapes.json"), 100, 4_000, PHOTO, false),
-    row!(Patterns, "patterns", "Patterns", "patterns", "images", SplitJson("split_shapes.json"), 50, 2_000, PHOTO, false),
+    row!(
+        Shapes,
+        "shapes",
+        "Shapes",
+        "shapes",
+        "images",
+        SplitJson(SHAPES_SPLIT_FILE),
+        100,
+        4_000,
+        PHOTO,
+        false
+    ),
+    row!(
+        ShapesFaded,
+        "shapes_faded",
+        "ShapesFaded",
+        "shapes_faded",
+        "images",
+        SplitJson(SHAPES_SPLIT_FILE),
+        100,
+        4_000,
+        PHOTO,
+        false
+    ),
+    row!(
+        ShapesTinted,
+        "shapes_tinted",
+        "ShapesTinted",
+        "shapes_tinted",
+        "images",
+        SplitJson(SHAPES_SPLIT_FILE),
+        100,
+        4_000,
+        PHOTO,
+        false
+    ),
+    row!(
+        ShapesBlocky,
+        "shapes_blocky",
+        "ShapesBlocky",
+        "shapes_blocky",
+        "images",
+        SplitJson(SHAPES_SPLIT_FILE),
+        100,
+        4_000,
+        PHOTO,
+        false
+    ),
+    row!(
+        ShapesRotated,
+        "shapes_rotated",
+        "ShapesRotated",
+        "shapes_rotated",
+        "images",
+        SplitJson(SHAPES_SPLIT_FILE),
+        100,
+        4_000,
+        PHOTO,
+        false
+    ),
+    row!(
+        ShapesStyled,
+        "shapes_styled",
+        "ShapesStyled",
+        "shapes_styled",
+        "images",
+        SplitJson(SHAPES_SPLIT_FILE),
+        100,
+        4_000,
+        PHOTO,
+        false
+    ),
+    row!(
+        Patterns,
+        "patterns",
+        "Patterns",
+        "patterns",
+        "images",
+        SplitJson(SHAPES_SPLIT_FILE),
+        50,
+        2_000,
+        PHOTO,
+        false
+    ),
 ];
 
 impl DatasetName {
@@ -167,7 +478,7 @@ impl DatasetName {
 
     /// A dataset of the shapes world (the embedded CLIP's downstream data).
     pub fn is_shapes(self) -> bool {
-        self.info().split == SplitJson("split_shapes.json")
+        self.info().split == SplitJson(SHAPES_SPLIT_FILE)
     }
 
     /// The embedded Fashion-MNIST data and its shifted copies.

@@ -10,8 +10,7 @@ use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use subpt_shapes::WorldDataset;
 
-/// The split file every shapes dataset has.
-pub const SPLIT_FILE: &str = "split_shapes.json";
+pub use super::catalog::SHAPES_SPLIT_FILE as SPLIT_FILE;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShapesOptions {
