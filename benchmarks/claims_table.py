@@ -46,13 +46,15 @@ def main():
         rs = [spread(recov.get((ds, m), [])) for m in ("coop_nfl", "coop_sub", "coop_sub_nfl")]
         print(f"| {ds} | {spread(xs)} | {' | '.join(rs)} |")
     print("\n## Claim (i): CoOp's accuracy rises then falls; SubPT's does not\n")
-    print("| pretraining seed | dataset | trained on | tested on | CoOp first / peak (epoch) / end ± std "
+    print("| pretraining seed | dataset | trained on | tested on | zero-shot | CoOp first / peak (epoch) / end ± std "
           "| CoOp fall | SubPT peak / end ± std | SubPT fall | holds |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for s, c in claims.items():
         for r in (c or {}).get("rise_and_fall", []):
             co, su = r["coop"], r["subpt"]
-            print(f"| {s} | {r['dataset']} | {r['subsample']} | {r['subset']} | "
+            zs = r.get("zero_shot")
+            zs = "–" if zs is None else f"{zs:.2f}"
+            print(f"| {s} | {r['dataset']} | {r['subsample']} | {r['subset']} | {zs} | "
                   f"{co['first']:.2f} / {co['peak']:.2f} ({co['peak_epoch']}) / {co['end']:.2f} ± {co['end_std']:.2f} | "
                   f"{co['fall']:.2f} | {su['peak']:.2f} / {su['end']:.2f} ± {su['end_std']:.2f} | {su['fall']:.2f} | "
                   f"{'yes' if r['holds'] else 'no'} |")

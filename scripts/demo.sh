@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The demo, with nothing downloaded: the shipped shapes-world CLIP (assets/, its digest checked
 # against its card), datasets drawn by `prepare shapes` in CoOp's layout, then
-# configs/claims.yaml (long training: CoOp overfitting, SubPT and NFL mitigating it, with the
-# claims read off the results) and configs/demo.yaml (the paper's few-shot and
-# domain-generalisation protocols on a shifted look), and their tables.
+# configs/claims.yaml (base-to-novel on shapes_styled, long training: CoOp overfitting, SubPT
+# and NFL mitigating it, with the claims read off the results) and configs/demo.yaml (the
+# paper's few-shot and domain-generalisation protocols on a shifted look), and their tables.
 set -euo pipefail
 bin=$1
 out=$2

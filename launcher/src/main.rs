@@ -66,7 +66,7 @@ enum Command {
         #[arg(long, default_value_t = subpt_trainer::clip::tokenizer::CONTEXT_LENGTH)]
         context_length: usize,
     },
-    /// Pretrain a small CLIP on Fashion-MNIST (the train file's first 50,000 images) and write
+    /// Pretrain a small CLIP on the shapes world (drawn objects and their captions) and write
     /// it in OpenAI's layout with a model card; skipped when an up-to-date one exists.
     Pretrain(pretrain::PretrainArgs),
     /// Run a benchmark grid (a YAML file under configs/); --dry-run lists its cells.

@@ -173,7 +173,11 @@ fn resolve(a: &TrainArgs) -> Result<RunSpec> {
 
 pub fn train(a: &TrainArgs) -> Result<()> {
     let spec = resolve(a)?;
+    if let Some(p) = spec.problems().into_iter().next() {
+        anyhow::bail!("{}: {} (set it with --set {}=...)", p.key, p.message, p.key);
+    }
     tracing::info!("feature cache: {}", spec.cache_dir.display());
+    subpt_trainer::digest::use_index(&spec.cache_dir.join(subpt_trainer::digest::INDEX_FILE));
     subpt_bench::ranks::set_thread_budget(a.threads);
     let universe = match a.dp {
         true => Some(mpi::initialize().context("--dp: MPI was already initialised")?),

@@ -68,6 +68,20 @@ fn per_class_says_that_it_caps_the_test_split() {
         err.contains("--per-class 3") && err.contains("30 test images instead of 10000"),
         "{err}"
     );
+    // A cap at the test file's 1,000 per class cuts nothing, and says nothing.
+    let out = bench(&[
+        "prepare",
+        "fashion-mnist",
+        "--out",
+        dir.path().join("full").to_str().unwrap(),
+        "--per-class",
+        "1000",
+        "--val-per-class",
+        "0",
+    ]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("instead of"), "{err}");
 }
 
 #[test]
@@ -318,7 +332,7 @@ fn a_grid_whose_cells_all_fail_says_no_report_was_written() {
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("no report written") && !text.contains("report in"),
+        text.contains("report not written") && !text.contains("report in"),
         "{text}"
     );
     // Failed and skipped cells are named by what they are, not only by hash.

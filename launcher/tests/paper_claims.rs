@@ -2,17 +2,22 @@
 //! `configs/claims.yaml`, read from the report's `claims.json` (what `report` and `make demo`
 //! print): the grid runs fresh, on data `prepare shapes` writes into the target dir.
 //!
-//! What is asserted is what the robustness study (`benchmarks/claims_robustness.sh` over four
-//! pretraining seeds, and the shipped model's grid under libtorch's default, AVX2 and AVX-512
-//! kernel sets; the README's robustness tables) found in every run, with margins below the
-//! smallest value seen. The paper's claims as the tool states them (`claims.md`'s "holds") are
-//! not asserted: on this world they hold on one pretraining seed of four (see the README).
+//! On the shipped model both claims hold as the paper states them (claim (ii): every CoOp seed
+//! below zero-shot on the novel classes, by 3.05 points at least and 5.43 on average, NFL and
+//! SubPT each winning back more than all of it; claim (i) on the novel classes), under
+//! libtorch's AVX2 and default kernel sets (the README's tables). The margins below sit under
+//! the smallest value seen there. Across other pretrainings only the direction is robust (see
+//! `benchmarks/claims_robustness.sh` and the README): this test is about the shipped bytes.
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
 use common::BIN;
+
+/// The least any CoOp seed's novel accuracy ends below zero-shot's: 3.05 was the smallest
+/// seen on the shipped model; kernel sets moved single seeds by up to 0.4 points.
+const MIN_DROP_EACH: f64 = 2.0;
 
 fn claims_json(dir: &Path) -> Value {
     let p = dir.join("report/claims.json");
@@ -34,7 +39,7 @@ fn the_papers_claims_hold_on_the_shipped_clip() {
     let data = work.join("data");
     common::ok(
         Command::new(BIN)
-            .args(["prepare", "shapes", "--dataset", "patterns", "--out"])
+            .args(["prepare", "shapes", "--dataset", "shapes_styled", "--out"])
             .arg(&data),
     );
     let runs = work.join("claims");
@@ -55,36 +60,42 @@ fn the_papers_claims_hold_on_the_shipped_clip() {
             .arg(&runs),
     );
     let claims = claims_json(&runs);
-    let d = find(&claims["novel_drop"], |d| d["dataset"] == "patterns");
     let f = |v: &Value| v.as_f64().unwrap();
+    let d = find(&claims["novel_drop"], |d| d["dataset"] == "shapes_styled");
     let zero_shot = f(&d["zero_shot"]);
     let coop: Vec<f64> = d["coop"].as_object().unwrap().values().map(f).collect();
     assert_eq!(coop.len(), 3, "three CoOp seeds: {d:#}");
-    let coop_mean = coop.iter().sum::<f64>() / 3.0;
-    let novel = |m: &str| f(&d["remedies"][m][0]);
+    let recovered = |m: &str| f(&d["remedies"][m][1]);
 
-    // Zero-shot CLIP names unseen compositions: novel accuracy over 25 classes (chance 4 %);
-    // the study saw 72.8-87.9.
+    // Zero-shot CLIP names unseen compositions: novel accuracy over 50 classes (chance 2 %;
+    // 81.90 seen).
     assert!(zero_shot >= 60.0, "zero-shot novel {zero_shot:.2}");
-    // Claim (ii)'s direction: 200 epochs of CoOp on the base classes leave its mean novel
-    // accuracy below zero-shot's. Every pretraining and kernel set showed it, by 0.5-8.0
-    // points (the shipped model: 2.4).
-    assert!(
-        coop_mean < zero_shot,
-        "CoOp novel {coop_mean:.2} vs zero-shot {zero_shot:.2}: {d:#}"
-    );
-    // SubPT+NFL keeps novel accuracy at zero-shot's: 0.1-0.4 points above it everywhere
-    // (recovering 103-115 % of CoOp's drop); asserted within one point.
-    let both = novel("coop_sub_nfl");
-    assert!(
-        both >= zero_shot - 1.0,
-        "SubPT+NFL novel {both:.2} vs zero-shot {zero_shot:.2}: {d:#}"
-    );
-    // and ends above CoOp's (by 0.6-8.2 points in the study).
-    assert!(
-        both > coop_mean,
-        "SubPT+NFL novel {both:.2} vs CoOp {coop_mean:.2}: {d:#}"
-    );
+    // Claim (ii): every CoOp seed ends below zero-shot on the novel classes, by at least
+    // MIN_DROP_EACH points; the mean drop is at least claim (ii)'s 3 points.
+    for c in &coop {
+        assert!(
+            zero_shot - c >= MIN_DROP_EACH,
+            "CoOp novel {c:.2} vs zero-shot {zero_shot:.2}: {d:#}"
+        );
+    }
+    assert!(f(&d["drop_mean"]) >= 3.0, "{d:#}");
+    // NFL and SubPT each win back at least half of the drop (claim (ii) as the paper states
+    // it); SubPT+NFL too.
+    for m in ["coop_nfl", "coop_sub", "coop_sub_nfl"] {
+        assert!(
+            recovered(m) >= 0.5,
+            "{m} recovers {:.2}: {d:#}",
+            recovered(m)
+        );
+    }
+    assert_eq!(d["holds"], true, "{d:#}");
+    // Claim (i) on the novel classes: CoOp rises above zero-shot, then falls by more than
+    // twice its seed std; SubPT does not fall and ends above CoOp.
+    let r = find(&claims["rise_and_fall"], |r| {
+        r["dataset"] == "shapes_styled" && r["subset"] == "new"
+    });
+    assert_eq!(r["holds"], true, "{r:#}");
     // The report's arithmetic: the drop is zero-shot minus CoOp's mean.
+    let coop_mean = coop.iter().sum::<f64>() / 3.0;
     assert!((f(&d["drop_mean"]) - (zero_shot - coop_mean)).abs() < 1e-9);
 }

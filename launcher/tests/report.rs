@@ -493,7 +493,7 @@ fn with_weights(mut r: RunResult, path: &str, digest: char) -> RunResult {
     r.spec_hash = r.spec.hash();
     r.identity = Some(subpt_trainer::store::Identity {
         spec: r.spec_hash.clone(),
-        numerics: 1,
+        numerics: subpt_trainer::engine::inputs::NUMERICS_VERSION,
         weights: std::iter::repeat_n(digest, 64).collect(),
         items: BTreeMap::new(),
         files: BTreeMap::new(),
@@ -512,9 +512,13 @@ fn runs_that_differ_in_weights_or_an_override_get_their_own_labelled_rows() {
         write(&res, &with_weights(a, "models/a.safetensors", 'a'));
         let b = fewshot("dtd", Method::Coop, 4, seed, 70.0);
         write(&res, &with_weights(b, "models/b.safetensors", 'b'));
-        // The same file name in another directory, other contents.
+        // The same file name in another directory, other contents: the same cell id (ids
+        // keep the file name), so it lives in another results directory.
         let c = fewshot("dtd", Method::Coop, 4, seed, 80.0);
-        write(&res, &with_weights(c, "other/b.safetensors", 'c'));
+        write(
+            &res.join("elsewhere"),
+            &with_weights(c, "other/b.safetensors", 'c'),
+        );
         let mut lr = fewshot("dtd", Method::Coop, 4, seed, 50.0);
         lr.spec.lr = 0.01;
         write(&res, &with_weights(lr, "models/a.safetensors", 'a'));
@@ -556,6 +560,7 @@ fn results_of_cells_outside_the_grid_are_left_out_and_listed() {
     let scope = Scope::Grid {
         name: "g".into(),
         ids: [dir_of(&keep)].into_iter().collect(),
+        failed: Default::default(),
     };
     let out = tmp.path().join("r");
     let summary = generate(&res, &tmp.path().join("none"), &out, &scope).unwrap();
@@ -574,4 +579,65 @@ fn results_of_cells_outside_the_grid_are_left_out_and_listed() {
     );
     let rows = csv(&out.join("fewshot.csv"));
     assert_eq!(rows[0]["mean"], "60.0000");
+}
+
+/// A base-to-novel run whose novel accuracy follows `curve` (epoch, accuracy) and ends at its
+/// last point.
+fn b2n_curve(method: Method, seed: u64, curve: &[(usize, f64)]) -> RunResult {
+    let end = curve.last().unwrap().1;
+    let mut r = b2n("dtd", method, seed, 70.0, end);
+    r.curves = curve
+        .iter()
+        .map(|&(epoch, new)| CurvePoint {
+            epoch,
+            lr: 0.002,
+            train_loss: 1.0,
+            train_accuracy: 50.0,
+            test: [(SubsampleClasses::Base, 70.0), (SubsampleClasses::New, new)]
+                .into_iter()
+                .collect(),
+        })
+        .collect();
+    r
+}
+
+#[test]
+fn claim_one_counts_the_rise_from_zero_shot_clip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    for (seed, end) in [(1, 74.0), (2, 75.0), (3, 76.0)] {
+        // CoOp's best novel accuracy is its first evaluation, above zero-shot's 80: tuning
+        // rose from CLIP before epoch 10, then fell by 7 points (seed std 1).
+        write(
+            &res,
+            &b2n_curve(Method::Coop, seed, &[(10, 82.0), (20, 79.0), (30, end)]),
+        );
+        write(
+            &res,
+            &b2n_curve(Method::CoopSub, seed, &[(10, 81.0), (20, 81.0), (30, 81.0)]),
+        );
+    }
+    let claim = |dir: &Path| -> serde_json::Value {
+        let out = dir.join("r");
+        generate(dir, &tmp.path().join("none"), &out, &Scope::All).unwrap();
+        let c: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("claims.json")).unwrap()).unwrap();
+        c["rise_and_fall"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["subset"] == "new")
+            .unwrap()
+            .clone()
+    };
+    // Without zero-shot runs the first evaluation is the start: no rise, no claim.
+    let alone = claim(&res);
+    assert_eq!(alone["holds"], false, "{alone:#}");
+    assert!(alone["zero_shot"].is_null());
+    for seed in 1..=3 {
+        write(&res, &b2n("dtd", Method::Zsclip, seed, 70.0, 80.0));
+    }
+    let anchored = claim(&res);
+    assert_eq!(anchored["zero_shot"], 80.0);
+    assert_eq!(anchored["holds"], true, "{anchored:#}");
 }

@@ -2,10 +2,13 @@
 //! (image features of a split, zero-shot text features of a class list) is stored once per key
 //! and shared by every cell and every rank of a grid.
 //!
-//! An entry is `<hash>.safetensors` plus `<hash>.json` (the full key, written last, so it marks
-//! the entry complete). The hash covers the whole key, so changing any part of it (weights
-//! digest, dataset, split, item list, transform, precision) misses and recomputes. Writers use
-//! a temporary file and a rename: concurrent ranks computing the same entry both succeed and
+//! An entry is `<hash>.safetensors` plus `<hash>.json` (the full key and the SHA-256 of the
+//! data file, written last, so it marks the entry complete). The hash covers the whole key, so
+//! changing any part of it (weights digest, dataset, split, items with their pixels, transform,
+//! precision) misses and recomputes. A read checks the data file against its recorded digest
+//! (a `stat` when the file-digest index already knows it, see `digest`): an entry whose bytes
+//! changed is recomputed and replaced, with one warning naming it, never served. Writers use a
+//! temporary file and a rename: concurrent ranks computing the same entry both succeed and
 //! readers never see a partial file.
 use crate::digest::digest_json;
 use crate::io::{with_atomic_path, write_atomic, AtPath};
@@ -14,7 +17,7 @@ use std::path::{Path, PathBuf};
 use tch::Tensor;
 
 /// Bumped when the stored layout or the meaning of keys changes.
-const CACHE_VERSION: u32 = 1;
+const CACHE_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -87,6 +90,18 @@ impl FeatureCache {
         if stored.get("manifest") != Some(&manifest) {
             return None;
         }
+        let recorded = stored.get("payload_sha256").and_then(|v| v.as_str());
+        match crate::digest::file_digest(&data) {
+            Ok(d) if Some(d.as_str()) == recorded => {}
+            Ok(_) => {
+                tracing::warn!(path = %data.display(), "cache entry's bytes differ from the digest recorded when it was written; recomputing and replacing it");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(path = %data.display(), error = %e, "unreadable cache entry; recomputing");
+                return None;
+            }
+        }
         match Tensor::read_safetensors(&data) {
             Ok(t) => Some(t),
             Err(e) => {
@@ -128,17 +143,24 @@ impl FeatureCache {
             .iter()
             .map(|(k, t)| (k.clone(), t.to_device(tch::Device::Cpu).contiguous()))
             .collect();
+        let mut payload = String::new();
         with_atomic_path(&data, |tmp| {
             Tensor::write_safetensors(&cpu, tmp).map_err(|e| CacheError::Write {
                 path: data.display().to_string(),
                 msg: e.to_string(),
-            })
+            })?;
+            payload = crate::digest::file_digest(tmp).at(tmp)?;
+            Ok::<_, CacheError>(())
         })?;
         let shapes: serde_json::Map<String, serde_json::Value> = cpu
             .iter()
             .map(|(k, t)| (k.clone(), serde_json::json!(t.size())))
             .collect();
-        let body = serde_json::json!({ "manifest": manifest, "shapes": shapes });
+        let body = serde_json::json!({
+            "manifest": manifest,
+            "shapes": shapes,
+            "payload_sha256": payload,
+        });
         write_atomic(
             &meta,
             serde_json::to_string_pretty(&body).unwrap().as_bytes(),
@@ -215,6 +237,22 @@ mod tests {
             .get_or_compute("img", &k, || compute(&calls, 1.0))
             .unwrap();
         let (data, meta, _) = cache.paths("img", &k);
+        // Bytes changed in place, the file still a valid safetensors of the same shape: the
+        // recorded digest catches it, and the entry is replaced by a recomputed one.
+        let mut bytes = std::fs::read(&data).unwrap();
+        let n = bytes.len();
+        bytes[n - 3] ^= 0x80;
+        std::fs::write(&data, &bytes).unwrap();
+        assert!(Tensor::read_safetensors(&data).is_ok(), "still parses");
+        let (t, o) = cache
+            .get_or_compute("img", &k, || compute(&calls, 1.0))
+            .unwrap();
+        assert_eq!((o, calls.get()), (Outcome::Miss, 2));
+        assert_eq!(t[0].1.double_value(&[1]), 2.0);
+        let (_, o) = cache
+            .get_or_compute("img", &k, || compute(&calls, 1.0))
+            .unwrap();
+        assert_eq!(o, Outcome::Hit, "the replaced entry is served again");
         std::fs::write(&data, b"garbage").unwrap();
         let (_, o) = cache
             .get_or_compute("img", &k, || compute(&calls, 1.0))
@@ -226,7 +264,7 @@ mod tests {
             .get_or_compute("img", &k, || compute(&calls, 1.0))
             .unwrap();
         assert_eq!(o, Outcome::Miss);
-        assert_eq!(calls.get(), 3);
+        assert_eq!(calls.get(), 4);
     }
 
     #[test]

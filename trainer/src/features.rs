@@ -5,7 +5,7 @@ use crate::clip::Clip;
 use crate::data::loader::Prefetch;
 use crate::data::transforms::TestTransform;
 use crate::data::Item;
-use crate::digest::digest_json;
+use crate::digest::items_digest;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +15,8 @@ use tch::{Kind, Tensor};
 pub enum FeatureError {
     #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
+    #[error("{0}")]
+    Io(#[from] crate::io::IoError),
     #[error(transparent)]
     Load(#[from] crate::data::loader::LoadError),
     #[error(transparent)]
@@ -31,29 +33,32 @@ pub struct SplitKey {
     pub precision: String,
     pub dataset: String,
     pub split: String,
-    /// Digest of the ordered (relpath, label) list, so a changed subset or relabelling misses.
+    /// Content digest of the ordered items (`digest::items_digest`: paths, labels, class names
+    /// and every image's bytes), so a changed subset, relabelling or pixel misses.
     pub items: String,
     /// The test transform: bicubic shorter-side resize + centre crop at this size, CLIP mean/std.
     pub transform: String,
 }
 
 impl SplitKey {
-    pub fn new(weights: &str, clip: &Clip, dataset: &str, split: &str, items: &[Item]) -> Self {
-        let list: Vec<(&str, usize)> = items
-            .iter()
-            .map(|i| (i.relpath.as_str(), i.label))
-            .collect();
-        SplitKey {
+    pub fn new(
+        weights: &str,
+        clip: &Clip,
+        dataset: &str,
+        split: &str,
+        items: &[Item],
+    ) -> Result<Self, crate::io::IoError> {
+        Ok(SplitKey {
             weights: weights.to_string(),
             precision: clip.precision.to_string(),
             dataset: dataset.to_string(),
             split: split.to_string(),
-            items: digest_json(&list),
+            items: items_digest(items)?,
             transform: format!(
                 "test-bicubic-center-{}-clipnorm",
                 clip.config.vision.resolution()
             ),
-        }
+        })
     }
 }
 

@@ -27,7 +27,7 @@ use tch::{Kind, Tensor};
 pub struct ViewKey {
     pub weights: String,
     pub precision: String,
-    /// Digest of the training items in order (paths, labels).
+    /// Content digest of the training items in order (`digest::items_digest`).
     pub items: String,
     pub seed: u64,
     pub batch_size: usize,
@@ -172,7 +172,16 @@ impl Views {
         if let Some(dir) = &self.dir {
             match dir.store("views", &key, &[("features".into(), t.shallow_clone())]) {
                 Ok(()) => evict_disk(dir.dir(), megabytes("SUBPT_VIEW_DISK_MB", 4096)),
-                Err(e) => tracing::warn!("shared views not stored: {e}"),
+                // Once per process: a full disk would otherwise warn every epoch of every cell.
+                Err(e) => {
+                    static WARNED: AtomicBool = AtomicBool::new(false);
+                    if !WARNED.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            "shared views not stored ({e}); training goes on without storing \
+                             them (said once)"
+                        );
+                    }
+                }
             }
         }
         remember(key, t);

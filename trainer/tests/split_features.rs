@@ -25,7 +25,7 @@ fn split_features_are_cached_and_exact() {
     .unwrap();
     let cache = FeatureCache::new(dir.path().join("cache"));
     let test = &splits.test;
-    let key = SplitKey::new("digest-a", &clip, "eurosat", "test", test);
+    let key = SplitKey::new("digest-a", &clip, "eurosat", "test", test).unwrap();
     let (f1, l1, o1) = split_features(&clip, &key, test, &cache, 3).unwrap();
     assert_eq!(o1, Outcome::Miss);
     assert_eq!(f1.size(), vec![test.len() as i64, 64]);
@@ -47,12 +47,12 @@ fn split_features_are_cached_and_exact() {
         assert!(d < 1e-5, "item {k}: {d}");
     }
     let fewer = &test[1..];
-    let key2 = SplitKey::new("digest-a", &clip, "eurosat", "test", fewer);
+    let key2 = SplitKey::new("digest-a", &clip, "eurosat", "test", fewer).unwrap();
     assert_eq!(
         split_features(&clip, &key2, fewer, &cache, 3).unwrap().2,
         Outcome::Miss
     );
-    let key3 = SplitKey::new("digest-b", &clip, "eurosat", "test", test);
+    let key3 = SplitKey::new("digest-b", &clip, "eurosat", "test", test).unwrap();
     assert_eq!(
         split_features(&clip, &key3, test, &cache, 3).unwrap().2,
         Outcome::Miss

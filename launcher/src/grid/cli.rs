@@ -119,13 +119,24 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
     let scope = crate::report::collect::Scope::Grid {
         name: grid.name.clone(),
         ids: grid.cells.iter().map(|c| c.id.clone()).collect(),
+        failed: s.failed.keys().chain(s.skipped.keys()).cloned().collect(),
     };
+    let mut report_error = None;
     let (report, reported) =
         match crate::report::generate(&grid.output_dir, &shipped, &report_dir, &scope) {
             Ok(r) => (format!("report in {}", report_dir.display()), Some(r)),
             Err(e) => {
-                tracing::warn!("report not written: {e}");
-                ("no report written".to_string(), None)
+                let line = format!("report not written: {e}");
+                // The previous run's tables would pass for this run's: replace them by why.
+                let _ = std::fs::remove_dir_all(&report_dir);
+                let mut index = format!("# {}\n\n{line}\n", grid.name);
+                for (id, why) in s.failed.iter().chain(&s.skipped) {
+                    index.push_str(&format!("\n- {id}: did not finish in the last run: {why}"));
+                }
+                let _ =
+                    subpt_trainer::io::write_atomic(&report_dir.join("index.md"), index.as_bytes());
+                report_error = Some(line.clone());
+                (line, None)
             }
         };
     let record = serde_json::json!({
@@ -175,6 +186,10 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
     }
     if !s.failed.is_empty() {
         bail!("{} cell(s) failed", s.failed.len());
+    }
+    // The tables are what the run is for: a report that could not be written is a failure.
+    if let Some(e) = report_error {
+        bail!("{e}");
     }
     Ok(())
 }

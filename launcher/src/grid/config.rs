@@ -143,6 +143,21 @@ impl GridConfig {
             OneOrMany::Many(w) => w,
         };
         needs("weights", weights.is_empty(), "every cell needs a backbone")?;
+        // A cell's id keeps the weights' file name only (see `RunSpec::hash`).
+        let mut names = std::collections::HashSet::new();
+        if let Some(dup) = weights
+            .iter()
+            .find(|w| !names.insert(Path::new(w.as_str()).file_name()))
+        {
+            return Err(invalid(
+                "weights",
+                format!(
+                    "two weights files named {:?}: cells are told apart by the file name, so \
+                     give each file of the axis its own name",
+                    Path::new(dup.as_str()).file_name().unwrap_or_default()
+                ),
+            ));
+        }
         let overrides = overrides::parse(&raw.overrides, text, path)?;
         let dg_source = raw.dg_source.map_or(DatasetName::ImageNet, |d| d.0);
         let dg_targets: Vec<DatasetName> = match raw.dg_targets {

@@ -53,6 +53,38 @@ pub fn estimate_cost(spec: &RunSpec, kind: &CellKind) -> f64 {
     3.0 * (epochs * steps * trained) as f64 + eval
 }
 
+/// Bytes a cell writes to its output directory: the trajectory (θ0 and the context after
+/// every epoch, fp32), the final context and its records, for a text width of 512 (CLIP's
+/// towers but ViT-L/14's) and 16 context vectors where the spec sets none.
+pub fn disk_bytes(spec: &RunSpec, kind: &CellKind) -> u64 {
+    const RECORDS: u64 = 64 << 10;
+    let learns = spec.method != Method::Zsclip && !matches!(kind, CellKind::Evaluate { .. });
+    if *kind == CellKind::Features || !learns {
+        return RECORDS;
+    }
+    let ctx = (spec.prompt.n_ctx.max(1) * 512 * 4) as u64;
+    RECORDS + ctx * (spec.epochs as u64 + 2)
+}
+
+/// What a whole grid writes to its output directory ([`disk_bytes`] over its cells).
+pub fn disk_estimate(grid: &super::Grid) -> u64 {
+    grid.cells
+        .iter()
+        .map(|c| disk_bytes(&c.spec, &c.kind))
+        .sum()
+}
+
+/// Free bytes on the file system holding `dir` (or its nearest existing parent).
+pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let existing = dir.ancestors().find(|d| d.exists())?;
+    let c = std::ffi::CString::new(existing.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a valid out-pointer for the call.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
 /// Seconds per cost unit, by kind of cell: training and evaluation cells (prompt passes) and
 /// feature cells (mostly image passes), and where the rates came from.
 #[derive(Debug, Clone, PartialEq)]

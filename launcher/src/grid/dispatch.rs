@@ -28,11 +28,20 @@ pub(super) struct Dispatcher<'a> {
     /// Each cell's training-views group, and the group each worker ran last.
     views: Vec<Option<String>>,
     last_views: HashMap<usize, String>,
+    /// Set by the first cell that failed for want of disk space: no cell starts after it,
+    /// since every one would train to the end and then fail to save.
+    full: Option<String>,
+}
+
+/// Whether a cell's error is the file system running out of space.
+pub(super) fn out_of_space(error: &str) -> bool {
+    error.contains("os error 28") || error.contains("os error 122")
 }
 
 impl<'a> Dispatcher<'a> {
     /// `done`: the cells already done (see `execute::done_cells`).
     pub(super) fn new(grid: &'a Grid, done: &[bool], progress: Progress) -> Self {
+        super::interrupt::set_counts(done.iter().filter(|d| **d).count(), grid.cells.len());
         let state = done
             .iter()
             .map(|&d| match d {
@@ -46,6 +55,7 @@ impl<'a> Dispatcher<'a> {
             progress,
             views: grid.cells.iter().map(|c| c.views_group()).collect(),
             last_views: HashMap::new(),
+            full: None,
         }
     }
 
@@ -55,9 +65,24 @@ impl<'a> Dispatcher<'a> {
         self.state[cell] = match error {
             None => {
                 self.progress.finish(worker, c, Ok(()));
+                super::interrupt::cell_done();
                 State::Done
             }
             Some(why) => {
+                if out_of_space(&why) && self.full.is_none() {
+                    let dir = &self.grid.output_dir;
+                    let free = super::cost::free_bytes(dir)
+                        .map_or("unknown".to_string(), |b| format!("{} MB", b >> 20));
+                    let need = super::cost::disk_estimate(self.grid) >> 20;
+                    let msg = format!(
+                        "no space left on the device (output {}, free {free}; the grid writes \
+                         about {need} MB there and in its cache): no further cell starts; free \
+                         space and rerun, finished cells are kept",
+                        dir.display()
+                    );
+                    super::progress::print_error(format_args!("{msg}"));
+                    self.full = Some(msg);
+                }
                 self.progress.finish(worker, c, Err(&why));
                 State::Failed(why)
             }
@@ -90,6 +115,16 @@ impl<'a> Dispatcher<'a> {
     /// The next cell for `worker`, marked running; `None` when none is ready now.
     pub(super) fn next(&mut self, worker: usize) -> Option<usize> {
         self.propagate();
+        if let Some(why) = &self.full {
+            let why = format!("not started: {why}");
+            for i in 0..self.state.len() {
+                if self.state[i] == State::Pending {
+                    self.state[i] = State::Skipped(why.clone());
+                    self.progress.skip(&self.grid.cells[i]);
+                }
+            }
+            return None;
+        }
         let last = self.last_views.get(&worker);
         let held: HashSet<&String> = self
             .last_views
@@ -223,5 +258,35 @@ mod tests {
             .values()
             .filter(|w| w.contains("eurosat test features"));
         assert_eq!(by_features.count(), 4, "{s:?}");
+    }
+
+    #[test]
+    fn a_full_disk_starts_no_further_cell() {
+        let g = grid(TWO_SEEDS);
+        let mut d = dispatcher(&g, 2);
+        let features = d.next(0).unwrap();
+        d.record(0, features, None);
+        let a = d.next(0).unwrap();
+        let b = d.next(1).unwrap();
+        d.record(
+            0,
+            a,
+            Some("out/x/trajectory.safetensors: No space left on device (os error 28)".into()),
+        );
+        // The running cell may finish; nothing new starts.
+        assert_eq!(d.next(0), None);
+        d.record(1, b, None);
+        assert_eq!(d.next(1), None);
+        assert!(d.finished());
+        let s = d.summary();
+        assert_eq!((s.ran.len(), s.failed.len()), (2, 1));
+        assert_eq!(s.skipped.len(), g.cells.len() - 3);
+        assert!(
+            s.skipped
+                .values()
+                .all(|w| w.contains("no space left") && w.contains("out")),
+            "{s:?}"
+        );
+        assert!(!out_of_space("lr 1e30 made the loss NaN"));
     }
 }

@@ -69,6 +69,21 @@ pub fn dry_run(grid: &Grid) -> String {
     if let Some(t) = time_estimate(grid) {
         let _ = writeln!(s, "{t}");
     }
+    let need = super::cost::disk_estimate(grid);
+    let free = super::cost::free_bytes(&grid.output_dir);
+    let _ = writeln!(
+        s,
+        "disk: about {} MB written under the output directory ({} free there)",
+        need.div_ceil(1 << 20),
+        free.map_or("unknown".into(), |b| format!("{} MB", b >> 20))
+    );
+    if free.is_some_and(|f| f < need) {
+        let _ = writeln!(
+            s,
+            "warning: the output directory's file system has less free space than the grid \
+             writes; cells would fail when they save"
+        );
+    }
     for w in missing_inputs(grid) {
         let _ = writeln!(s, "warning: {w}");
     }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use subpt_trainer::cache::FeatureCache;
 use subpt_trainer::comm::{Communicator, Single};
 use subpt_trainer::engine::inputs::{DataMemo, Identity};
+use subpt_trainer::engine::result::RunResult;
 use subpt_trainer::engine::run::run;
 use subpt_trainer::engine::warm::{encode_test_features, FeaturesResult};
 use subpt_trainer::store::{self, CellDir};
@@ -38,7 +39,15 @@ fn holds_current(cell: &Cell, memo: &mut DataMemo) -> bool {
     };
     let dir = CellDir::new(&cell.out_dir);
     if cell.kind != CellKind::Features {
-        return dir.holds(store::RESULT, &expected);
+        return match RunResult::check_done(&dir, &expected) {
+            Ok(_) => true,
+            Err(why) => {
+                if dir.file(store::RESULT).exists() {
+                    tracing::info!(cell = %cell.id, "stored result not current, redone: {why}");
+                }
+                false
+            }
+        };
     }
     let cache = FeatureCache::new(&cell.spec.cache_dir);
     dir.holds(store::FEATURES, &expected)
@@ -105,6 +114,8 @@ pub fn run_cell(cell: &Cell, device: Device, comm: &dyn Communicator) -> Result<
 
 /// Runs every cell not yet done on `device`, in this process: the scheduler with one worker.
 pub fn execute(grid: &Grid, device: Device, mode: ProgressMode) -> Summary {
+    super::interrupt::install();
+    grid.use_digest_index();
     let done = done_cells(grid);
     let progress = Progress::new(grid, vec!["this process".into()], &done, mode, false);
     let mut d = super::dispatch::Dispatcher::new(grid, &done, progress);

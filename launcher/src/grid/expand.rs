@@ -97,6 +97,37 @@ impl Builder<'_> {
     }
 
     fn overridden(&self, spec: &RunSpec, combo: &[(&str, &Value)]) -> Result<RunSpec, GridError> {
+        let out = self.applied(spec, combo)?;
+        let Some(p) = out.problems().into_iter().next() else {
+            return Ok(out);
+        };
+        // Name the key where the user wrote it, or say which preset set it.
+        let written = self.cfg.overrides.iter().find(|o| o.key == p.key);
+        let (key, line, message) = match written {
+            Some(o) => (format!("overrides.{}", p.key), o.line, p.message),
+            None => (
+                "overrides".to_string(),
+                self.cfg.overrides.first().and_then(|o| o.line),
+                format!(
+                    "{} {}: {} (the {} preset sets it for {}; set `overrides.{}` to change it)",
+                    out.describe(),
+                    p.key,
+                    p.message,
+                    out.protocol,
+                    out.method,
+                    p.key
+                ),
+            ),
+        };
+        Err(GridError::Invalid {
+            path: self.cfg.source.clone(),
+            key,
+            line,
+            message,
+        })
+    }
+
+    fn applied(&self, spec: &RunSpec, combo: &[(&str, &Value)]) -> Result<RunSpec, GridError> {
         apply(spec, combo).map_err(|message| {
             let first = self.cfg.overrides.first();
             GridError::Invalid {

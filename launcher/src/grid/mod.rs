@@ -11,6 +11,7 @@
 //! - `dispatch`: the scheduler (which cell next, on which worker; skips; the summary).
 //! - `execute` / `scheduler`: running the cells in one process or over MPI rank groups.
 //! - `progress`: live lines or log lines for a person watching.
+//! - `interrupt`: the line a stopped grid prints (how much is done, rerun to resume).
 
 pub mod cli;
 mod config;
@@ -19,6 +20,7 @@ mod dispatch;
 mod dryrun;
 pub mod execute;
 mod expand;
+pub mod interrupt;
 pub mod lock;
 mod overrides;
 pub mod progress;
@@ -189,6 +191,15 @@ impl Grid {
         let mut cfg = GridConfig::load(path)?;
         paths.apply(&mut cfg);
         expand(&cfg)
+    }
+
+    /// Keeps file digests across runs in the grid's feature cache (`digest::use_index`), so a
+    /// rerun's done-check stats each image instead of reading it.
+    pub fn use_digest_index(&self) {
+        if let Some(c) = self.cells.first() {
+            let ix = c.spec.cache_dir.join(subpt_trainer::digest::INDEX_FILE);
+            subpt_trainer::digest::use_index(&ix);
+        }
     }
 
     pub fn cell(&self, id: &str) -> Option<&Cell> {

@@ -149,6 +149,10 @@ pub fn execute_mpi(
     let dp = dp.clamp(1, size);
     // Rank 0 checks which cells are done, digesting every input file on the way, and hands
     // the digests to every rank so no rank reads a weights file again to digest it.
+    if rank == 0 {
+        super::interrupt::install();
+    }
+    grid.use_digest_index();
     let done = (rank == 0).then(|| done_cells(grid));
     let mut memo = match rank {
         0 => subpt_trainer::digest::export_memo().into_bytes(),

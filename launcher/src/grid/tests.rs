@@ -294,7 +294,7 @@ fn subpt_cells_depend_on_their_coop_source() {
 
 #[test]
 fn ablation_cells_share_one_trajectory() {
-    for (file, axis) in [("ablation-rank.yaml", 6), ("ablation-early.yaml", 5)] {
+    for (file, axis) in [("ablation-rank.yaml", 6), ("ablation-early.yaml", 4)] {
         let g = load(file);
         assert_subpt_linked(&g);
         let settings = 11 * 3; // datasets x seeds, 16 shots

@@ -28,8 +28,14 @@ pub struct Collected {
 pub enum Scope {
     /// Every result below the directory.
     All,
-    /// The cells of one grid (by id, the name of each cell's directory).
-    Grid { name: String, ids: BTreeSet<String> },
+    /// The cells of one grid (by id, the name of each cell's directory), and those of them
+    /// that failed or were skipped in its last run: an older result in such a cell's
+    /// directory is not the grid's answer, so it is not shown.
+    Grid {
+        name: String,
+        ids: BTreeSet<String>,
+        failed: BTreeSet<String>,
+    },
 }
 
 impl Scope {
@@ -47,10 +53,16 @@ impl Scope {
                 .filter_map(|x| x.as_str().map(str::to_string))
                 .collect()
         });
+        let failed = ["failed", "skipped"]
+            .iter()
+            .filter_map(|k| v[k].as_object())
+            .flat_map(|m| m.keys().cloned())
+            .collect();
         match ids {
             Some(ids) => Scope::Grid {
                 name: v["grid"].as_str().unwrap_or_default().to_string(),
                 ids,
+                failed,
             },
             None => Scope::All,
         }
@@ -77,7 +89,15 @@ pub fn collect(dir: &Path, scope: &Scope) -> Result<Collected, super::ReportErro
                     .and_then(Path::file_name)
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                if let Scope::Grid { name, ids } = scope {
+                if let Scope::Grid { name, ids, failed } = scope {
+                    if failed.contains(&id) {
+                        out.warnings.push(format!(
+                            "{} [{id}]: did not finish in the last run of grid `{name}`; its \
+                             stored result is older and not shown (rerun the grid)",
+                            result.spec.describe()
+                        ));
+                        continue;
+                    }
                     if !ids.contains(&id) {
                         out.left_out.push(format!(
                             "{} [{id}]: not a cell of grid `{name}` (other settings, or an \
@@ -103,17 +123,7 @@ pub fn collect(dir: &Path, scope: &Scope) -> Result<Collected, super::ReportErro
 }
 
 fn load(path: &Path) -> Result<RunResult, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let result: RunResult =
-        serde_json::from_str(&text).map_err(|e| format!("not a run result: {e}"))?;
-    let hash = result.spec.hash();
-    if result.spec_hash != hash {
-        return Err(format!(
-            "spec_hash {} does not match the spec (hash {hash})",
-            result.spec_hash
-        ));
-    }
-    Ok(result)
+    RunResult::read_valid(path)
 }
 
 fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), super::ReportError> {

@@ -231,6 +231,18 @@ pub fn distinguish(runs: &mut [Loaded]) {
     let v = variants(&described);
     for (r, v) in runs.iter_mut().zip(v) {
         r.variant = v;
+        // Numbers of other code are not today's: they say so wherever they are shown.
+        let current = subpt_trainer::engine::inputs::NUMERICS_VERSION;
+        let numerics = r.result.identity.as_ref().map(|i| i.numerics);
+        if let Some(n) = numerics.filter(|&n| n != current) {
+            let tag = format!("numerics v{n}");
+            r.variant = [r.variant.as_str(), tag.as_str()]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
     }
 }
 

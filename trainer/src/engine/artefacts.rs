@@ -8,24 +8,32 @@ use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
 
 /// The trajectory file holds `ctx_<e>` for e = 1..E (context after epoch e) and `theta0`; the
-/// context file the final `ctx` and any other trained tensors (`extra`, by name).
+/// context file the final `ctx` and any other trained tensors (`extra`, by name). Returns the
+/// SHA-256 of each file written, by file name, for the result to record.
 pub(super) fn save_context(
     store: &CellDir,
     theta0: &Tensor,
     trajectory: &[Tensor],
     extra: &[(String, Tensor)],
-) -> Result<(), RunError> {
+) -> Result<BTreeMap<String, String>, RunError> {
     let mut named = vec![("theta0".to_string(), theta0.to_device(Device::Cpu))];
     for (e, t) in trajectory.iter().enumerate() {
         named.push((format!("ctx_{}", e + 1), t.to_device(Device::Cpu)));
     }
     let last = trajectory.last().unwrap_or(theta0).to_device(Device::Cpu);
-    let write = |p: PathBuf, tensors: &[(String, Tensor)]| -> Result<(), RunError> {
+    let mut written = BTreeMap::new();
+    let mut write = |p: PathBuf, tensors: &[(String, Tensor)]| -> Result<(), RunError> {
         crate::io::with_atomic_path(&p, |tmp| {
             Tensor::write_safetensors(tensors, tmp)
                 .map_err(|e| std::io::Error::other(e.to_string()))
                 .at(&p)
         })?;
+        let name = p
+            .file_name()
+            .expect("a file")
+            .to_string_lossy()
+            .into_owned();
+        written.insert(name, crate::digest::file_digest(&p).at(&p)?);
         Ok(())
     };
     write(store.trajectory(), &named)?;
@@ -35,7 +43,8 @@ pub(super) fn save_context(
             .iter()
             .map(|(k, t)| (k.clone(), t.detach().to_device(Device::Cpu))),
     );
-    write(store.context(), &context)
+    write(store.context(), &context)?;
+    Ok(written)
 }
 
 /// Reads ctx_1..ctx_n of a stage-A trajectory file.

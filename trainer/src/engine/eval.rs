@@ -51,7 +51,7 @@ pub fn evaluate_with(
         spec.dataset.id(),
         &format!("test-{}", set.name),
         &set.items,
-    );
+    )?;
     let (img, labels, _) = split_features(clip, &key, &set.items, cache, 100)?;
     let img = img.to_device(clip.device);
     let n = img.size()[0];

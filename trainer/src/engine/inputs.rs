@@ -93,6 +93,19 @@ impl CellData {
     pub fn load(spec: &RunSpec, memo: &mut DataMemo) -> Result<Self, RunError> {
         let (drawn, source) = memo.drawn(spec)?;
         let train_split = subsample_classes(&drawn, spec.subsample);
+        // One class makes every prediction right: no accuracy to report.
+        let few = |what: String, n: usize| {
+            RunError::Spec(format!(
+                "{}: {what} has {n} class(es); a classifier needs at least 2",
+                spec.dataset
+            ))
+        };
+        if trains(spec) && train_split.classnames.len() < 2 {
+            return Err(few(
+                format!("the trained subset `{}`", spec.subsample),
+                train_split.classnames.len(),
+            ));
+        }
         let eval_sets = spec
             .eval_subsets
             .iter()
@@ -104,7 +117,19 @@ impl CellData {
                     items: sub.test,
                 }
             })
-            .collect();
+            .collect::<Vec<EvalSet>>();
+        if let Some(set) = eval_sets.iter().find(|s| s.classnames.len() < 2) {
+            return Err(few(
+                format!("the evaluated subset `{}`", set.name),
+                set.classnames.len(),
+            ));
+        }
+        if let Some(set) = eval_sets.iter().find(|s| s.items.is_empty()) {
+            return Err(RunError::Spec(format!(
+                "{}: the evaluated subset `{}` has no test images",
+                spec.dataset, set.name
+            )));
+        }
         Ok(CellData {
             drawn,
             train_split,
@@ -139,10 +164,10 @@ impl Identity {
     pub fn of(spec: &RunSpec, data: &CellData, weights: &str) -> Result<Self, RunError> {
         let mut items = BTreeMap::new();
         if trains(spec) {
-            items.insert("train".into(), items_digest(&data.train_split.train));
+            items.insert("train".into(), items_digest(&data.train_split.train)?);
         }
         for set in &data.eval_sets {
-            items.insert(format!("test:{}", set.name), items_digest(&set.items));
+            items.insert(format!("test:{}", set.name), items_digest(&set.items)?);
         }
         let files = trained_files(spec)
             .into_iter()

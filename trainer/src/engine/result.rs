@@ -46,6 +46,10 @@ pub struct RunResult {
     pub fewshot_source: String,
     pub timings: BTreeMap<String, f64>,
     pub versions: BTreeMap<String, String>,
+    /// SHA-256 of each file the cell wrote beside this record (`trajectory.safetensors`,
+    /// `context.safetensors`), checked whenever the result is asked whether it is done.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -74,7 +78,58 @@ impl RunResult {
             fewshot_source: String::new(),
             timings: BTreeMap::new(),
             versions: BTreeMap::new(),
+            outputs: BTreeMap::new(),
         }
+    }
+
+    /// Reads a `result.json` and accepts it only as a result anything may count: it parses as
+    /// this version's record, its spec hashes to the recorded hash (a hand-edited spec would be
+    /// reported under settings it was not run with), and every accuracy is a percentage. The
+    /// done-check and the report both read results through this, so a result counts
+    /// everywhere or nowhere.
+    pub fn read_valid(path: &std::path::Path) -> Result<RunResult, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        let result: RunResult =
+            serde_json::from_str(&text).map_err(|e| format!("not a run result: {e}"))?;
+        let hash = result.spec.hash();
+        if result.spec_hash != hash && result.spec_hash != result.spec.legacy_hash() {
+            return Err(format!(
+                "spec_hash {} does not match the spec (hash {hash})",
+                result.spec_hash
+            ));
+        }
+        let percent = |a: f64| a.is_finite() && (0.0..=100.0).contains(&a);
+        let curves = result.curves.iter().flat_map(|c| c.test.values());
+        if let Some(bad) = result
+            .accuracy
+            .values()
+            .chain(curves)
+            .find(|a| !percent(**a))
+        {
+            return Err(format!("accuracy {bad} is not a percentage"));
+        }
+        if result.hm.is_some_and(|h| !percent(h)) {
+            return Err(format!("hm {:?} is not a percentage", result.hm));
+        }
+        Ok(result)
+    }
+
+    /// Whether `dir` holds a finished result of identity `expected` whose written files are
+    /// still the bytes it recorded; `Err` says why not.
+    pub fn check_done(dir: &crate::store::CellDir, expected: &Identity) -> Result<Self, String> {
+        let r = Self::read_valid(&dir.file(crate::store::RESULT))?;
+        if r.identity.as_ref() != Some(expected) {
+            return Err("made from other inputs or settings than the cell's now".into());
+        }
+        for (name, recorded) in &r.outputs {
+            let path = dir.file(name);
+            match crate::digest::file_digest(&path) {
+                Ok(d) if &d == recorded => {}
+                Ok(_) => return Err(format!("{} changed since it was written", path.display())),
+                Err(e) => return Err(format!("{}: {e}", path.display())),
+            }
+        }
+        Ok(r)
     }
 }
 

@@ -55,6 +55,9 @@ fn run_on_rank(
             spec.dataset
         )));
     }
+    if let Some(p) = spec.problems().into_iter().next() {
+        return Err(RunError::Spec(format!("{}: {}", p.key, p.message)));
+    }
     let data = CellData::load(spec, &mut DataMemo::default())?;
     let digest = weights_digest(spec)?;
     // The identity records the trained files as they were read (before training starts).
@@ -72,6 +75,7 @@ fn run_on_rank(
     let mut timings = BTreeMap::new();
     let mut curves = Vec::new();
     let mut subspace_summary = None;
+    let mut outputs = BTreeMap::new();
     let template = dataset.info().template;
     let t_train = Instant::now();
     let trained: Option<Box<dyn Learner>> = match spec.method {
@@ -104,7 +108,7 @@ fn run_on_rank(
                 // The meta-network travels with the context, so the model can be evaluated
                 // on other datasets (domain generalisation).
                 let meta = model.named_parameters().split_off(1);
-                save_context(&store, &theta0, &trajectory, &meta)?;
+                outputs = save_context(&store, &theta0, &trajectory, &meta)?;
             }
             Some(Box::new(model) as Box<dyn Learner>)
         }
@@ -166,7 +170,7 @@ fn run_on_rank(
                 &mut curves,
             )?;
             if comm.rank() == 0 {
-                save_context(&store, &theta0, &trajectory, &[])?;
+                outputs = save_context(&store, &theta0, &trajectory, &[])?;
             }
             Some(Box::new(learner) as Box<dyn Learner>)
         }
@@ -245,6 +249,7 @@ fn run_on_rank(
         fewshot_source: source,
         timings,
         versions,
+        outputs,
     })
 }
 

@@ -233,7 +233,97 @@ pub fn default_cache() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("subpt-bench-cache"))
 }
 
+/// A setting that cannot make a meaningful result: the field's dotted path and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub key: &'static str,
+    pub message: String,
+}
+
 impl RunSpec {
+    /// The settings of this spec that cannot make a meaningful result (a negative learning
+    /// rate, no epochs for a method that learns, a subspace wider than its trajectory, ...).
+    /// Grids refuse them at parse time and in `--dry-run`, `train` before it starts, and a
+    /// cell before it reads any data.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut bad = |key: &'static str, message: String| out.push(Problem { key, message });
+        let learns = self.method != Method::Zsclip && self.evaluate_context.is_none();
+        if self.batch_size == 0 {
+            bad("batch_size", "must be at least 1".into());
+        }
+        if learns {
+            if !(self.lr.is_finite() && self.lr > 0.0) {
+                bad("lr", format!("{} is not a positive learning rate", self.lr));
+            }
+            if !(self.warmup_lr.is_finite() && self.warmup_lr >= 0.0) {
+                bad(
+                    "warmup_lr",
+                    format!("{} is not a learning rate", self.warmup_lr),
+                );
+            }
+            if self.epochs == 0 {
+                bad(
+                    "epochs",
+                    format!(
+                        "{} learns its context: it needs at least 1 epoch",
+                        self.method
+                    ),
+                );
+            }
+            if self.shots == 0 {
+                bad("shots", "a method that learns needs at least 1 shot".into());
+            }
+            if self.prompt.ctx_init.is_none() && self.prompt.n_ctx == 0 {
+                bad(
+                    "prompt.n_ctx",
+                    "0 context vectors leave nothing to learn".into(),
+                );
+            }
+            if self
+                .prompt
+                .ctx_init
+                .as_deref()
+                .is_some_and(|w| w.trim().is_empty())
+            {
+                bad(
+                    "prompt.ctx_init",
+                    "an empty initialisation has no words".into(),
+                );
+            }
+        }
+        if let Some(sub) = self
+            .subpt
+            .as_ref()
+            .filter(|_| learns && self.method.uses_subspace())
+        {
+            if sub.early_epochs < 2 {
+                bad(
+                    "subpt.early_epochs",
+                    format!(
+                        "t_early = {}: a trajectory of fewer than 2 contexts spans no subspace",
+                        sub.early_epochs
+                    ),
+                );
+            }
+            if sub.rank == 0 || sub.rank > sub.early_epochs {
+                bad(
+                    "subpt.rank",
+                    format!(
+                        "r = {} must be between 1 and t_early = {} (the trajectory's length)",
+                        sub.rank, sub.early_epochs
+                    ),
+                );
+            }
+        }
+        if let Some(nfl) = self.nfl.as_ref().filter(|_| learns) {
+            if !(nfl.lambda.is_finite() && nfl.lambda >= 0.0) {
+                bad("nfl.lambda", format!("{} is not a loss weight", nfl.lambda));
+            }
+        }
+        out
+    }
+
     /// Stable id of the run (and the name of its cell directory): a digest of its canonical
     /// JSON without what does not change its numbers. The feature cache is left out (its
     /// entries are content-addressed), and of the trained files it reads (a SubPT trajectory,
@@ -241,6 +331,17 @@ impl RunSpec {
     /// names the producing cell whichever directory the results live in. The content of those
     /// files is part of the result's identity (`engine::inputs`), not of the id.
     pub fn hash(&self) -> String {
+        self.hash_with(true)
+    }
+
+    /// The id results written before ids left out the data root and the weights' directory
+    /// were stored under: still accepted as a record's `spec_hash`, so their tables stay
+    /// readable (the cells themselves are redone under today's ids).
+    pub fn legacy_hash(&self) -> String {
+        self.hash_with(false)
+    }
+
+    fn hash_with(&self, content_addressed: bool) -> String {
         let mut v = serde_json::to_value(self).expect("specs serialise");
         let tail = |p: &Path| {
             let parts: Vec<_> = p.components().collect();
@@ -254,6 +355,15 @@ impl RunSpec {
         if let Some(o) = v.as_object_mut() {
             o.remove("cache_dir");
             o.remove("protocol");
+            // Where the data sits is not what it is: the identity holds every image's digest,
+            // so a moved or symlinked root is the same run. The weights keep their file name,
+            // which tells apart the files of a grid's weights axis; their bytes are in the
+            // identity too.
+            if content_addressed {
+                o.remove("root");
+                let name = self.weights.file_name().map(|n| n.to_string_lossy());
+                o.insert("weights".into(), name.unwrap_or_default().into());
+            }
             if let Some(c) = &self.evaluate_context {
                 o.insert("evaluate_context".into(), tail(c).into());
             }
@@ -294,7 +404,7 @@ mod tests {
     }
 
     #[test]
-    fn the_id_leaves_out_the_cache_and_where_the_results_live() {
+    fn the_id_leaves_out_where_data_weights_cache_and_results_live() {
         let mut a = crate::engine::presets::preset(
             crate::engine::presets::Protocol::FewShot,
             DatasetName::EuroSat,
@@ -308,13 +418,55 @@ mod tests {
         let mut b = a.clone();
         b.cache_dir = "/elsewhere".into();
         b.subpt.as_mut().unwrap().trajectory = Some("/moved/abc/trajectory.safetensors".into());
+        b.root = "/mnt/other/d".into();
+        b.weights = "/models/w".into();
         assert_eq!(a.hash(), b.hash());
+        let mut w = a.clone();
+        w.weights = "w2".into();
+        assert_ne!(a.hash(), w.hash(), "another weights file of the axis");
         // Another producing cell, or another setting, is another run.
         b.subpt.as_mut().unwrap().trajectory = Some("runs/abd/trajectory.safetensors".into());
         assert_ne!(a.hash(), b.hash());
         let mut c = a.clone();
         c.lr = 0.01;
         assert_ne!(a.hash(), c.hash());
+    }
+
+    #[test]
+    fn problems_name_the_settings_that_cannot_make_a_result() {
+        let ok = crate::engine::presets::preset(
+            crate::engine::presets::Protocol::FewShot,
+            DatasetName::EuroSat,
+            "d".into(),
+            Method::CoopSubNfl,
+            1,
+            1,
+            "w".into(),
+        );
+        assert_eq!(ok.problems(), []);
+        let keys = |s: &RunSpec| s.problems().iter().map(|p| p.key).collect::<Vec<_>>();
+        let mut s = ok.clone();
+        s.lr = -0.5;
+        s.batch_size = 0;
+        assert_eq!(keys(&s), ["batch_size", "lr"]);
+        let mut s = ok.clone();
+        s.epochs = 0;
+        assert!(keys(&s).contains(&"epochs"));
+        let mut s = ok.clone();
+        s.prompt.n_ctx = 0;
+        assert_eq!(keys(&s), ["prompt.n_ctx"]);
+        let mut s = ok.clone();
+        s.subpt.as_mut().unwrap().rank = 11;
+        assert_eq!(keys(&s), ["subpt.rank"]);
+        let mut s = ok.clone();
+        s.nfl.as_mut().unwrap().lambda = f64::NAN;
+        assert_eq!(keys(&s), ["nfl.lambda"]);
+        // Zero-shot CLIP learns nothing: its epochs and learning rate mean nothing to it.
+        let mut z = ok.clone();
+        z.method = Method::Zsclip;
+        z.epochs = 0;
+        z.lr = 0.0;
+        assert_eq!(keys(&z), Vec::<&str>::new());
     }
 
     #[test]

@@ -89,17 +89,18 @@ pub fn train(
         .collect();
     let mut trajectory = Vec::with_capacity(epochs);
     // Data-parallel ranks see shards of each batch: only a group of one shares views.
-    let view_key = (s.comm.size() == 1).then(|| {
-        let list: Vec<(&PathBuf, i64)> = items.iter().map(|(p, l)| (p, *l)).collect();
-        ViewKey {
-            weights: s.weights_digest.to_string(),
-            precision: s.clip.precision.to_string(),
-            items: crate::digest::digest_json(&list),
-            seed: spec.seed,
-            batch_size: spec.batch_size,
-            transform: format!("{:?} at {resolution}px", spec.augment),
-            epoch: 0,
-        }
+    let view_key = match s.comm.size() {
+        1 => Some(crate::digest::items_digest(s.items)?),
+        _ => None,
+    };
+    let view_key = view_key.map(|items| ViewKey {
+        weights: s.weights_digest.to_string(),
+        precision: s.clip.precision.to_string(),
+        items,
+        seed: spec.seed,
+        batch_size: spec.batch_size,
+        transform: format!("{:?} at {resolution}px", spec.augment),
+        epoch: 0,
     });
     let views = Views::new(&spec.cache_dir, view_key);
     for epoch in 0..epochs {

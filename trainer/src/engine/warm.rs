@@ -61,7 +61,7 @@ fn encode(spec: &RunSpec, device: Device) -> Result<FeaturesResult, RunError> {
             dataset.id(),
             &format!("test-{}", set.name),
             &set.items,
-        );
+        )?;
         let (_, _, outcome) = split_features(&clip, &key, &set.items, &cache, 100)?;
         let _text = cached_text_features(&cache, &clip, &digest, &set.classnames, &template)?;
         warmed.push(WarmedSet {

@@ -26,10 +26,16 @@ fn dry_run_lists_cells_dependencies_and_total() {
     assert!(text.contains(&total), "{text}");
     let sum: f64 = g.cells.iter().map(|c| c.cost).sum();
     assert!(sum > 0.0 && (g.total_cost() - sum).abs() < 1e-9);
-    let listing = text
-        .lines()
-        .filter(|l| !l.starts_with("warning: ") && !l.starts_with("time estimate: "));
+    let listing = text.lines().filter(|l| {
+        !l.starts_with("warning: ") && !l.starts_with("time estimate: ") && !l.starts_with("disk: ")
+    });
     assert_eq!(listing.count(), g.cells.len() + 4);
+    // What the grid writes, against the space there.
+    let disk = text.lines().find(|l| l.starts_with("disk: ")).expect(&text);
+    assert!(
+        disk.contains("MB written under the output directory"),
+        "{disk}"
+    );
 }
 
 #[test]
