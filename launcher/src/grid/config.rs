@@ -137,6 +137,20 @@ impl GridConfig {
         if raw.shots.contains(&0) {
             return Err(invalid("shots", "shot counts start at 1".into()));
         }
+        // Base-to-novel and DG train with the protocol's own shot count: other counts listed
+        // without a few_shot protocol would be silently ignored.
+        let fixed = subpt_trainer::engine::presets::PROTOCOL_SHOTS;
+        if !few_shot && raw.shots.iter().any(|&k| k != fixed) {
+            return Err(invalid(
+                "shots",
+                format!(
+                    "{:?} would be ignored: base_to_novel and domain_generalization train on \
+                     {fixed} shots (their papers' protocol); `shots` sets the few_shot protocol's \
+                     counts",
+                    raw.shots
+                ),
+            ));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let weights = match raw.weights {
             OneOrMany::One(w) => vec![w],

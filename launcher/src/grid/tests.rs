@@ -489,3 +489,19 @@ fn early_stage_longer_than_the_shared_trajectory_is_refused() {
     let cfg = GridConfig::parse(&alone, Path::new("/g/grid.yaml")).unwrap();
     assert_eq!(work(&expand(&cfg).unwrap()).count(), 2 * 2 * 2);
 }
+
+#[test]
+fn shot_counts_a_protocol_would_ignore_are_refused() {
+    let b2n = "name: t\nprotocols: [base_to_novel]\ndatasets: [dtd]\nshots: [16]\nseeds: [1]\n\
+        methods: [coop]\nweights: w.pt\ndata_root: data\noutput_dir: out\n";
+    let e = GridConfig::parse(b2n, Path::new("/g/grid.yaml")).expect_err("16 shots ignored");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("shots") && msg.contains("ignored") && msg.contains("4 shots"),
+        "{msg}"
+    );
+    // The protocol's own count, or a few_shot protocol beside it, is fine.
+    GridConfig::parse(&b2n.replace("[16]", "[4]"), Path::new("/g/grid.yaml")).unwrap();
+    let both = b2n.replace("[base_to_novel]", "[few_shot, base_to_novel]");
+    GridConfig::parse(&both, Path::new("/g/grid.yaml")).unwrap();
+}
