@@ -178,8 +178,8 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
     for (id, e) in &s.failed {
         println!("  failed  {}: {e}", name(id));
     }
-    for (id, why) in &s.skipped {
-        println!("  skipped {}: {why}", name(id));
+    for line in skipped_lines(&s.skipped, &name) {
+        println!("{line}");
     }
     if let Some(r) = &reported {
         crate::report::print_left_out(r);
@@ -217,5 +217,53 @@ pub fn run(args: &GridArgs) -> Result<()> {
     {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
+    }
+}
+
+/// The console's lines for skipped cells, grouped by cause: one failed dependency can skip
+/// hundreds of cells, and the causes must not drown under their lines. A cause shared by at
+/// most three cells names each of them.
+fn skipped_lines(
+    skipped: &std::collections::BTreeMap<String, String>,
+    name: &dyn Fn(&str) -> String,
+) -> Vec<String> {
+    let mut by_cause: std::collections::BTreeMap<&str, Vec<&String>> = Default::default();
+    for (id, why) in skipped {
+        by_cause.entry(why.as_str()).or_default().push(id);
+    }
+    let mut out = Vec::new();
+    for (why, ids) in by_cause {
+        if ids.len() <= 3 {
+            out.extend(
+                ids.iter()
+                    .map(|id| format!("  skipped {}: {why}", name(id))),
+            );
+        } else {
+            out.push(format!("  skipped {} cells: {why}", ids.len()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn skipped_cells_are_grouped_by_cause() {
+        let mut skipped = std::collections::BTreeMap::new();
+        for i in 0..50 {
+            skipped.insert(
+                format!("c{i:02}"),
+                "dependency features did not finish".into(),
+            );
+        }
+        skipped.insert("x".into(), "dependency coop did not finish".into());
+        let lines = super::skipped_lines(&skipped, &|id| format!("cell {id}"));
+        assert_eq!(
+            lines,
+            [
+                "  skipped cell x: dependency coop did not finish",
+                "  skipped 50 cells: dependency features did not finish",
+            ]
+        );
     }
 }
