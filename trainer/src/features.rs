@@ -5,7 +5,6 @@ use crate::clip::Clip;
 use crate::data::loader::Prefetch;
 use crate::data::transforms::TestTransform;
 use crate::data::Item;
-use crate::digest::items_digest;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,8 +14,6 @@ use tch::{Kind, Tensor};
 pub enum FeatureError {
     #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
-    #[error("{0}")]
-    Io(#[from] crate::io::IoError),
     #[error(transparent)]
     Load(#[from] crate::data::loader::LoadError),
     #[error(transparent)]
@@ -41,24 +38,19 @@ pub struct SplitKey {
 }
 
 impl SplitKey {
-    pub fn new(
-        weights: &str,
-        clip: &Clip,
-        dataset: &str,
-        split: &str,
-        items: &[Item],
-    ) -> Result<Self, crate::io::IoError> {
-        Ok(SplitKey {
+    /// `items_digest`: `digest::items_digest` of the split's items (an `EvalSet` carries it).
+    pub fn new(weights: &str, clip: &Clip, dataset: &str, split: &str, items_digest: &str) -> Self {
+        SplitKey {
             weights: weights.to_string(),
             precision: clip.precision.to_string(),
             dataset: dataset.to_string(),
             split: split.to_string(),
-            items: items_digest(items)?,
+            items: items_digest.to_string(),
             transform: format!(
                 "test-bicubic-center-{}-clipnorm",
                 clip.config.vision.resolution()
             ),
-        })
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use subpt_trainer::data::fixtures::{write_fixture, FixtureOptions};
 use subpt_trainer::data::image::load_rgb;
 use subpt_trainer::data::transforms::TestTransform;
 use subpt_trainer::data::DatasetName;
+use subpt_trainer::digest::items_digest;
 use subpt_trainer::features::{split_features, SplitKey};
 use tch::{Device, Tensor};
 
@@ -25,7 +26,13 @@ fn split_features_are_cached_and_exact() {
     .unwrap();
     let cache = FeatureCache::new(dir.path().join("cache"));
     let test = &splits.test;
-    let key = SplitKey::new("digest-a", &clip, "eurosat", "test", test).unwrap();
+    let key = SplitKey::new(
+        "digest-a",
+        &clip,
+        "eurosat",
+        "test",
+        &items_digest(test).unwrap(),
+    );
     let (f1, l1, o1) = split_features(&clip, &key, test, &cache, 3).unwrap();
     assert_eq!(o1, Outcome::Miss);
     assert_eq!(f1.size(), vec![test.len() as i64, 64]);
@@ -47,12 +54,24 @@ fn split_features_are_cached_and_exact() {
         assert!(d < 1e-5, "item {k}: {d}");
     }
     let fewer = &test[1..];
-    let key2 = SplitKey::new("digest-a", &clip, "eurosat", "test", fewer).unwrap();
+    let key2 = SplitKey::new(
+        "digest-a",
+        &clip,
+        "eurosat",
+        "test",
+        &items_digest(fewer).unwrap(),
+    );
     assert_eq!(
         split_features(&clip, &key2, fewer, &cache, 3).unwrap().2,
         Outcome::Miss
     );
-    let key3 = SplitKey::new("digest-b", &clip, "eurosat", "test", test).unwrap();
+    let key3 = SplitKey::new(
+        "digest-b",
+        &clip,
+        "eurosat",
+        "test",
+        &items_digest(test).unwrap(),
+    );
     assert_eq!(
         split_features(&clip, &key3, test, &cache, 3).unwrap().2,
         Outcome::Miss

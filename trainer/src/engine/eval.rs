@@ -12,6 +12,9 @@ pub struct EvalSet {
     pub name: SubsampleClasses,
     pub classnames: Vec<String>,
     pub items: Vec<Item>,
+    /// `digest::items_digest` of `items`: computed once where the set is made, read by the
+    /// identity and the feature-cache key.
+    pub digest: String,
 }
 
 pub struct EvalResult {
@@ -50,8 +53,8 @@ pub fn evaluate_with(
         clip,
         spec.dataset.id(),
         &format!("test-{}", set.name),
-        &set.items,
-    )?;
+        &set.digest,
+    );
     let (img, labels, _) = split_features(clip, &key, &set.items, cache, 100)?;
     let img = img.to_device(clip.device);
     let n = img.size()[0];

@@ -111,13 +111,14 @@ impl CellData {
             .iter()
             .map(|&name| {
                 let sub = subsample_classes(&drawn, name);
-                EvalSet {
+                Ok(EvalSet {
                     name,
                     classnames: sub.classnames,
+                    digest: items_digest(&sub.test)?,
                     items: sub.test,
-                }
+                })
             })
-            .collect::<Vec<EvalSet>>();
+            .collect::<Result<Vec<EvalSet>, RunError>>()?;
         if let Some(set) = eval_sets.iter().find(|s| s.classnames.len() < 2) {
             return Err(few(
                 format!("the evaluated subset `{}`", set.name),
@@ -167,7 +168,7 @@ impl Identity {
             items.insert("train".into(), items_digest(&data.train_split.train)?);
         }
         for set in &data.eval_sets {
-            items.insert(format!("test:{}", set.name), items_digest(&set.items)?);
+            items.insert(format!("test:{}", set.name), set.digest.clone());
         }
         let files = trained_files(spec)
             .into_iter()

@@ -60,8 +60,8 @@ fn encode(spec: &RunSpec, device: Device) -> Result<FeaturesResult, RunError> {
             &clip,
             dataset.id(),
             &format!("test-{}", set.name),
-            &set.items,
-        )?;
+            &set.digest,
+        );
         let (_, _, outcome) = split_features(&clip, &key, &set.items, &cache, 100)?;
         let _text = cached_text_features(&cache, &clip, &digest, &set.classnames, &template)?;
         warmed.push(WarmedSet {
