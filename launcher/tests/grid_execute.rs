@@ -117,6 +117,21 @@ fn reruns_resume_and_redo_broken_results() {
         .unwrap();
     let text = std::fs::read_to_string(zsclip).unwrap();
     std::fs::write(zsclip, &text[..text.len() / 2]).unwrap();
+    // The dry run reads the same done-check: the truncated cell is the one left to run.
+    let listing = ok(bench(&["--grid", grid.to_str().unwrap(), "--dry-run"]));
+    assert!(
+        listing.contains("already done: 3 of 4 cells") && listing.contains("for the 1 left"),
+        "{listing}"
+    );
+    let undone: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.contains(" zsclip ") || l.contains(" coop"))
+        .filter(|l| !l.contains(" yes "))
+        .collect();
+    assert!(
+        undone.len() == 1 && undone[0].contains(" zsclip "),
+        "{listing}"
+    );
     ok(grid_run(&grid));
     assert_eq!(tally(&runs), (4, 3, 1, 0, 0));
     // A wiped cache undoes the feature cell (the cells' results stand).
@@ -139,10 +154,10 @@ fn a_failing_cell_skips_its_dependants_and_the_rest_go_on() {
         !out.status.success(),
         "a failed cell must fail the run: {text}"
     );
-    // Good weights: the test features, zsclip at both rates and coop and coop_sub at the sane
-    // rate ran; coop at 1e30 failed and its coop_sub was skipped. Bad weights: the test
-    // features failed and all six cells after them were skipped.
-    assert_eq!(tally(&dir.path().join("runs")), (14, 0, 5, 2, 7), "{text}");
+    // Good weights: the test features, zsclip (one cell: it reads no learning rate) and coop
+    // and coop_sub at the sane rate ran; coop at 1e30 failed and its coop_sub was skipped.
+    // Bad weights: the test features failed and all five cells after them were skipped.
+    assert_eq!(tally(&dir.path().join("runs")), (12, 0, 4, 2, 6), "{text}");
     assert!(
         text.contains("bad.safetensors") && text.contains("loss is not finite"),
         "the errors name the file and the divergence: {text}"
@@ -156,9 +171,9 @@ fn a_failing_cell_skips_its_dependants_and_the_rest_go_on() {
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("runs/grid-summary.json")).unwrap())
             .unwrap();
-    assert_eq!(record["cells"], 14);
-    assert_eq!(record["ran"].as_array().unwrap().len(), 5);
-    assert_eq!(record["skipped"].as_object().unwrap().len(), 7);
+    assert_eq!(record["cells"], 12);
+    assert_eq!(record["ran"].as_array().unwrap().len(), 4);
+    assert_eq!(record["skipped"].as_object().unwrap().len(), 6);
     let errors: Vec<&str> = record["failed"]
         .as_object()
         .unwrap()

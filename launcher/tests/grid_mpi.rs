@@ -80,12 +80,12 @@ fn one_two_and_four_ranks_give_the_same_tables() {
     for n in ["1", "2", "4"] {
         let out = d.join(format!("out{n}"));
         let text = ok(&mut mpirun(n, &grid, &out, &[]));
-        assert_eq!(tally(&out), (37, 0, 37, 0, 0), "{n} ranks: {text}");
+        assert_eq!(tally(&out), (33, 0, 33, 0, 0), "{n} ranks: {text}");
         let results = std::fs::read_dir(&out)
             .unwrap()
             .filter(|e| e.as_ref().unwrap().path().join("result.json").exists())
             .count();
-        assert_eq!(results, 36, "{n} ranks");
+        assert_eq!(results, 32, "{n} ranks");
         outs.push(out);
     }
     for name in ["fewshot.csv", "base_to_novel.csv", "ablations.csv"] {
@@ -136,9 +136,9 @@ fn data_parallel_groups_learn_what_one_rank_learns() {
     let (single, groups) = (d.join("single"), d.join("groups"));
     ok(&mut mpirun("1", &grid, &single, &[]));
     let text = ok(&mut mpirun("4", &grid, &groups, &["--dp", "2"]));
-    assert_eq!(tally(&groups), (37, 0, 37, 0, 0), "{text}");
+    assert_eq!(tally(&groups), (33, 0, 33, 0, 0), "{text}");
     let (a, b) = (results(&single), results(&groups));
-    assert_eq!(a.len(), 36);
+    assert_eq!(a.len(), 32);
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     let mut compared = 0;
     for (key, (da, ra)) in &a {
@@ -192,10 +192,11 @@ fn failed_cells_stay_isolated_across_ranks_and_groups() {
             !run.status.success(),
             "a failed cell must fail the run: {text}"
         );
-        // Good weights: the test features, then per shot count and seed zsclip at both rates
-        // and coop and coop_sub at the sane rate run, coop at 1e30 fails and its coop_sub is
-        // skipped. Bad weights: the test features fail and the 24 cells after them are skipped.
-        assert_eq!(tally(&out), (50, 0, 17, 5, 28), "-n {n} {extra:?}: {text}");
+        // Good weights: the test features and zsclip (one cell for every shot count, seed and
+        // rate), then per shot count and seed coop and coop_sub at the sane rate run, coop at
+        // 1e30 fails and its coop_sub is skipped. Bad weights: the test features fail and the
+        // 17 cells after them are skipped.
+        assert_eq!(tally(&out), (36, 0, 10, 5, 21), "-n {n} {extra:?}: {text}");
         assert!(
             text.contains("bad.safetensors") && text.contains("loss is not finite"),
             "the errors name the file and the divergence: {text}"
@@ -207,7 +208,7 @@ fn failed_cells_stay_isolated_across_ranks_and_groups() {
                 .count()
         };
         assert_eq!(with("failure.json"), 5);
-        assert_eq!(with("result.json"), 16);
+        assert_eq!(with("result.json"), 9);
     }
 }
 
@@ -264,16 +265,17 @@ fn sigkill_of_a_rank_mid_grid_loses_nothing_finished() {
     let status = job.wait().unwrap();
     assert!(!status.success(), "mpirun must report the killed rank");
     let finished = done();
+    // 2 shot counts x 2 seeds of coop and coop_sub, and one zero-shot cell.
     assert!(
-        (2..12).contains(&finished),
-        "{finished} of 12 cells finished before the kill"
+        (2..9).contains(&finished),
+        "{finished} of 9 cells finished before the kill"
     );
     let text = ok(&mut mpirun("2", &grid, &out, &[]));
     // The test features were done before any cell.
     let (_, before, ran, failed, _) = tally(&out);
     assert_eq!(
         (before, ran, failed),
-        (finished + 1, 12 - finished, 0),
+        (finished + 1, 9 - finished, 0),
         "{finished} results before the rerun: {text}"
     );
 }

@@ -291,6 +291,43 @@ fn settings_that_cannot_make_a_result_fail_the_dry_run_naming_the_key() {
     );
 }
 
+/// A grid whose settings fail for many cells names each cause once, with how many cells it
+/// hits, in place of the first cell's alone.
+#[test]
+fn refused_settings_are_grouped_by_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = dir.path().join("g.yaml");
+    std::fs::write(
+        &grid,
+        "name: t\nprotocols: [few_shot]\ndatasets: [dtd]\nshots: [1, 2]\nseeds: [1, 2, 3]\n\
+         methods: [coop, coop_sub]\nweights: w.pt\ndata_root: data\noutput_dir: runs\n\
+         overrides:\n  lr: [0.002, -0.5]\n  subpt.rank: 40\n",
+    )
+    .unwrap();
+    let out = bench(&["--grid", grid.to_str().unwrap(), "--dry-run"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = |key: &str| {
+        err.lines()
+            .find(|l| l.contains(&format!("key `{key}`")))
+            .unwrap_or_else(|| panic!("no line for {key}: {err}"))
+            .to_string()
+    };
+    // Every cell with lr -0.5 (both methods); SubPT's with a good lr, one cause per shot
+    // count (each preset's t_early bounds the rank).
+    let lr = line("overrides.lr");
+    assert!(
+        lr.contains("g.yaml:11:") && lr.contains("[12 cells, e.g. dtd"),
+        "{lr}"
+    );
+    let rank: Vec<&str> = err.lines().filter(|l| l.contains("subpt.rank")).collect();
+    assert_eq!(rank.len(), 2, "{err}");
+    for (l, shots) in rank.iter().zip(["1-shot", "2-shot"]) {
+        let want = format!("[3 cells, e.g. dtd coop_sub {shots}");
+        assert!(l.contains("g.yaml:12:") && l.contains(&want), "{l}");
+    }
+}
+
 #[test]
 fn a_stopped_grid_says_how_far_it_got() {
     let dir = tempfile::tempdir().unwrap();

@@ -67,10 +67,12 @@ pub fn disk_bytes(spec: &RunSpec, kind: &CellKind) -> u64 {
 }
 
 /// What a whole grid writes to its output directory ([`disk_bytes`] over its cells).
-pub fn disk_estimate(grid: &super::Grid) -> u64 {
+pub fn disk_estimate(grid: &super::Grid, done: &[bool]) -> u64 {
     grid.cells
         .iter()
-        .map(|c| disk_bytes(&c.spec, &c.kind))
+        .zip(done)
+        .filter(|(_, d)| !**d)
+        .map(|(c, _)| disk_bytes(&c.spec, &c.kind))
         .sum()
 }
 

@@ -73,10 +73,15 @@ impl<'a> Dispatcher<'a> {
                     let dir = &self.grid.output_dir;
                     let free = super::cost::free_bytes(dir)
                         .map_or("unknown".to_string(), |b| format!("{} MB", b >> 20));
-                    let need = super::cost::disk_estimate(self.grid) >> 20;
+                    let finished: Vec<bool> = self
+                        .state
+                        .iter()
+                        .map(|s| matches!(s, State::Done | State::AlreadyDone))
+                        .collect();
+                    let need = super::cost::disk_estimate(self.grid, &finished) >> 20;
                     let msg = format!(
-                        "no space left on the device (output {}, free {free}; the grid writes \
-                         about {need} MB there and in its cache): no further cell starts; free \
+                        "no space left on the device (output {}, free {free}; the rest of the \
+                         grid writes about {need} MB there and in its cache): no further cell starts; free \
                          space and rerun, finished cells are kept",
                         dir.display()
                     );

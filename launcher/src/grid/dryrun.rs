@@ -4,6 +4,16 @@ use std::fmt::Write;
 use subpt_trainer::data::SubsampleClasses;
 
 pub fn dry_run(grid: &Grid) -> String {
+    // Which cells a run would skip: the done-check a run starts with (it reads the digest
+    // index, but creates no cache where there is none).
+    if grid
+        .cells
+        .first()
+        .is_some_and(|c| c.spec.cache_dir.is_dir())
+    {
+        grid.use_digest_index();
+    }
+    let done = super::execute::done_cells(grid);
     let mut s = String::new();
     let of = |k: fn(&CellKind) -> bool| grid.cells.iter().filter(|c| k(&c.kind)).count();
     let evals = of(|k| matches!(k, CellKind::Evaluate { .. }));
@@ -19,10 +29,12 @@ pub fn dry_run(grid: &Grid) -> String {
         features
     );
     let _ = writeln!(s, "output: {}", grid.output_dir.display());
-    let _ = writeln!(
+    let _ =
+        writeln!(
         s,
-        "{:>5}  {:<25}  {:<21}  {:<8}  {:<15}  {:<12}  {:>5}  {:>4}  {:>6}  {:>12}  after",
-        "#", "id", "protocol", "kind", "dataset", "method", "shots", "seed", "epochs", "cost",
+        "{:>5}  {:<25}  {:<21}  {:<8}  {:<4}  {:<15}  {:<12}  {:>5}  {:>4}  {:>6}  {:>12}  after",
+        "#", "id", "protocol", "kind", "done", "dataset", "method", "shots", "seed", "epochs",
+        "cost",
     );
     // What tells cells apart beyond dataset, method, shots and seed (the report's labels).
     let work: Vec<usize> = (0..grid.cells.len())
@@ -46,11 +58,12 @@ pub fn dry_run(grid: &Grid) -> String {
         };
         let _ = writeln!(
             s,
-            "{:>5}  {:<25}  {:<21}  {:<8}  {:<15}  {:<12}  {:>5}  {:>4}  {:>6}  {:>12.0}  {}{}",
+            "{:>5}  {:<25}  {:<21}  {:<8}  {:<4}  {:<15}  {:<12}  {:>5}  {:>4}  {:>6}  {:>12.0}  {}{}",
             n + 1,
             c.id,
             c.protocol.to_string(),
             kind,
+            if done[n] { "yes" } else { "" },
             c.spec.dataset,
             or_dash(c, c.spec.method.to_string()),
             or_dash(c, c.spec.shots.to_string()),
@@ -66,10 +79,20 @@ pub fn dry_run(grid: &Grid) -> String {
         "total cost estimate: {:.0} (text-encoder prompt passes)",
         grid.total_cost()
     );
-    if let Some(t) = time_estimate(grid) {
+    let left = done.iter().filter(|d| !**d).count();
+    if left < grid.cells.len() {
+        let _ = writeln!(
+            s,
+            "already done: {} of {} cells (a run skips them; the estimates below are for the {left} \
+             left)",
+            grid.cells.len() - left,
+            grid.cells.len()
+        );
+    }
+    if let Some(t) = time_estimate(grid, &done) {
         let _ = writeln!(s, "{t}");
     }
-    let need = super::cost::disk_estimate(grid);
+    let need = super::cost::disk_estimate(grid, &done);
     let free = super::cost::free_bytes(&grid.output_dir);
     let _ = writeln!(
         s,
@@ -93,8 +116,8 @@ pub fn dry_run(grid: &Grid) -> String {
 /// "about H hours on 1 rank, H/N on N ranks", from rates measured on earlier results in the
 /// output directory, else from a probe of the grid's first weights file. The ranks are the
 /// launch's, else this machine's cores; the division assumes the ranks stay busy (long
-/// dependency chains make it optimistic).
-pub fn time_estimate(grid: &Grid) -> Option<String> {
+/// dependency chains make it optimistic). Cells marked in `done` are left out.
+pub fn time_estimate(grid: &Grid, done: &[bool]) -> Option<String> {
     use super::cost::{rates_from_probe, rates_from_results};
     let rates = rates_from_results(&grid.output_dir).or_else(|| {
         let w = grid
@@ -107,7 +130,9 @@ pub fn time_estimate(grid: &Grid) -> Option<String> {
     let secs: f64 = grid
         .cells
         .iter()
-        .map(|c| match c.kind {
+        .zip(done)
+        .filter(|(_, d)| !**d)
+        .map(|(c, _)| match c.kind {
             CellKind::Features => c.cost * rates.features,
             _ => c.cost * rates.train,
         })

@@ -34,17 +34,24 @@ impl Summary {
 /// files) equals the current one. A feature cell is done only while its features are still in
 /// the cache its dependants will read.
 fn holds_current(cell: &Cell, memo: &mut DataMemo) -> bool {
+    let dir = CellDir::new(&cell.out_dir);
+    let record = match cell.kind {
+        CellKind::Features => store::FEATURES,
+        _ => store::RESULT,
+    };
+    // Without a record there is nothing to compare: a fresh grid's cells hash their inputs
+    // when they run, not all of them up front.
+    if !dir.file(record).exists() {
+        return false;
+    }
     let Ok(expected) = Identity::expected(&cell.spec, memo) else {
         return false;
     };
-    let dir = CellDir::new(&cell.out_dir);
     if cell.kind != CellKind::Features {
         return match RunResult::check_done(&dir, &expected) {
             Ok(_) => true,
             Err(why) => {
-                if dir.file(store::RESULT).exists() {
-                    tracing::info!(cell = %cell.id, "stored result not current, redone: {why}");
-                }
+                tracing::info!(cell = %cell.id, "stored result not current, redone: {why}");
                 false
             }
         };

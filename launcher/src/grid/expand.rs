@@ -62,6 +62,47 @@ fn combinations(cfg: &GridConfig) -> Vec<Vec<(&str, &Value)>> {
     out
 }
 
+/// A cell's setting that cannot make a result, and which cell it is.
+struct Refusal {
+    key: String,
+    line: Option<usize>,
+    message: String,
+    cell: String,
+}
+
+/// Every refused setting of a grid, one error per cause (a bad rank in a 1,000-cell grid is
+/// one line naming how many cells it hits, not the first cell alone).
+fn refused(cfg: &GridConfig, all: Vec<Refusal>) -> GridError {
+    type Cause = (String, Option<usize>, String);
+    let mut causes: Vec<(Cause, Vec<String>)> = Vec::new();
+    for r in all {
+        let cause = (r.key, r.line, r.message);
+        match causes.iter_mut().find(|(c, _)| *c == cause) {
+            Some((_, cells)) => cells.push(r.cell),
+            None => causes.push((cause, vec![r.cell])),
+        }
+    }
+    let mut errors: Vec<GridError> = causes
+        .into_iter()
+        .map(|((key, line, message), cells)| {
+            let which = match cells.len() {
+                1 => format!("cell {}", cells[0]),
+                n => format!("{n} cells, e.g. {}", cells[0]),
+            };
+            GridError::Invalid {
+                path: cfg.source.clone(),
+                key,
+                line,
+                message: format!("{message} [{which}]"),
+            }
+        })
+        .collect();
+    match errors.len() {
+        1 => errors.remove(0),
+        _ => GridError::Several(errors),
+    }
+}
+
 struct Builder<'a> {
     cfg: &'a GridConfig,
     cells: Vec<Cell>,
@@ -96,35 +137,36 @@ impl Builder<'_> {
         self.cells.len() - 1
     }
 
-    fn overridden(&self, spec: &RunSpec, combo: &[(&str, &Value)]) -> Result<RunSpec, GridError> {
-        let out = self.applied(spec, combo)?;
+    /// The spec with the overrides applied, or the first setting of it that cannot make a
+    /// result, named where the user wrote it or with the preset that set it.
+    fn overridden(
+        &self,
+        spec: &RunSpec,
+        combo: &[(&str, &Value)],
+    ) -> Result<Result<RunSpec, Refusal>, GridError> {
+        let out = self.applied(spec, combo)?.reduced_to_what_it_reads();
         let Some(p) = out.problems().into_iter().next() else {
-            return Ok(out);
+            return Ok(Ok(out));
         };
-        // Name the key where the user wrote it, or say which preset set it.
         let written = self.cfg.overrides.iter().find(|o| o.key == p.key);
-        let (key, line, message) = match written {
-            Some(o) => (format!("overrides.{}", p.key), o.line, p.message),
-            None => (
-                "overrides".to_string(),
-                self.cfg.overrides.first().and_then(|o| o.line),
-                format!(
-                    "{} {}: {} (the {} preset sets it for {}; set `overrides.{}` to change it)",
-                    out.describe(),
-                    p.key,
-                    p.message,
-                    out.protocol,
-                    out.method,
-                    p.key
+        let refusal = match written {
+            Some(o) => Refusal {
+                key: format!("overrides.{}", p.key),
+                line: o.line,
+                message: p.message,
+                cell: out.describe(),
+            },
+            None => Refusal {
+                key: "overrides".to_string(),
+                line: self.cfg.overrides.first().and_then(|o| o.line),
+                message: format!(
+                    "{}: {} (the {} preset sets it for {}; set `overrides.{}` to change it)",
+                    p.key, p.message, out.protocol, out.method, p.key
                 ),
-            ),
+                cell: out.describe(),
+            },
         };
-        Err(GridError::Invalid {
-            path: self.cfg.source.clone(),
-            key,
-            line,
-            message,
-        })
+        Ok(Err(refusal))
     }
 
     fn applied(&self, spec: &RunSpec, combo: &[(&str, &Value)]) -> Result<RunSpec, GridError> {
@@ -152,6 +194,7 @@ pub fn expand(cfg: &GridConfig) -> Result<Grid, GridError> {
     };
     // Stage 1: training cells (unlinked), and which of them are DG models.
     let mut pending: Vec<(Protocol, RunSpec)> = Vec::new();
+    let mut refusals = Vec::new();
     for &protocol in &cfg.protocols {
         let (datasets, shots): (&[DatasetName], &[usize]) = match protocol {
             Protocol::FewShot => (&cfg.datasets, &cfg.shots),
@@ -167,13 +210,19 @@ pub fn expand(cfg: &GridConfig) -> Result<Grid, GridError> {
                         for w in &cfg.weights {
                             let base = preset(cfg, protocol, d, k, seed, m, w);
                             for combo in &combos {
-                                pending.push((protocol, b.overridden(&base, combo)?));
+                                match b.overridden(&base, combo)? {
+                                    Ok(spec) => pending.push((protocol, spec)),
+                                    Err(r) => refusals.push(r),
+                                }
                             }
                         }
                     }
                 }
             }
         }
+    }
+    if !refusals.is_empty() {
+        return Err(refused(cfg, refusals));
     }
     // Stage 2: link SubPT cells to the stage-A cell they share everything else with.
     let unlinked: HashMap<String, ()> = pending.iter().map(|(_, s)| (s.hash(), ())).collect();

@@ -59,6 +59,9 @@ pub enum GridError {
         line: Option<usize>,
         message: String,
     },
+    /// Several settings refused, one error per cause.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<GridError>),
     #[error("grid `{name}`: dependency cycle through cell {cell}")]
     Cycle { name: String, cell: String },
     #[error("grid `{name}`: cell {cell} depends on {dep}, which is not in the grid")]
@@ -83,6 +86,7 @@ impl GridError {
         match self {
             GridError::Yaml { line, .. } => Some(*line),
             GridError::Invalid { line, .. } => *line,
+            GridError::Several(all) => all.iter().find_map(|e| e.line()),
             _ => None,
         }
     }

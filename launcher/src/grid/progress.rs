@@ -96,26 +96,50 @@ fn duration(secs: f64) -> String {
 const KINDS: usize = 2;
 
 fn kind(cell: &Cell) -> usize {
-    usize::from(cell.kind != CellKind::Features)
+    kind_of(&cell.kind)
 }
 
-/// Seconds left: per kind, the remaining cost at the worker-seconds per cost unit measured
-/// on that kind (the other kind's rate until one of its cells has finished), shared by
-/// `workers` working at once.
+fn kind_of(k: &CellKind) -> usize {
+    usize::from(*k != CellKind::Features)
+}
+
+/// Seconds left: per kind, the remaining cost at the worker-seconds per cost unit of that
+/// kind, less the time running cells have already had, shared by `workers` working at once.
+/// A kind's rate is the one measured on its finished cells, else `prior` (earlier results in
+/// the output directory), else the other kind's; a running cell that has taken longer than
+/// that rate allows raises it (it is not done yet), so the first long training cell is not
+/// read at the feature cells' rate.
 fn eta_secs(
     left: [f64; KINDS],
     done: [f64; KINDS],
     busy: [f64; KINDS],
+    running: &[(usize, f64, f64)],
+    prior: Option<[f64; KINDS]>,
     workers: usize,
 ) -> Option<f64> {
-    let rate = |k: usize| (done[k] > 0.0).then(|| busy[k] / done[k]);
+    let measured = |k: usize| (done[k] > 0.0).then(|| busy[k] / done[k]);
+    let rate = |k: usize| {
+        let base = measured(k)
+            .or(prior.map(|p| p[k]))
+            .or_else(|| measured(1 - k));
+        let floor = running
+            .iter()
+            .filter(|(rk, cost, _)| *rk == k && *cost > 0.0)
+            .map(|(_, cost, elapsed)| elapsed / cost)
+            .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))));
+        match (base, floor) {
+            (Some(b), Some(f)) => Some(b.max(f)),
+            (b, f) => b.or(f),
+        }
+    };
     let mut total = 0.0;
     for (k, &l) in left.iter().enumerate() {
         if l > 0.0 {
-            total += l * rate(k).or_else(|| rate(1 - k))?;
+            total += l * rate(k)?;
         }
     }
-    Some(total / workers.max(1) as f64)
+    let spent: f64 = running.iter().map(|(_, _, elapsed)| elapsed).sum();
+    Some((total - spent).max(0.0) / workers.max(1) as f64)
 }
 
 pub struct Progress {
@@ -128,6 +152,10 @@ pub struct Progress {
     cost_done: [f64; KINDS],
     /// Worker-seconds spent on finished cells, per kind.
     busy: [f64; KINDS],
+    /// Kind and cost of each worker's running cell.
+    running_cost: Vec<Option<(usize, f64)>>,
+    /// Rates from earlier results of this grid's output directory, until this run has its own.
+    prior: Option<[f64; KINDS]>,
 }
 
 impl Progress {
@@ -184,8 +212,16 @@ impl Progress {
         for (c, _) in grid.cells.iter().zip(settled).filter(|(_, &d)| !d) {
             cost_left[kind(c)] += c.cost;
         }
+        let prior = super::cost::rates_from_results(&grid.output_dir).map(|r| {
+            let mut p = [0.0; KINDS];
+            p[kind_of(&CellKind::Features)] = r.features;
+            p[kind_of(&CellKind::Train)] = r.train;
+            p
+        });
         Progress {
             live,
+            running_cost: vec![None; workers.len()],
+            prior,
             running: vec![None; workers.len()],
             workers,
             total,
@@ -198,10 +234,21 @@ impl Progress {
 
     /// Time left at the rates measured so far.
     pub fn eta(&self) -> Option<f64> {
+        let running: Vec<(usize, f64, f64)> = self
+            .running
+            .iter()
+            .zip(&self.running_cost)
+            .filter_map(|(r, c)| {
+                let ((_, since), (k, cost)) = (r.as_ref()?, (*c)?);
+                Some((k, cost, since.elapsed().as_secs_f64()))
+            })
+            .collect();
         eta_secs(
             self.cost_left,
             self.cost_done,
             self.busy,
+            &running,
+            self.prior,
             self.workers.len(),
         )
     }
@@ -214,17 +261,21 @@ impl Progress {
 
     pub fn start(&mut self, worker: usize, cell: &Cell) {
         let what = describe(cell);
+        // A worker's previous cell has ended by now; the estimate counts from this one.
+        self.running_cost[worker] = Some((kind(cell), cell.cost));
         match &self.live {
-            Some((_, lines)) => {
+            Some((overall, lines)) => {
                 lines[worker].set_message(what.clone());
                 lines[worker].reset_elapsed();
+                overall.set_message(self.eta_text());
             }
             None => tracing::info!(
                 cell = %cell.id,
-                "[{}/{}] {}: {what}",
+                "[{}/{}] {}: {what} {}",
                 self.settled,
                 self.total,
-                self.workers[worker]
+                self.workers[worker],
+                self.eta_text()
             ),
         }
         self.running[worker] = Some((what, Instant::now()));
@@ -236,6 +287,7 @@ impl Progress {
         let (what, since) = self.running[worker]
             .take()
             .unwrap_or_else(|| (describe(cell), Instant::now()));
+        self.running_cost[worker] = None;
         let k = kind(cell);
         self.cost_left[k] -= cell.cost;
         self.cost_done[k] += cell.cost;
@@ -308,20 +360,46 @@ mod tests {
 
     #[test]
     fn eta_scales_the_remaining_cost_by_the_rate_so_far() {
-        use super::eta_secs;
-        assert_eq!(eta_secs([0.0, 10.0], [0.0, 0.0], [0.0, 0.0], 1), None);
+        let eta = |left, done, busy, workers| super::eta_secs(left, done, busy, &[], None, workers);
+        assert_eq!(eta([0.0, 10.0], [0.0, 0.0], [0.0, 0.0], 1), None);
         // 2 cost units in 10 s: 6 more take 30 s, whatever the number of cells; two workers
         // halve it.
-        assert_eq!(eta_secs([0.0, 6.0], [0.0, 2.0], [0.0, 10.0], 1), Some(30.0));
-        assert_eq!(eta_secs([0.0, 6.0], [0.0, 2.0], [0.0, 10.0], 2), Some(15.0));
-        assert_eq!(eta_secs([0.0, 0.0], [0.0, 2.0], [0.0, 10.0], 1), Some(0.0));
+        assert_eq!(eta([0.0, 6.0], [0.0, 2.0], [0.0, 10.0], 1), Some(30.0));
+        assert_eq!(eta([0.0, 6.0], [0.0, 2.0], [0.0, 10.0], 2), Some(15.0));
+        assert_eq!(eta([0.0, 0.0], [0.0, 2.0], [0.0, 10.0], 1), Some(0.0));
         // A feature cell estimated at 92 % of the grid that ran in 2 s does not make the
         // training cells look fast: they go at their own rate (1 unit in 10 s).
-        assert_eq!(
-            eta_secs([0.0, 7.0], [92.0, 1.0], [2.0, 10.0], 1),
-            Some(70.0)
-        );
+        assert_eq!(eta([0.0, 7.0], [92.0, 1.0], [2.0, 10.0], 1), Some(70.0));
         // Until a training cell finishes, the feature rate stands in.
-        assert_eq!(eta_secs([0.0, 4.0], [2.0, 0.0], [1.0, 0.0], 1), Some(2.0));
+        assert_eq!(eta([0.0, 4.0], [2.0, 0.0], [1.0, 0.0], 1), Some(2.0));
+    }
+
+    #[test]
+    fn eta_counts_the_running_cells_and_earlier_results() {
+        use super::eta_secs;
+        // The first training cell (cost 1 of 4 left) has run 100 s: the feature rate (0.5 s a
+        // unit) would say 2 s; it has shown a unit takes at least 100 s, and 100 s are spent.
+        let running = [(1, 1.0, 100.0)];
+        assert_eq!(
+            eta_secs([0.0, 4.0], [2.0, 0.0], [1.0, 0.0], &running, None, 1),
+            Some(300.0)
+        );
+        // A running cell within the measured rate changes only the time already spent.
+        let running = [(1, 2.0, 5.0)];
+        assert_eq!(
+            eta_secs([0.0, 6.0], [0.0, 2.0], [0.0, 10.0], &running, None, 1),
+            Some(25.0)
+        );
+        // Earlier results of the grid set the rate before this run has any.
+        let prior = Some([0.5, 20.0]);
+        assert_eq!(
+            eta_secs([1.0, 3.0], [0.0, 0.0], [0.0, 0.0], &[], prior, 1),
+            Some(60.5)
+        );
+        // ... until its own cells say otherwise.
+        assert_eq!(
+            eta_secs([0.0, 3.0], [0.0, 1.0], [0.0, 10.0], &[], prior, 1),
+            Some(30.0)
+        );
     }
 }

@@ -140,12 +140,13 @@ fn paths_resolve_against_the_file_and_home() {
 #[test]
 fn full_grid_has_the_papers_cell_count() {
     let g = load("full.yaml");
-    let (datasets, shots, seeds, methods, dg_targets) = (11, 5, 3, 5, 4);
-    let few_shot = datasets * shots * seeds * methods;
-    let b2n = datasets * seeds * methods;
+    let (datasets, shots, seeds, learners, dg_targets) = (11, 5, 3, 4, 4);
+    // Zero-shot CLIP is one cell per dataset and class subset, whatever the shots and seeds.
+    let few_shot = datasets * shots * seeds * learners + datasets;
+    let b2n = datasets * seeds * learners + datasets;
     // The DG model is the ImageNet 4-shot 50-epoch run, which the few-shot protocol
     // already trains (ImageNet always runs 50 epochs): only the evaluations are new.
-    let dg_evals = seeds * methods * dg_targets;
+    let dg_evals = (seeds * learners + 1) * dg_targets;
     // One feature cell per dataset: the 11 and the 4 DG targets.
     assert_eq!(
         g.cells.len(),
@@ -220,17 +221,21 @@ fn protocol_presets_follow_the_paper() {
         .filter(|c| c.protocol == Protocol::BaseToNovel)
     {
         let s = &c.spec;
-        assert_eq!((s.subsample, s.shots), (SubsampleClasses::Base, 4));
+        let learns = s.method.learns();
+        assert_eq!(
+            (s.subsample, s.shots),
+            (SubsampleClasses::Base, if learns { 4 } else { 0 })
+        );
         assert_eq!(
             s.eval_subsets,
             [SubsampleClasses::Base, SubsampleClasses::New]
         );
         assert_eq!(
             s.epochs,
-            if s.dataset == DatasetName::ImageNet {
-                50
-            } else {
-                100
+            match (learns, s.dataset) {
+                (false, _) => 0,
+                (true, DatasetName::ImageNet) => 50,
+                (true, _) => 100,
             }
         );
         if let Some(sub) = &s.subpt {
@@ -285,8 +290,15 @@ fn subpt_cells_depend_on_their_coop_source() {
             CellKind::Evaluate { model } => {
                 assert_eq!(work_deps(c), vec![model]);
                 let m = g.cell(model).unwrap();
-                assert_eq!((m.spec.dataset, m.spec.shots), (DatasetName::ImageNet, 4));
-                assert_eq!(m.spec.epochs, 50);
+                let (shots, epochs) = match m.spec.method.learns() {
+                    true => (4, 50),
+                    false => (0, 0),
+                };
+                assert_eq!(
+                    (m.spec.dataset, m.spec.shots),
+                    (DatasetName::ImageNet, shots)
+                );
+                assert_eq!(m.spec.epochs, epochs);
             }
         }
     }
@@ -393,16 +405,16 @@ fn cell_ids_do_not_depend_on_how_the_grid_file_is_named() {
 #[test]
 fn smoke_overrides_apply_where_the_field_exists() {
     let g = load("smoke.yaml");
-    // few-shot: 2 shots x 2 seeds x 6 methods; base-to-novel: 2 seeds x 6 methods; the test
-    // features.
-    assert_eq!(g.cells.len(), 2 * 2 * 6 + 2 * 6 + 1);
+    // few-shot: 2 shots x 2 seeds x 5 learning methods and one zero-shot cell; base-to-novel:
+    // 2 seeds x 5 and one zero-shot cell; the test features.
+    assert_eq!(g.cells.len(), 2 * 2 * 5 + 1 + 2 * 5 + 1 + 1);
     // Absolute, with `..` folded: the same whatever path named the grid file.
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .join("results/smoke/data");
     for c in work(&g) {
-        assert_eq!(c.spec.epochs, 4);
+        assert_eq!(c.spec.epochs, if c.spec.method.learns() { 4 } else { 0 });
         assert_eq!(c.spec.root, root);
         assert_eq!(c.spec.subpt.is_some(), c.spec.method.uses_subspace());
         if let Some(s) = &c.spec.subpt {
@@ -420,8 +432,10 @@ fn dg_grid_models_and_evaluations() {
         .iter()
         .filter(|c| c.kind == CellKind::Train)
         .collect();
-    assert_eq!(train.len(), 3 * 5);
-    assert_eq!(g.cells.len(), 3 * 5 * 5 + 5);
+    // 3 seeds x 4 learning methods and one zero-shot cell, each tested on 4 targets; one
+    // feature cell per dataset.
+    assert_eq!(train.len(), 3 * 4 + 1);
+    assert_eq!(g.cells.len(), (3 * 4 + 1) * 5 + 5);
     let targets: HashSet<&str> = g
         .cells
         .iter()
@@ -440,14 +454,16 @@ fn demo_grid_tests_the_faded_model_on_every_other_look() {
         .iter()
         .filter(|c| matches!(c.kind, CellKind::Evaluate { .. }))
         .collect();
-    // Five methods x three seeds x four targets (the plain drawing and three looks).
-    assert_eq!(evals.len(), 5 * 3 * 4);
+    // (Four learning methods x three seeds, and zero-shot CLIP) x four targets (the plain
+    // drawing and three looks).
+    assert_eq!(evals.len(), (4 * 3 + 1) * 4);
     for c in &evals {
         let CellKind::Evaluate { model } = &c.kind else {
             unreachable!()
         };
         let m = g.cells.iter().find(|m| &m.id == model).unwrap();
-        assert_eq!((m.spec.dataset.id(), m.spec.shots), ("shapes_faded", 4));
+        let shots = if m.spec.method.learns() { 4 } else { 0 };
+        assert_eq!((m.spec.dataset.id(), m.spec.shots), ("shapes_faded", shots));
         assert!(
             c.spec.dataset.id().starts_with("shapes") && c.spec.dataset.id() != "shapes_faded",
             "{}",

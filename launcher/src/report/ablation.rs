@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use subpt_trainer::data::SubsampleClasses;
 use subpt_trainer::engine::result::harmonic_mean;
 
-/// Settings that define an ablation point; λ is kept as text so it can be a map key.
+/// Settings that define an ablation point; λ is kept as text so it can be a map key. The
+/// last field is what else tells the run apart from others at the same point (see
+/// `label::distinguish`): ablation grids read together (`report --all`) that differ in, say,
+/// epochs or weights keep rows of their own rather than colliding.
 type Key = (
     String,
     String,
@@ -15,6 +18,7 @@ type Key = (
     usize,
     Option<usize>,
     Option<usize>,
+    String,
     String,
 );
 
@@ -56,6 +60,7 @@ pub fn ablations(runs: &[Loaded], warnings: &mut Vec<String>) -> Table {
                 .as_ref()
                 .map(|n| n.lambda.to_string())
                 .unwrap_or_default(),
+            r.variant.clone(),
         );
         metric_of.insert(key.clone(), metric);
         insert_seed(&mut cells, key, s.seed, value, r, warnings);
@@ -79,11 +84,14 @@ pub fn ablations(runs: &[Loaded], warnings: &mut Vec<String>) -> Table {
     );
     t.notes.push(STD_NOTE.into());
     for (key, per_seed) in &cells {
-        let (dataset, subsample, shots, order, rank, early, lambda) = key;
-        let method = super::label::METHODS
+        let (dataset, subsample, shots, order, rank, early, lambda, variant) = key;
+        let mut method = super::label::METHODS
             .get(*order)
             .map(|m| m.to_string())
             .unwrap_or_default();
+        if !variant.is_empty() {
+            method = format!("{method} [{variant}]");
+        }
         let v: Vec<f64> = per_seed.values().copied().collect();
         let opt = |x: &Option<usize>| x.map(Cell::Int).unwrap_or(Cell::Text(String::new()));
         t.rows.push(vec![

@@ -110,7 +110,15 @@ pub fn gather(runs: &[Loaded]) -> Claims {
         if *method != Method::Coop {
             continue;
         }
-        let find = |m: Method| cells.get(&(dataset.clone(), *shots, *subsample, m));
+        // Zero-shot CLIP is one run (shots 0) for every shot count; results written before
+        // it was carry the shots of their grid.
+        let find = |m: Method| {
+            let at = |k: usize| cells.get(&(dataset.clone(), k, *subsample, m));
+            match m.learns() {
+                true => at(*shots),
+                false => at(0).or_else(|| at(*shots)),
+            }
+        };
         if *subsample == SubsampleClasses::Base {
             if let Some(zs) = find(Method::Zsclip) {
                 if let Some(d) = novel_drop(dataset, *shots, zs, coop, &find) {

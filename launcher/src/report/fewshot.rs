@@ -77,10 +77,12 @@ impl FewShot {
     }
 
     pub fn table(&self) -> Table {
+        // Zero-shot CLIP draws nothing (its one run is seed 0): no seed column of its own.
         let seeds: BTreeSet<u64> = self
             .cells
-            .values()
-            .flat_map(|s| s.keys().copied())
+            .iter()
+            .filter(|((_, shots, _), _)| *shots > 0)
+            .flat_map(|(_, s)| s.keys().copied())
             .collect();
         let mut headers = vec!["dataset", "shots", "fewest", "method", "n", "mean", "std"];
         let seed_cols: Vec<String> = seeds.iter().map(|s| format!("seed {s}")).collect();
@@ -210,7 +212,9 @@ impl DgRoles {
             Some(1)
         } else if r.path.parent().is_some_and(|d| self.sources.contains(d))
             || (s.dataset == DatasetName::ImageNet && self.imagenet_variants)
-            || (zero_shot && self.source_datasets.contains(&s.dataset) && s.shots == PROTOCOL_SHOTS)
+            || (zero_shot
+                && self.source_datasets.contains(&s.dataset)
+                && [0, PROTOCOL_SHOTS].contains(&s.shots))
         {
             Some(0)
         } else {

@@ -2,7 +2,7 @@
 use super::collect::Loaded;
 use std::collections::{BTreeMap, BTreeSet};
 use subpt_trainer::engine::presets;
-use subpt_trainer::engine::spec::{Method, RunSpec};
+use subpt_trainer::engine::spec::{Method, RunSpec, ZERO_SHOT_UNREAD};
 
 /// Methods in the order the papers list them.
 pub const METHODS: [Method; 6] = Method::ALL;
@@ -209,9 +209,18 @@ pub fn variants(runs: &[Described]) -> Vec<String> {
         }
     }
     all.iter()
-        .map(|s| {
+        .zip(runs)
+        .map(|(s, (spec, _))| {
+            // Zero-shot CLIP reads no training setting: a learning rate axis is not its label.
+            let read = |f: &&String| {
+                spec.method.learns()
+                    || !ZERO_SHOT_UNREAD
+                        .iter()
+                        .any(|u| *f == u || f.starts_with(&format!("{u}.")))
+            };
             differing
                 .iter()
+                .filter(read)
                 .map(|f| format!("{f}={}", s.get(f).map_or("-", String::as_str)))
                 .collect::<Vec<_>>()
                 .join(" ")

@@ -2,6 +2,8 @@
 #![allow(dead_code)] // each test crate uses its own subset
 use std::process::{Command, Output};
 
+pub mod results;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_subpt-bench");
 
 /// Runs `cmd` with Open MPI allowed as root and more ranks than cores.

@@ -8,7 +8,9 @@ use super::eval::EvalSet;
 use super::spec::{Method, RunSpec};
 use crate::data::fewshot_cache::{load_or_draw_fewshot, CacheMode};
 use crate::data::fewshot_pickle::DasslPickle;
-use crate::data::{read_dataset, subsample_classes, DatasetName, DatasetSplits};
+use crate::data::{
+    read_dataset, subsample_classes, DatasetName, DatasetSplits, Item, SubsampleClasses,
+};
 use crate::digest::{file_digest, items_digest};
 use crate::io::AtPath;
 pub use crate::store::Identity;
@@ -32,6 +34,8 @@ pub struct CellData {
     /// `drawn` restricted to the trained class subset.
     pub train_split: DatasetSplits,
     pub eval_sets: Vec<EvalSet>,
+    /// Content digest of `train_split.train` when the cell trains (see `digest::items_digest`).
+    pub train_digest: Option<String>,
     /// Where the few-shot subset came from.
     pub source: String,
 }
@@ -39,11 +43,17 @@ pub struct CellData {
 /// A few-shot draw in place, and where it came from.
 type Drawn = (Arc<DatasetSplits>, String);
 
-/// Parsed splits and few-shot subsets, shared by the cells of one pass over a grid.
+/// Which item list of a dataset: the trained subset of a draw (shots, seed, classes), or the
+/// test items of a class subset (the same for every draw).
+type ListKey = (DatasetName, PathBuf, Option<(usize, u64)>, SubsampleClasses);
+
+/// Parsed splits, few-shot subsets and the content digests of item lists, shared by the cells
+/// of one pass over a grid (a grid's 45 ImageNet cells read one 50,000-image test list).
 #[derive(Default)]
 pub struct DataMemo {
     splits: HashMap<(DatasetName, PathBuf), Arc<DatasetSplits>>,
     drawn: HashMap<(DatasetName, PathBuf, usize, u64), Drawn>,
+    lists: HashMap<ListKey, String>,
 }
 
 impl DataMemo {
@@ -55,6 +65,15 @@ impl DataMemo {
         let s = Arc::new(read_dataset(d, root)?);
         self.splits.insert(key, s.clone());
         Ok(s)
+    }
+
+    fn list_digest(&mut self, key: ListKey, items: &[Item]) -> Result<String, RunError> {
+        if let Some(d) = self.lists.get(&key) {
+            return Ok(d.clone());
+        }
+        let d = items_digest(items)?;
+        self.lists.insert(key, d.clone());
+        Ok(d)
     }
 
     fn drawn(&mut self, spec: &RunSpec) -> Result<Drawn, RunError> {
@@ -106,6 +125,7 @@ impl CellData {
                 train_split.classnames.len(),
             ));
         }
+        let (d, root) = (spec.dataset, spec.root.clone());
         let eval_sets = spec
             .eval_subsets
             .iter()
@@ -114,11 +134,18 @@ impl CellData {
                 Ok(EvalSet {
                     name,
                     classnames: sub.classnames,
-                    digest: items_digest(&sub.test)?,
+                    digest: memo.list_digest((d, root.clone(), None, name), &sub.test)?,
                     items: sub.test,
                 })
             })
             .collect::<Result<Vec<EvalSet>, RunError>>()?;
+        let train_digest = match trains(spec) {
+            true => Some(memo.list_digest(
+                (d, root, Some((spec.shots, spec.seed)), spec.subsample),
+                &train_split.train,
+            )?),
+            false => None,
+        };
         if let Some(set) = eval_sets.iter().find(|s| s.classnames.len() < 2) {
             return Err(few(
                 format!("the evaluated subset `{}`", set.name),
@@ -135,6 +162,7 @@ impl CellData {
             drawn,
             train_split,
             eval_sets,
+            train_digest,
             source,
         })
     }
@@ -164,8 +192,8 @@ impl Identity {
     /// The identity of a run of `spec` on `data` with weights of digest `weights`.
     pub fn of(spec: &RunSpec, data: &CellData, weights: &str) -> Result<Self, RunError> {
         let mut items = BTreeMap::new();
-        if trains(spec) {
-            items.insert("train".into(), items_digest(&data.train_split.train)?);
+        if let Some(d) = &data.train_digest {
+            items.insert("train".into(), d.clone());
         }
         for set in &data.eval_sets {
             items.insert(format!("test:{}", set.name), set.digest.clone());

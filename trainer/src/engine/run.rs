@@ -67,6 +67,7 @@ fn run_on_rank(
         train_split,
         eval_sets,
         source,
+        ..
     } = data;
     let cache = FeatureCache::new(&spec.cache_dir);
     let clip = Clip::load(&spec.weights, spec.precision, device)?;

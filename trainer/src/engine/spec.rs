@@ -240,7 +240,49 @@ pub struct Problem {
     pub message: String,
 }
 
+/// The settings (top-level fields, with everything under them) zero-shot CLIP does not read:
+/// what [`RunSpec::reduced_to_what_it_reads`] resets, and what the report never labels a
+/// zero-shot run with.
+pub const ZERO_SHOT_UNREAD: [&str; 13] = [
+    "shots",
+    "seed",
+    "epochs",
+    "batch_size",
+    "lr",
+    "warmup_epochs",
+    "warmup_lr",
+    "sgd",
+    "augment",
+    "prompt",
+    "subpt",
+    "nfl",
+    "eval_every",
+];
+
 impl RunSpec {
+    /// The spec with every setting its run does not read put back to a fixed value. Zero-shot
+    /// CLIP reads the weights, the precision and the dataset's classes and test items, not
+    /// shots, seed, epochs or any training setting: a grid's 5 shot counts x 3 seeds are one
+    /// zero-shot cell (shots 0, seed 0), and the report shows it beside every shot count.
+    pub fn reduced_to_what_it_reads(mut self) -> Self {
+        if self.method == Method::Zsclip && self.evaluate_context.is_none() {
+            self.shots = 0;
+            self.seed = 0;
+            self.epochs = 0;
+            self.batch_size = default_batch();
+            self.lr = default_lr();
+            self.warmup_epochs = default_warmup_epochs();
+            self.warmup_lr = default_warmup_lr();
+            self.sgd = SgdConfig::default();
+            self.augment = Augment::default();
+            self.prompt = PromptConfig::default();
+            self.subpt = None;
+            self.nfl = None;
+            self.eval_every = 0;
+        }
+        self
+    }
+
     /// The settings of this spec that cannot make a meaningful result (a negative learning
     /// rate, no epochs for a method that learns, a subspace wider than its trajectory, ...).
     /// Grids refuse them at parse time and in `--dry-run`, `train` before it starts, and a
@@ -430,6 +472,50 @@ mod tests {
         let mut c = a.clone();
         c.lr = 0.01;
         assert_ne!(a.hash(), c.hash());
+    }
+
+    #[test]
+    fn zero_shot_ids_hold_only_what_zero_shot_clip_reads() {
+        let preset = |m: Method, shots: usize, seed: u64| {
+            crate::engine::presets::preset(
+                crate::engine::presets::Protocol::FewShot,
+                DatasetName::EuroSat,
+                "d".into(),
+                m,
+                shots,
+                seed,
+                "w".into(),
+            )
+        };
+        let zs = preset(Method::Zsclip, 1, 1).reduced_to_what_it_reads();
+        // Every unread setting changed at once: the same cell.
+        let mut other = preset(Method::Zsclip, 16, 3);
+        other.lr = 0.1;
+        other.epochs = 7;
+        other.batch_size = 4;
+        other.prompt.n_ctx = 4;
+        other.augment.flip_p = 0.0;
+        other.sgd.momentum = 0.0;
+        other.eval_every = 2;
+        other.warmup_epochs = 0;
+        other.warmup_lr = 0.5;
+        assert_eq!(other.reduced_to_what_it_reads().hash(), zs.hash());
+        // Each reset field is one the report never labels zero-shot runs with.
+        let fields = serde_json::to_value(&zs).unwrap();
+        for f in ZERO_SHOT_UNREAD {
+            assert!(fields.get(f).is_some(), "{f} is not a spec field");
+        }
+        // What it reads still tells cells apart.
+        let mut half = zs.clone();
+        half.subsample = SubsampleClasses::Base;
+        let mut fp16 = zs.clone();
+        fp16.precision = Precision::Fp16;
+        for s in [half, fp16] {
+            assert_ne!(s.reduced_to_what_it_reads().hash(), zs.hash());
+        }
+        // A method that learns keeps its settings.
+        let coop = preset(Method::Coop, 4, 2);
+        assert_eq!(coop.clone().reduced_to_what_it_reads().hash(), coop.hash());
     }
 
     #[test]

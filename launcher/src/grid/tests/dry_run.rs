@@ -6,7 +6,7 @@ fn dry_run_lists_cells_dependencies_and_total() {
     let g = load("smoke.yaml");
     let text = dry_run(&g);
     assert!(
-        text.contains("grid `smoke`") && text.contains("37 cells"),
+        text.contains("grid `smoke`") && text.contains("33 cells"),
         "{text}"
     );
     for c in &g.cells {
@@ -65,14 +65,14 @@ fn dry_run_estimates_time_from_a_probe_then_from_results() {
     std::fs::write(&path, MINIMAL.replace("w.pt", "w.safetensors")).unwrap();
     let g = Grid::load(&path, &Default::default()).unwrap();
     // No weights yet: nothing to probe, no estimate.
-    assert!(dryrun::time_estimate(&g).is_none());
+    assert!(dryrun::time_estimate(&g, &vec![false; g.cells.len()]).is_none());
     let t = subpt_trainer::clip::random_init::generate(
         &subpt_trainer::clip::random_init::Spec::tiny_vit(),
         0,
     );
     let named: Vec<(&str, &tch::Tensor)> = t.iter().map(|(k, v)| (k.as_str(), v)).collect();
     tch::Tensor::write_safetensors(&named, d.path().join("w.safetensors")).unwrap();
-    let probed = dryrun::time_estimate(&g).unwrap();
+    let probed = dryrun::time_estimate(&g, &vec![false; g.cells.len()]).unwrap();
     assert!(
         probed.contains("from a probe of") && probed.contains(" ranks"),
         "{probed}"
@@ -94,7 +94,7 @@ fn dry_run_estimates_time_from_a_probe_then_from_results() {
     r = serde_json::json!({"spec": f.spec, "spec_hash": f.id, "sets": [], "seconds": 60.0});
     let fdir = subpt_trainer::store::CellDir::of(&g.output_dir, &f.id);
     fdir.write_json(subpt_trainer::store::FEATURES, &r).unwrap();
-    let calibrated = dryrun::time_estimate(&g).unwrap();
+    let calibrated = dryrun::time_estimate(&g, &vec![false; g.cells.len()]).unwrap();
     assert!(
         calibrated.contains("calibrated on 1 result(s)"),
         "{calibrated}"

@@ -63,9 +63,16 @@ pub fn fewshot_plots(fs: &FewShot) -> Result<Vec<Plot>, String> {
     let methods: BTreeSet<&MethodKey> = fs.cells.keys().map(|k| &k.2).collect();
     type Lines<'a> = BTreeMap<&'a MethodKey, Vec<(usize, Point)>>;
     let mut per_dataset: BTreeMap<&str, Lines> = BTreeMap::new();
+    // Zero shots has no place on a log axis: zero-shot CLIP is a reference line.
+    let reference = |m: &MethodKey, y: Option<f64>| y.map(|y| Reference { name: m.label(), y });
+    let mut zero: BTreeMap<&str, Vec<Reference>> = BTreeMap::new();
     for ((dataset, shots, m), seeds) in &fs.cells {
-        // Zero shots has no place on a log axis.
         if *shots == 0 {
+            let v: Vec<f64> = seeds.values().copied().collect();
+            zero.entry(dataset)
+                .or_default()
+                .extend(reference(m, mean(&v)));
+            per_dataset.entry(dataset).or_default();
             continue;
         }
         let Some(p) = point((*shots as f64).log2(), seeds) else {
@@ -80,6 +87,11 @@ pub fn fewshot_plots(fs: &FewShot) -> Result<Vec<Plot>, String> {
     }
     let averages = fs.averages();
     let mut average: Lines = BTreeMap::new();
+    let average_zero: Vec<Reference> = averages
+        .iter()
+        .filter(|((shots, _), _)| *shots == 0)
+        .filter_map(|((_, m), (y, _))| reference(m, Some(*y)))
+        .collect();
     for ((shots, m), (y, _)) in &averages {
         // Borrowed from `fs` like the per-dataset keys, so one closure draws both kinds.
         let Some(&m) = methods.get(m).filter(|_| *shots > 0) else {
@@ -94,7 +106,7 @@ pub fn fewshot_plots(fs: &FewShot) -> Result<Vec<Plot>, String> {
         average.entry(m).or_default().push((*shots, p));
     }
 
-    let chart = |title: String, lines: Lines, average: bool| {
+    let chart = |title: String, lines: Lines, references: Vec<Reference>, average: bool| {
         let shots: Vec<usize> = lines.values().flatten().map(|(s, _)| *s).collect();
         let lines: Vec<Line> = lines
             .into_iter()
@@ -125,20 +137,28 @@ pub fn fewshot_plots(fs: &FewShot) -> Result<Vec<Plot>, String> {
         };
         let (x, y) = (
             log2_counts("shots per class", &shots),
-            percent("accuracy (%)", extent(&lines, &[])),
+            percent("accuracy (%)", extent(&lines, &references)),
         );
         render(&Chart {
             title,
-            panels: vec![Panel::plain(x, y, lines)],
+            panels: vec![Panel {
+                references,
+                ..Panel::plain(x, y, lines)
+            }],
             spread: Spread::Bars,
             note,
         })
     };
     let mut out = Vec::new();
     for (dataset, lines) in per_dataset {
+        // Zero-shot alone has no shots axis to draw on.
+        if lines.is_empty() {
+            continue;
+        }
+        let refs = zero.remove(dataset).unwrap_or_default();
         out.push(Plot {
             file: format!("fewshot_{}.svg", file_stem(dataset)),
-            svg: chart(format!("Few-shot accuracy: {dataset}"), lines, false)?,
+            svg: chart(format!("Few-shot accuracy: {dataset}"), lines, refs, false)?,
         });
     }
     if !average.is_empty() {
@@ -147,6 +167,7 @@ pub fn fewshot_plots(fs: &FewShot) -> Result<Vec<Plot>, String> {
             svg: chart(
                 "Few-shot accuracy: average over datasets".into(),
                 average,
+                average_zero,
                 true,
             )?,
         });
@@ -175,6 +196,8 @@ pub fn curve_plots(runs: &[Loaded]) -> Result<Vec<Plot>, String> {
         let s = &r.result.spec;
         let key = (s.dataset.to_string(), s.shots, s.subsample.to_string());
         if !s.method.learns() {
+            // One zero-shot run (shots 0) serves every shot count of its dataset.
+            let key = (s.dataset.to_string(), 0, s.subsample.to_string());
             for (subset, acc) in &r.result.accuracy {
                 zero_shot
                     .entry((key.clone(), subset.to_string()))
@@ -209,7 +232,7 @@ pub fn curve_plots(runs: &[Loaded]) -> Result<Vec<Plot>, String> {
         let subsets: BTreeSet<&String> = curves.keys().map(|k| &k.1).collect();
         let references = |subset: &String| -> Vec<Reference> {
             let v: Vec<f64> = zero_shot
-                .get(&(cell.clone(), subset.clone()))
+                .get(&((dataset.clone(), 0, subsample.clone()), subset.clone()))
                 .map(|s| s.values().copied().collect())
                 .unwrap_or_default();
             mean(&v)

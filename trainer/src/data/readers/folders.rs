@@ -66,8 +66,14 @@ fn list_sorted(dir: &Path, dirs: bool) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in rd {
         let entry = entry.map_err(|e| DataError::io(dir, e))?;
-        // Follows symlinks, so linked class folders and images count.
-        let is_dir = entry.path().is_dir();
+        // The entry's type comes with the listing (no stat per file, which an ImageNet
+        // listing would pay 1.3 M times); links are followed, so linked folders and images
+        // count.
+        let kind = entry.file_type().map_err(|e| DataError::io(dir, e))?;
+        let is_dir = match kind.is_symlink() {
+            true => entry.path().is_dir(),
+            false => kind.is_dir(),
+        };
         if is_dir != dirs {
             continue;
         }
