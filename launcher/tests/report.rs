@@ -44,7 +44,7 @@ fn fixture() -> (tempfile::TempDir, PathBuf, subpt_bench::report::Summary) {
         let mut s = spec("dtd", Method::CoopSub, 4, seed);
         s.subpt = Some(SubptSpec {
             rank,
-            ..SubptSpec::paper(Protocol::FewShot, 4)
+            ..subpt_trainer::engine::presets::subpt_spec(Protocol::FewShot, 4)
         });
         let mut r = result(s, &[(SubsampleClasses::All, acc)]);
         r.subspace = Some(SubspaceSummary {

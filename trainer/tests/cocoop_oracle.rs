@@ -32,7 +32,7 @@ fn cases() -> Vec<Case> {
     vec![
         Case {
             name: "words",
-            config: CoCoOpConfig::default(),
+            config: subpt_trainer::engine::presets::cocoop_config(),
             seed: 8,
             labels: &[2, 0, 3],
             prompts_per_pass: None,

@@ -57,7 +57,7 @@ fn every_method_runs_base_to_novel_and_writes_complete_results() {
             *sub = SubptSpec {
                 rank: 2,
                 early_epochs: 2,
-                ..SubptSpec::paper(Protocol::FewShot, 2)
+                ..subpt_trainer::engine::presets::subpt_spec(Protocol::FewShot, 2)
             };
         }
         if method.uses_nfl() {
@@ -107,7 +107,7 @@ fn subpt_moves_the_context_only_inside_its_subspace_plus_weight_decay() {
     s.subpt = Some(SubptSpec {
         rank: 2,
         early_epochs: 3,
-        ..SubptSpec::paper(Protocol::FewShot, 4)
+        ..subpt_trainer::engine::presets::subpt_spec(Protocol::FewShot, 4)
     });
     let out = dir.path().join("sub");
     run(&s, &out, Device::Cpu, &Single).unwrap();
@@ -252,7 +252,7 @@ fn reduced_precision_towers_train_an_fp32_context() {
         s.subpt = Some(SubptSpec {
             rank: 1,
             early_epochs: 2,
-            ..SubptSpec::paper(Protocol::FewShot, 2)
+            ..subpt_trainer::engine::presets::subpt_spec(Protocol::FewShot, 2)
         });
         let out = dir.path().join(p.to_string());
         run(&s, &out, Device::Cpu, &Single).unwrap();

@@ -46,7 +46,7 @@ fn cells_on_shared_views_train_bit_for_bit_as_on_their_own() {
             *sub = SubptSpec {
                 rank: 2,
                 early_epochs: 3,
-                ..SubptSpec::paper(Protocol::FewShot, 4)
+                ..subpt_trainer::engine::presets::subpt_spec(Protocol::FewShot, 4)
             };
         }
         s

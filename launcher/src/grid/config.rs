@@ -1,6 +1,7 @@
 //! The grid file schema. Relative paths are relative to the grid file's directory and a
 //! leading `~` is the home directory, so a grid means the same from any working directory.
 use super::overrides::{self, Override};
+use super::yaml_lines::top_level_line;
 use super::GridError;
 use serde::{Deserialize, Deserializer};
 use std::path::{Path, PathBuf};
@@ -176,7 +177,9 @@ impl GridConfig {
         let dg_source = raw.dg_source.map_or(DatasetName::ImageNet, |d| d.0);
         let dg_targets: Vec<DatasetName> = match raw.dg_targets {
             Some(t) => t,
-            None if dg_source == DatasetName::ImageNet => IMAGENET_VARIANTS.to_vec(),
+            None if dg_source == DatasetName::ImageNet => {
+                subpt_trainer::engine::presets::DG_TARGETS.to_vec()
+            }
             None => Vec::new(),
         };
         if raw.protocols.contains(&Protocol::DomainGeneralization) && dg_targets.is_empty() {
@@ -208,14 +211,6 @@ impl GridConfig {
         })
     }
 }
-
-/// The domain-generalisation targets of ImageNet (the default source).
-pub const IMAGENET_VARIANTS: [DatasetName; 4] = [
-    DatasetName::ImageNetV2,
-    DatasetName::ImageNetSketch,
-    DatasetName::ImageNetA,
-    DatasetName::ImageNetR,
-];
 
 /// `~` → home; relative → under `base`.
 pub(crate) fn resolve(base: &Path, p: &str) -> PathBuf {
@@ -249,31 +244,6 @@ fn absolute(p: &Path) -> PathBuf {
         }
     }
     out
-}
-
-/// The line (1-based) where a top-level key is written.
-fn top_level_line(text: &str, key: &str) -> Option<usize> {
-    text.lines()
-        .position(|l| key_of(l) == Some(key) && !l.starts_with([' ', '\t']))
-        .map(|i| i + 1)
-}
-
-/// The line (1-based) of `key` inside the block that starts at top-level key `parent`.
-pub(crate) fn nested_line(text: &str, parent: &str, key: &str) -> Option<usize> {
-    let start = top_level_line(text, parent)?;
-    text.lines()
-        .enumerate()
-        .skip(start)
-        .take_while(|(_, l)| l.trim().is_empty() || l.starts_with([' ', '\t', '#']))
-        .find(|(_, l)| key_of(l.trim_start()) == Some(key))
-        .map(|(i, _)| i + 1)
-}
-
-/// The mapping key a line starts, quotes removed.
-fn key_of(line: &str) -> Option<&str> {
-    let (k, _) = line.split_once(':')?;
-    let k = k.trim();
-    Some(k.trim_matches(|c| c == '"' || c == '\''))
 }
 
 /// serde_yaml_ng reports a bad list element at the start of its list; when the message

@@ -18,7 +18,7 @@
 use super::CellKind;
 use subpt_trainer::data::subsample::base_new_sizes;
 use subpt_trainer::data::SubsampleClasses;
-use subpt_trainer::engine::spec::{Method, RunSpec};
+use subpt_trainer::engine::spec::RunSpec;
 
 const IMAGE_PASS: f64 = 7.5;
 
@@ -39,7 +39,7 @@ pub fn estimate_cost(spec: &RunSpec, kind: &CellKind) -> f64 {
         let images = spec.dataset.info().num_test as f64;
         return IMAGE_PASS * images * eval / classes as f64 + eval;
     }
-    if matches!(kind, CellKind::Evaluate { .. }) || spec.method == Method::Zsclip {
+    if matches!(kind, CellKind::Evaluate { .. }) || !spec.method.learns() {
         return eval;
     }
     let items = spec.shots * trained;
@@ -58,7 +58,7 @@ pub fn estimate_cost(spec: &RunSpec, kind: &CellKind) -> f64 {
 /// towers but ViT-L/14's) and 16 context vectors where the spec sets none.
 pub fn disk_bytes(spec: &RunSpec, kind: &CellKind) -> u64 {
     const RECORDS: u64 = 64 << 10;
-    let learns = spec.method != Method::Zsclip && !matches!(kind, CellKind::Evaluate { .. });
+    let learns = spec.method.learns() && !matches!(kind, CellKind::Evaluate { .. });
     if *kind == CellKind::Features || !learns {
         return RECORDS;
     }

@@ -6,10 +6,25 @@
 //! as its last cell if there is one (they are in that process's memory), else one whose views no
 //! other worker holds, the largest cost estimate first. A failed or skipped cell skips its
 //! dependants; the rest go on.
-use super::execute::Summary;
 use super::progress::Progress;
 use super::Grid;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// What happened to each cell of a pass over the grid.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub already_done: Vec<String>,
+    pub ran: Vec<String>,
+    pub failed: BTreeMap<String, String>,
+    /// Cell id -> why it did not run (a failed dependency, or not runnable yet).
+    pub skipped: BTreeMap<String, String>,
+}
+
+impl Summary {
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty() && self.skipped.is_empty()
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum State {

@@ -1,9 +1,9 @@
 //! Executes a grid in one process, in dependency order, over the cell store (`store`): reruns
 //! resume, as a cell is done only while its stored result's identity is the current one.
 //! Failed cells are recorded and their dependants skipped; the rest go on.
+pub use super::dispatch::Summary;
 use super::progress::{Progress, ProgressMode};
 use super::{Cell, CellKind, Grid};
-use std::collections::BTreeMap;
 use subpt_trainer::cache::FeatureCache;
 use subpt_trainer::comm::{Communicator, Single};
 use subpt_trainer::engine::inputs::{DataMemo, Identity};
@@ -12,22 +12,6 @@ use subpt_trainer::engine::run::run;
 use subpt_trainer::engine::warm::{encode_test_features, FeaturesResult};
 use subpt_trainer::store::{self, CellDir};
 use tch::Device;
-
-/// What happened to each cell of a pass over the grid.
-#[derive(Debug, Default)]
-pub struct Summary {
-    pub already_done: Vec<String>,
-    pub ran: Vec<String>,
-    pub failed: BTreeMap<String, String>,
-    /// Cell id -> why it did not run (a failed dependency, or not runnable yet).
-    pub skipped: BTreeMap<String, String>,
-}
-
-impl Summary {
-    pub fn ok(&self) -> bool {
-        self.failed.is_empty() && self.skipped.is_empty()
-    }
-}
 
 /// Whether `cell`'s directory holds a result of what the cell would compute now: the
 /// identity it recorded (spec, numerics version, digests of weights, item lists and trained

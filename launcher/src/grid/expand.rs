@@ -275,7 +275,7 @@ pub fn expand(cfg: &GridConfig) -> Result<Grid, GridError> {
             spec.subsample = SubsampleClasses::All;
             spec.eval_subsets = vec![SubsampleClasses::All];
             // Zero-shot CLIP has no context: its target cell is plain zero-shot evaluation.
-            if spec.method != Method::Zsclip {
+            if spec.method.learns() {
                 spec.evaluate_context = Some(CellDir::new(&model.out_dir).context());
             }
             let kind = CellKind::Evaluate {

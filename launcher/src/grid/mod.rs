@@ -27,6 +27,7 @@ pub mod progress;
 pub mod scheduler;
 #[cfg(test)]
 mod tests;
+mod yaml_lines;
 
 pub use config::{GridConfig, Protocol};
 pub use cost::estimate_cost;
@@ -134,20 +135,19 @@ impl Cell {
     /// the scheduler keeps them on one rank, where the views are in memory.
     pub fn views_group(&self) -> Option<String> {
         let s = &self.spec;
-        (self.kind == CellKind::Train && s.method != subpt_trainer::engine::spec::Method::Zsclip)
-            .then(|| {
-                subpt_trainer::digest::digest_json(&(
-                    &s.weights,
-                    s.precision,
-                    &s.dataset,
-                    &s.root,
-                    &s.subsample,
-                    s.shots,
-                    s.seed,
-                    s.batch_size,
-                    &s.augment,
-                ))
-            })
+        (self.kind == CellKind::Train && s.method.learns()).then(|| {
+            subpt_trainer::digest::digest_json(&(
+                &s.weights,
+                s.precision,
+                &s.dataset,
+                &s.root,
+                &s.subsample,
+                s.shots,
+                s.seed,
+                s.batch_size,
+                &s.augment,
+            ))
+        })
     }
 }
 

@@ -6,7 +6,8 @@
 //! dispatcher learns whether a cell succeeded (with the error text when not), and skips the
 //! dependants of failed cells.
 use super::dispatch::Dispatcher;
-use super::execute::{done_cells, run_cell, Summary};
+use super::dispatch::Summary;
+use super::execute::{done_cells, run_cell};
 use super::progress::{Progress, ProgressMode};
 use super::Grid;
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};

@@ -118,7 +118,6 @@ pub fn collect(dir: &Path, scope: &Scope) -> Result<Collected, super::ReportErro
                 .push(format!("skipping {}: {why}", path.display())),
         }
     }
-    super::label::distinguish(&mut out.runs);
     Ok(out)
 }
 

@@ -1,13 +1,13 @@
 //! Few-shot classification (all classes) and domain generalisation tables.
 use super::collect::Loaded;
-use super::label::{CellKey, MethodKey, DG_TARGETS};
+use super::label::{CellKey, MethodKey};
 use super::stats::{mean, sample_std};
 use super::table::{Cell, Table};
 use crate::grid::PROTOCOL_SHOTS;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use subpt_trainer::data::{DatasetName, SubsampleClasses};
-use subpt_trainer::engine::spec::Method;
+use subpt_trainer::engine::presets::DG_TARGETS;
 
 /// Accuracy on `all` per seed, grouped by (dataset, shots, method).
 #[derive(Debug, Default)]
@@ -29,11 +29,7 @@ impl FewShot {
         let trained: BTreeSet<&str> = runs
             .iter()
             .map(|r| &r.result.spec)
-            .filter(|s| {
-                s.method != Method::Zsclip
-                    && s.subsample == SubsampleClasses::All
-                    && s.evaluate_context.is_none()
-            })
+            .filter(|s| s.trains() && s.subsample == SubsampleClasses::All)
             .map(|s| s.dataset.id())
             .collect();
         let mut cells = BTreeMap::new();
@@ -43,7 +39,7 @@ impl FewShot {
             let target_only = roles.role(r) == Some(1) && !trained.contains(s.dataset.id());
             if s.subsample != SubsampleClasses::All
                 || s.evaluate_context.is_some()
-                || DG_TARGETS.contains(&s.dataset.id())
+                || DG_TARGETS.contains(&s.dataset)
                 || target_only
             {
                 continue;
@@ -186,12 +182,12 @@ impl DgRoles {
         let target_datasets = runs
             .iter()
             .map(|r| &r.result.spec)
-            .filter(|s| s.evaluate_context.is_some() || DG_TARGETS.contains(&s.dataset.id()))
+            .filter(|s| s.evaluate_context.is_some() || DG_TARGETS.contains(&s.dataset))
             .map(|s| s.dataset)
             .collect();
         let imagenet_variants = runs
             .iter()
-            .any(|r| DG_TARGETS.contains(&r.result.spec.dataset.id()));
+            .any(|r| DG_TARGETS.contains(&r.result.spec.dataset));
         DgRoles {
             sources,
             source_datasets,
@@ -204,9 +200,9 @@ impl DgRoles {
     /// a run outside the protocol.
     fn role(&self, r: &Loaded) -> Option<usize> {
         let s = &r.result.spec;
-        let zero_shot = s.method == Method::Zsclip && s.subsample == SubsampleClasses::All;
+        let zero_shot = !s.method.learns() && s.subsample == SubsampleClasses::All;
         if s.evaluate_context.is_some()
-            || DG_TARGETS.contains(&s.dataset.id())
+            || DG_TARGETS.contains(&s.dataset)
             || (zero_shot && self.target_datasets.contains(&s.dataset))
         {
             Some(1)

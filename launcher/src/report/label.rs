@@ -7,12 +7,6 @@ use subpt_trainer::engine::spec::{Method, RunSpec, ZERO_SHOT_UNREAD};
 /// Methods in the order the papers list them.
 pub const METHODS: [Method; 6] = Method::ALL;
 
-/// Target datasets of domain generalisation (the source is ImageNet).
-pub const DG_TARGETS: [&str; 4] = ["imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"];
-
-/// The NFL weight the paper's tables use.
-const PAPER_LAMBDA: f64 = 1.0;
-
 /// A main-table cell: dataset, shots, method.
 pub type CellKey = (String, usize, MethodKey);
 
@@ -64,21 +58,16 @@ impl MethodKey {
     }
 }
 
-/// The SubPT (rank, early epochs) the paper uses for this run's protocol and shots.
-pub fn paper_subpt(spec: &RunSpec) -> (usize, usize) {
-    let (early, rank) = presets::subpt(spec.protocol, spec.shots);
-    (rank, early)
-}
-
 fn variant(spec: &RunSpec) -> String {
     let mut parts = Vec::new();
     if let Some(s) = &spec.subpt {
-        if (s.rank, s.early_epochs) != paper_subpt(spec) {
+        let paper = presets::subpt(spec.protocol, spec.shots);
+        if (s.rank, s.early_epochs) != (paper.rank, paper.early_epochs) {
             parts.push(format!("r={} t={}", s.rank, s.early_epochs));
         }
     }
     if let Some(n) = &spec.nfl {
-        if n.lambda != PAPER_LAMBDA {
+        if n.lambda != presets::NFL_LAMBDA {
             parts.push(format!("λ={}", n.lambda));
         }
     }

@@ -63,7 +63,8 @@ pub fn generate(
     out: &Path,
     scope: &collect::Scope,
 ) -> Result<Summary, ReportError> {
-    let collected = collect::collect(results, scope)?;
+    let mut collected = collect::collect(results, scope)?;
+    label::distinguish(&mut collected.runs);
     if collected.runs.is_empty() {
         for w in &collected.warnings {
             tracing::warn!("{w}");

@@ -10,7 +10,7 @@ use tch::{Device, Tensor};
 /// The trajectory file holds `ctx_<e>` for e = 1..E (context after epoch e) and `theta0`; the
 /// context file the final `ctx` and any other trained tensors (`extra`, by name). Returns the
 /// SHA-256 of each file written, by file name, for the result to record.
-pub(super) fn save_context(
+pub(crate) fn save_context(
     store: &CellDir,
     theta0: &Tensor,
     trajectory: &[Tensor],

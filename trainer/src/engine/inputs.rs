@@ -5,7 +5,7 @@
 //! replaced weights file, a cut test split or a retrained source context redoes the cell.
 use super::error::RunError;
 use super::eval::EvalSet;
-use super::spec::{Method, RunSpec};
+use super::spec::RunSpec;
 use crate::data::fewshot_cache::{load_or_draw_fewshot, CacheMode};
 use crate::data::fewshot_pickle::DasslPickle;
 use crate::data::{
@@ -24,7 +24,7 @@ pub const NUMERICS_VERSION: u32 = 2;
 
 /// Whether a spec trains (rather than only evaluates).
 pub fn trains(spec: &RunSpec) -> bool {
-    spec.method != Method::Zsclip && spec.evaluate_context.is_none()
+    spec.trains()
 }
 
 /// The data one cell reads.
@@ -180,7 +180,7 @@ fn trained_files(spec: &RunSpec) -> Vec<(&'static str, &Path)> {
             out.push(("trajectory", t));
         }
     }
-    if spec.method != Method::Zsclip {
+    if spec.method.learns() {
         if let Some(c) = spec.evaluate_context.as_deref() {
             out.push(("context", c));
         }

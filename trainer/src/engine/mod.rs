@@ -5,7 +5,6 @@ pub mod error;
 pub mod eval;
 pub mod group;
 pub mod inputs;
-pub mod learner;
 pub mod optim;
 pub mod presets;
 pub mod result;

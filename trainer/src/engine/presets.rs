@@ -4,60 +4,12 @@
 //! weights) by [`preset`], then overrides; the grid and `subpt-bench train` both start here,
 //! and the report reads a spec's protocol and [`subpt`] to tell paper settings from ablations.
 use super::optim::SgdConfig;
-use super::spec::{self, Augment, Method, NflSpec, RunSpec, SubptSpec};
+pub use super::spec::Protocol;
+use super::spec::{self, Augment, Method, NflSpec, RunSpec, SubptInit, SubptSpec};
 use crate::clip::Precision;
 use crate::data::{DatasetName, SubsampleClasses};
 use crate::methods::prompt_learner::PromptConfig;
-use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-
-/// An evaluation protocol of the paper.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Protocol {
-    /// Every dataset, every shot count, all classes.
-    #[default]
-    FewShot,
-    /// Train on the base half with 4 shots; test on base and new.
-    BaseToNovel,
-    /// The 4-shot model of the source dataset (ImageNet unless a grid says otherwise)
-    /// evaluated on its shifted variants.
-    DomainGeneralization,
-}
-
-impl Protocol {
-    pub const ALL: [Protocol; 3] = [
-        Protocol::FewShot,
-        Protocol::BaseToNovel,
-        Protocol::DomainGeneralization,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::FewShot => "few_shot",
-            Protocol::BaseToNovel => "base_to_novel",
-            Protocol::DomainGeneralization => "domain_generalization",
-        }
-    }
-}
-
-impl std::fmt::Display for Protocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Protocol {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Protocol::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| {
-                format!("unknown protocol `{s}` (few_shot, base_to_novel, domain_generalization)")
-            })
-    }
-}
 
 /// Shots of the base-to-novel and domain-generalisation protocols.
 pub const PROTOCOL_SHOTS: usize = 4;
@@ -83,20 +35,46 @@ pub fn base_to_novel_epochs(dataset: DatasetName) -> usize {
     }
 }
 
-/// SubPT's (t_early, r): per shot count for few-shot runs; (30, 10) for base-to-novel, whatever
-/// the shots; domain generalisation trains its source model as a few-shot one.
-pub fn subpt(protocol: Protocol, shots: usize) -> (usize, usize) {
-    if protocol == Protocol::BaseToNovel {
-        return (30, 10);
-    }
-    match shots {
-        1 => (10, 5),
-        2 => (20, 10),
-        4 => (30, 10),
-        8 => (40, 10),
+/// SubPT's setting: the early stage's length t_early and the subspace's rank r.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubptSetting {
+    pub early_epochs: usize,
+    pub rank: usize,
+}
+
+/// SubPT's setting per shot count for few-shot runs; t_early 30, r 10 for base-to-novel,
+/// whatever the shots; domain generalisation trains its source model as a few-shot one.
+pub fn subpt(protocol: Protocol, shots: usize) -> SubptSetting {
+    let (early_epochs, rank) = match (protocol, shots) {
+        (Protocol::BaseToNovel, _) => (30, 10),
+        (_, 1) => (10, 5),
+        (_, 2) => (20, 10),
+        (_, 4) => (30, 10),
+        (_, 8) => (40, 10),
         _ => (50, 10),
+    };
+    SubptSetting { early_epochs, rank }
+}
+
+/// SubPT's spec with the paper's setting for `protocol` and `shots`, the subspace anchored at
+/// the initial context.
+pub fn subpt_spec(protocol: Protocol, shots: usize) -> SubptSpec {
+    let paper = subpt(protocol, shots);
+    SubptSpec {
+        rank: paper.rank,
+        early_epochs: paper.early_epochs,
+        init: SubptInit::Theta0,
+        trajectory: None,
     }
 }
+
+/// The domain-generalisation targets of ImageNet (the default source): its shifted variants.
+pub const DG_TARGETS: [DatasetName; 4] = [
+    DatasetName::ImageNetV2,
+    DatasetName::ImageNetSketch,
+    DatasetName::ImageNetA,
+    DatasetName::ImageNetR,
+];
 
 /// CoCoOp's own settings (its paper): 4 context tokens initialised from "a photo of a", batch
 /// size 1, 10 epochs.
@@ -113,6 +91,14 @@ pub const COCOOP: CoCoOpPreset = CoCoOpPreset {
     batch_size: 1,
     epochs: 10,
 };
+
+/// CoCoOp's paper configuration as the model takes it.
+pub fn cocoop_config() -> crate::methods::cocoop::CoCoOpConfig {
+    crate::methods::cocoop::CoCoOpConfig {
+        n_ctx: COCOOP.n_ctx,
+        ctx_init: Some(COCOOP.ctx_init.into()),
+    }
+}
 
 /// NFL's weight λ (spec §4.5: `LOSS.LAMBDA`, which no official script overrides).
 pub const NFL_LAMBDA: f64 = 1.0;
@@ -180,9 +166,7 @@ pub fn preset(
         warmup_epochs: spec::default_warmup_epochs(),
         warmup_lr: spec::default_warmup_lr(),
         sgd: SgdConfig::default(),
-        subpt: method
-            .uses_subspace()
-            .then(|| SubptSpec::paper(protocol, shots)),
+        subpt: method.uses_subspace().then(|| subpt_spec(protocol, shots)),
         nfl: method.uses_nfl().then(|| NflSpec {
             names: nfl_names(protocol, dataset).into(),
             lambda: NFL_LAMBDA,

@@ -1,24 +1,21 @@
 //! `RunSpec -> RunResult`: one cell, from data to accuracy. The launcher calls [`run`]; so does
 //! `subpt-bench train`.
-use super::artefacts::{load_trajectory, save_context};
 use super::error::RunError;
 use super::eval::{evaluate, EvalSet};
 use super::inputs::{weights_digest, CellData, DataMemo, Identity};
-use super::learner::Learner;
 use super::result::{harmonic_mean, RunResult, TrainViews};
-use super::spec::{Method, RunSpec, SubptInit};
-use super::train::{train, TrainSetup};
+use super::spec::{Method, RunSpec};
 use crate::cache::FeatureCache;
 use crate::clip::tokenizer::Tokenizer;
 use crate::clip::Clip;
 use crate::comm::Communicator;
-use crate::data::{subsample_classes, DatasetName, SubsampleClasses};
+use crate::data::SubsampleClasses;
 use crate::io::AtPath;
 use crate::methods::cocoop::{CoCoOp, CoCoOpConfig};
-use crate::methods::nfl::{name_list, Nfl};
-use crate::methods::prompt_learner::{PromptLearner, PromptSet};
-use crate::methods::subspace::Subspace;
-use crate::methods::zeroshot::{cached_text_features, ensemble_templates};
+use crate::methods::learner::Learner;
+use crate::methods::prompt_learner::PromptLearner;
+use crate::methods::zeroshot::cached_text_features;
+use crate::methods::{TrainCx, Trained};
 use crate::store::CellDir;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,8 +45,7 @@ fn run_on_rank(
     let dataset = spec.dataset;
     let store = CellDir::new(out_dir);
     store.create().at(out_dir)?;
-    if dataset.info().test_only && spec.method != Method::Zsclip && spec.evaluate_context.is_none()
-    {
+    if dataset.info().test_only && spec.trains() {
         return Err(RunError::Spec(format!(
             "{} is test-only: evaluate a trained context on it (evaluate_context) instead of training",
             spec.dataset
@@ -74,106 +70,28 @@ fn run_on_rank(
     let threads = crate::threads::apply(&clip);
     let tok = Tokenizer::new();
     let mut timings = BTreeMap::new();
-    let mut curves = Vec::new();
-    let mut subspace_summary = None;
-    let mut outputs = BTreeMap::new();
     let template = dataset.info().template;
     let t_train = Instant::now();
-    let trained: Option<Box<dyn Learner>> = match spec.method {
-        _ if spec.evaluate_context.is_some() && spec.method != Method::Zsclip => {
-            let path = spec.evaluate_context.as_deref().expect("checked");
-            Some(load_context(&clip, &tok, &eval_sets, spec, path)?)
-        }
-        // Zero-shot CLIP learns nothing.
-        Method::Zsclip => None,
-        Method::Cocoop => {
-            tch::manual_seed(spec.seed as i64);
-            let cfg = CoCoOpConfig {
-                n_ctx: spec.prompt.n_ctx,
-                ctx_init: spec.prompt.ctx_init.clone(),
-            };
-            let mut model = CoCoOp::new(&clip, &tok, &train_split.classnames, &cfg)?;
-            let theta0 = model.learner.ctx.detach().copy();
-            let setup = TrainSetup {
-                spec,
-                clip: &clip,
-                items: &train_split.train,
-                nfl: None,
-                eval_sets: &eval_sets,
-                cache: &cache,
-                weights_digest: &digest,
-                comm,
-            };
-            let trajectory = train(&setup, &mut model, spec.epochs, None, &mut curves)?;
-            if comm.rank() == 0 {
-                // The meta-network travels with the context, so the model can be evaluated
-                // on other datasets (domain generalisation).
-                let meta = model.named_parameters().split_off(1);
-                outputs = save_context(&store, &theta0, &trajectory, &meta)?;
-            }
-            Some(Box::new(model) as Box<dyn Learner>)
-        }
+    let trained = match spec.evaluate_context.as_deref() {
+        // A context trained elsewhere (zero-shot CLIP has none to load).
+        Some(path) if spec.method.learns() => Trained {
+            learner: Some(load_context(&clip, &tok, &eval_sets, spec, path)?),
+            ..Trained::default()
+        },
         _ => {
-            tch::manual_seed(spec.seed as i64);
-            let mut learner =
-                PromptLearner::new(&clip, &tok, &train_split.classnames, spec.prompt.clone())?;
-            let theta0 = learner.ctx.detach().copy();
-            let nfl = match &spec.nfl {
-                Some(n) if spec.method.uses_nfl() => {
-                    let novel = subsample_classes(&drawn, SubsampleClasses::New).classnames;
-                    Some(build_nfl(
-                        &clip, &tok, &cache, &digest, &learner, n, dataset, &novel,
-                    )?)
-                }
-                _ => None,
-            };
-            let setup = TrainSetup {
+            let cx = TrainCx {
                 spec,
                 clip: &clip,
-                items: &train_split.train,
-                nfl: nfl.as_ref(),
-                eval_sets: &eval_sets,
+                tok: &tok,
                 cache: &cache,
-                weights_digest: &digest,
+                digest: &digest,
+                drawn: &drawn,
+                train_split: &train_split,
+                eval_sets: &eval_sets,
                 comm,
+                store: &store,
             };
-            let projector = match spec.subpt.as_ref().filter(|_| spec.method.uses_subspace()) {
-                Some(sub) => {
-                    let trajectory = match &sub.trajectory {
-                        Some(p) => load_trajectory(p, sub.early_epochs)?,
-                        None => {
-                            // The early stage of the source method, with the same seed and θ0.
-                            let early = train(
-                                &setup,
-                                &mut learner,
-                                sub.early_epochs,
-                                None,
-                                &mut Vec::new(),
-                            )?;
-                            learner.set_context(&theta0)?;
-                            early
-                        }
-                    };
-                    let s = Subspace::fit(&trajectory, sub.rank)?;
-                    subspace_summary = Some(s.summary(trajectory.len()));
-                    if sub.init == SubptInit::Epoch1 {
-                        learner.set_context(&trajectory[0])?;
-                    }
-                    Some(s.projector(clip.device))
-                }
-                None => None,
-            };
-            let trajectory = train(
-                &setup,
-                &mut learner,
-                spec.epochs,
-                projector.as_ref(),
-                &mut curves,
-            )?;
-            if comm.rank() == 0 {
-                outputs = save_context(&store, &theta0, &trajectory, &[])?;
-            }
-            Some(Box::new(learner) as Box<dyn Learner>)
+            spec.method.def().train(&cx)?
         }
     };
     timings.insert("train_s".into(), t_train.elapsed().as_secs_f64());
@@ -188,7 +106,7 @@ fn run_on_rank(
         &[]
     };
     for set in evaluated {
-        let r = match &trained {
+        let r = match &trained.learner {
             None => {
                 let templates = [template.to_string()];
                 let text =
@@ -215,7 +133,7 @@ fn run_on_rank(
         train_per_class[it.label] += 1;
     }
     let short = train_per_class.iter().filter(|&&n| n < spec.shots).count();
-    if short > 0 && spec.evaluate_context.is_none() && spec.method != Method::Zsclip {
+    if short > 0 && spec.trains() {
         tracing::warn!(
             "{}: {short} of {} classes have fewer than {} training images (the fewest: {}); \
              they train on all they have",
@@ -245,52 +163,12 @@ fn run_on_rank(
         threads,
         train_views,
         train_per_class,
-        curves,
-        subspace: subspace_summary,
+        curves: trained.curves,
+        subspace: trained.subspace,
         fewshot_source: source,
         timings,
         versions,
-        outputs,
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn build_nfl(
-    clip: &Clip,
-    tok: &Tokenizer,
-    cache: &FeatureCache,
-    digest: &str,
-    learner: &PromptLearner,
-    n: &super::spec::NflSpec,
-    dataset: DatasetName,
-    novel: &[String],
-) -> Result<Nfl, RunError> {
-    // "novel": the dataset's new-half class names, in label order (what the paper's
-    // base-to-novel lists hold), derived from the data so any dataset works.
-    let names = match name_list(&n.names) {
-        _ if n.names == "novel" => novel.to_vec(),
-        Some(v) => v,
-        None => crate::io::read_to_string(&n.names)?
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_string)
-            .collect(),
-    };
-    // imagenet_100 are ImageNet names: the ImageNet rule (80 templates only) applies; a
-    // dataset's own novel names get its custom template too.
-    let own = (n.names != "imagenet_100" && dataset != DatasetName::ImageNet)
-        .then(|| dataset.info().template);
-    let targets = cached_text_features(cache, clip, digest, &names, &ensemble_templates(own))?;
-    Ok(Nfl {
-        prompts: PromptSet::new(
-            clip,
-            tok,
-            &names,
-            &learner.ctx_words,
-            learner.config.effective_n_ctx(),
-        )?,
-        targets,
-        lambda: n.lambda,
+        outputs: trained.outputs,
     })
 }
 

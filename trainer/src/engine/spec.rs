@@ -29,36 +29,32 @@ impl Method {
         Method::Cocoop,
     ];
 
+    /// Its definition in the method table (`methods::def`).
+    pub fn def(self) -> &'static dyn crate::methods::MethodDef {
+        crate::methods::def(self)
+    }
+
     /// The name grids, flags and result files use.
     pub fn name(self) -> &'static str {
-        match self {
-            Method::Zsclip => "zsclip",
-            Method::Coop => "coop",
-            Method::CoopNfl => "coop_nfl",
-            Method::CoopSub => "coop_sub",
-            Method::CoopSubNfl => "coop_sub_nfl",
-            Method::Cocoop => "cocoop",
-        }
+        self.def().name()
     }
 
     /// Whether the method trains anything (zero-shot CLIP does not).
     pub fn learns(self) -> bool {
-        self != Method::Zsclip
+        self.def().learns()
     }
 
     pub fn uses_nfl(self) -> bool {
-        matches!(self, Method::CoopNfl | Method::CoopSubNfl)
+        self.def().uses_nfl()
     }
+
     pub fn uses_subspace(self) -> bool {
-        matches!(self, Method::CoopSub | Method::CoopSubNfl)
+        self.def().uses_subspace()
     }
+
     /// The method whose trajectory a SubPT method projects onto.
     pub fn trajectory_source(self) -> Option<Method> {
-        match self {
-            Method::CoopSub => Some(Method::Coop),
-            Method::CoopSubNfl => Some(Method::CoopNfl),
-            _ => None,
-        }
+        self.def().trajectory_source()
     }
 }
 
@@ -66,7 +62,8 @@ impl std::str::FromStr for Method {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
-            format!("unknown method `{s}` (zsclip, coop, coop_nfl, coop_sub, coop_sub_nfl, cocoop)")
+            let known: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+            format!("unknown method `{s}` ({})", known.join(", "))
         })
     }
 }
@@ -74,6 +71,54 @@ impl std::str::FromStr for Method {
 impl std::fmt::Display for Method {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// An evaluation protocol of the paper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// Every dataset, every shot count, all classes.
+    #[default]
+    FewShot,
+    /// Train on the base half with 4 shots; test on base and new.
+    BaseToNovel,
+    /// The 4-shot model of the source dataset (ImageNet unless a grid says otherwise)
+    /// evaluated on its shifted variants.
+    DomainGeneralization,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 3] = [
+        Protocol::FewShot,
+        Protocol::BaseToNovel,
+        Protocol::DomainGeneralization,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::FewShot => "few_shot",
+            Protocol::BaseToNovel => "base_to_novel",
+            Protocol::DomainGeneralization => "domain_generalization",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Protocol::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                format!("unknown protocol `{s}` (few_shot, base_to_novel, domain_generalization)")
+            })
     }
 }
 
@@ -100,20 +145,6 @@ pub struct SubptSpec {
     /// A stage-A trajectory file to reuse; without it the early stage is trained in-cell.
     #[serde(default)]
     pub trajectory: Option<PathBuf>,
-}
-
-impl SubptSpec {
-    /// The paper's SubPT settings for a protocol and shot count: (t_early, r) from
-    /// `presets::subpt`, the subspace anchored at the initial context.
-    pub fn paper(protocol: super::presets::Protocol, shots: usize) -> Self {
-        let (early_epochs, rank) = super::presets::subpt(protocol, shots);
-        SubptSpec {
-            rank,
-            early_epochs,
-            init: SubptInit::Theta0,
-            trajectory: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,7 +228,7 @@ pub struct RunSpec {
     /// id: a 4-shot few-shot cell and the domain-generalisation source model it equals are one
     /// run.
     #[serde(default)]
-    pub protocol: super::presets::Protocol,
+    pub protocol: Protocol,
 }
 
 pub(super) fn default_subsample() -> SubsampleClasses {
@@ -260,12 +291,18 @@ pub const ZERO_SHOT_UNREAD: [&str; 13] = [
 ];
 
 impl RunSpec {
+    /// Whether the run trains a context (zero-shot CLIP and evaluations of a trained context do
+    /// not): the one spelling of "does this cell learn?".
+    pub fn trains(&self) -> bool {
+        self.method.learns() && self.evaluate_context.is_none()
+    }
+
     /// The spec with every setting its run does not read put back to a fixed value. Zero-shot
     /// CLIP reads the weights, the precision and the dataset's classes and test items, not
     /// shots, seed, epochs or any training setting: a grid's 5 shot counts x 3 seeds are one
     /// zero-shot cell (shots 0, seed 0), and the report shows it beside every shot count.
     pub fn reduced_to_what_it_reads(mut self) -> Self {
-        if self.method == Method::Zsclip && self.evaluate_context.is_none() {
+        if !self.method.learns() && self.evaluate_context.is_none() {
             self.shots = 0;
             self.seed = 0;
             self.epochs = 0;
@@ -290,7 +327,7 @@ impl RunSpec {
     pub fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         let mut bad = |key: &'static str, message: String| out.push(Problem { key, message });
-        let learns = self.method != Method::Zsclip && self.evaluate_context.is_none();
+        let learns = self.trains();
         if self.batch_size == 0 {
             bad("batch_size", "must be at least 1".into());
         }

@@ -4,7 +4,6 @@
 use super::error::RunError;
 use super::eval::EvalSet;
 use super::group::checked_sum;
-use super::learner::Learner;
 use super::optim::Sgd;
 use super::result::CurvePoint;
 use super::schedule::Schedule;
@@ -16,8 +15,8 @@ use crate::data::loader::{dassl_drop_last, ordered_batches, Pipeline, Prefetch};
 use crate::data::transforms::{Normalize, SeededRng, TestTransform, TrainTransform};
 use crate::data::{Item, PyRandom};
 use crate::methods::coop;
+use crate::methods::learner::{GradientRule, Learner};
 use crate::methods::nfl::Nfl;
-use crate::methods::subspace::Projector;
 use crate::views::{ViewKey, Views};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -62,7 +61,7 @@ pub fn train(
     s: &TrainSetup,
     model: &mut dyn Learner,
     epochs: usize,
-    projector: Option<&Projector>,
+    rule: Option<&dyn GradientRule>,
     curves: &mut Vec<CurvePoint>,
 ) -> Result<Vec<Tensor>, RunError> {
     let spec = s.spec;
@@ -206,8 +205,9 @@ pub fn train(
                 grads = reduce_over_group(s.comm, grads)?;
             }
             let mut params = model.params_mut();
-            if let Some(p) = projector {
-                grads[0] = p.project(&grads[0]);
+            // After the all-reduce: a group's rule sees the whole batch's gradient.
+            if let Some(r) = rule {
+                r.apply(&mut grads);
             }
             if !grads.iter().all(all_finite) {
                 return Err(non_finite("gradient"));

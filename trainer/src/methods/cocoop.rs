@@ -20,15 +20,6 @@ pub struct CoCoOpConfig {
     pub ctx_init: Option<String>,
 }
 
-impl Default for CoCoOpConfig {
-    fn default() -> Self {
-        CoCoOpConfig {
-            n_ctx: 4,
-            ctx_init: Some("a photo of a".into()),
-        }
-    }
-}
-
 impl CoCoOpConfig {
     /// The prompt layout CoCoOp always uses: one shared context, class name at the end.
     pub fn prompt_config(&self) -> PromptConfig {
@@ -307,6 +298,48 @@ impl CoCoOp {
     }
 }
 
+/// CoCoOp as a method of the table: its own preset (context words, batch 1, 10 epochs).
+pub struct CoCoOpMethod;
+
+impl super::MethodDef for CoCoOpMethod {
+    fn name(&self) -> &'static str {
+        "cocoop"
+    }
+
+    fn train(&self, cx: &super::TrainCx) -> Result<super::Trained, crate::engine::error::RunError> {
+        use crate::engine::artefacts::save_context;
+        use crate::engine::train::{train, TrainSetup};
+        let spec = cx.spec;
+        tch::manual_seed(spec.seed as i64);
+        let cfg = CoCoOpConfig {
+            n_ctx: spec.prompt.n_ctx,
+            ctx_init: spec.prompt.ctx_init.clone(),
+        };
+        let mut model = CoCoOp::new(cx.clip, cx.tok, &cx.train_split.classnames, &cfg)?;
+        let theta0 = model.learner.ctx.detach().copy();
+        let setup = TrainSetup {
+            spec,
+            clip: cx.clip,
+            items: &cx.train_split.train,
+            nfl: None,
+            eval_sets: cx.eval_sets,
+            cache: cx.cache,
+            weights_digest: cx.digest,
+            comm: cx.comm,
+        };
+        let mut out = super::Trained::default();
+        let trajectory = train(&setup, &mut model, spec.epochs, None, &mut out.curves)?;
+        if cx.comm.rank() == 0 {
+            // The meta-network travels with the context, so the model can be evaluated on
+            // other datasets (domain generalisation).
+            let meta = model.named_parameters().split_off(1);
+            out.outputs = save_context(cx.store, &theta0, &trajectory, &meta)?;
+        }
+        out.learner = Some(Box::new(model));
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,7 +363,7 @@ mod tests {
 
     #[test]
     fn word_init_fixes_the_context_length_and_empty_words_mean_random() {
-        let (_, m) = model(&CoCoOpConfig::default());
+        let (_, m) = model(&crate::engine::presets::cocoop_config());
         assert_eq!(m.learner.ctx.size(), [4, 64]);
         assert_eq!(m.learner.ctx_words, "a photo of a");
         let cfg = CoCoOpConfig {
@@ -346,7 +379,7 @@ mod tests {
 
     #[test]
     fn logits_do_not_depend_on_the_text_batch_budget() {
-        let (clip, mut m) = model(&CoCoOpConfig::default());
+        let (clip, mut m) = model(&crate::engine::presets::cocoop_config());
         let feats = Tensor::randn([5, 64], (Kind::Float, Device::Cpu));
         let all = m.eval_logits(&clip, &feats);
         m.prompts_per_pass = 7; // two images per pass, then one
@@ -369,7 +402,7 @@ mod tests {
 
     #[test]
     fn parameters_share_storage_and_load_checks_names_and_shapes() {
-        let (_, mut m) = model(&CoCoOpConfig::default());
+        let (_, mut m) = model(&crate::engine::presets::cocoop_config());
         let mut named = m.named_parameters();
         assert_eq!(named[0].0, "ctx");
         assert_eq!(named[4].0, "meta_net.linear2.bias");

@@ -1,7 +1,15 @@
 //! CoOp's classifier head: cosine logits between image features and the learned class prompts,
 //! scaled by CLIP's (frozen) logit scale, trained with cross-entropy.
+use super::learner::GradientRule;
 use super::prompt_learner::PromptLearner;
+use super::subspace::Subspace;
+use super::{nfl, MethodDef, TrainCx, Trained};
 use crate::clip::{normalize, Clip};
+use crate::data::{subsample_classes, SubsampleClasses};
+use crate::engine::artefacts::{load_trajectory, save_context};
+use crate::engine::error::RunError;
+use crate::engine::spec::SubptInit;
+use crate::engine::train::{train, TrainSetup};
 use tch::{Kind, Tensor};
 
 /// `exp(logit_scale) * norm(img) @ norm(txt)^T`.
@@ -29,4 +37,73 @@ pub fn correct(logits: &Tensor, labels: &Tensor) -> i64 {
         .to_kind(Kind::Int64)
         .sum(Kind::Int64)
         .int64_value(&[])
+}
+
+/// CoOp (Zhou et al., 2022): one context shared by every class, learned with cross-entropy.
+pub struct Coop;
+
+impl MethodDef for Coop {
+    fn name(&self) -> &'static str {
+        "coop"
+    }
+
+    fn train(&self, cx: &TrainCx) -> Result<Trained, RunError> {
+        train_prompts(cx, self)
+    }
+}
+
+/// Trains the CoOp family: a shared context, with NFL's loss when `m` uses it, and with every
+/// gradient projected onto the subspace of an early trajectory when `m` uses one (SubPT: the
+/// trajectory of the source cell, or an early stage trained here from the same seed and θ0).
+pub fn train_prompts(cx: &TrainCx, m: &dyn MethodDef) -> Result<Trained, RunError> {
+    let spec = cx.spec;
+    tch::manual_seed(spec.seed as i64);
+    let classnames = &cx.train_split.classnames;
+    let mut learner = PromptLearner::new(cx.clip, cx.tok, classnames, spec.prompt.clone())?;
+    let theta0 = learner.ctx.detach().copy();
+    let nfl = match &spec.nfl {
+        Some(n) if m.uses_nfl() => {
+            let novel = subsample_classes(cx.drawn, SubsampleClasses::New).classnames;
+            Some(nfl::build(cx, &learner, n, &novel)?)
+        }
+        _ => None,
+    };
+    let setup = TrainSetup {
+        spec,
+        clip: cx.clip,
+        items: &cx.train_split.train,
+        nfl: nfl.as_ref(),
+        eval_sets: cx.eval_sets,
+        cache: cx.cache,
+        weights_digest: cx.digest,
+        comm: cx.comm,
+    };
+    let mut out = Trained::default();
+    let projector = match spec.subpt.as_ref().filter(|_| m.uses_subspace()) {
+        Some(sub) => {
+            let trajectory = match &sub.trajectory {
+                Some(p) => load_trajectory(p, sub.early_epochs)?,
+                None => {
+                    // The early stage of the source method, with the same seed and θ0.
+                    let early = train(&setup, &mut learner, sub.early_epochs, None, &mut vec![])?;
+                    learner.set_context(&theta0)?;
+                    early
+                }
+            };
+            let s = Subspace::fit(&trajectory, sub.rank)?;
+            out.subspace = Some(s.summary(trajectory.len()));
+            if sub.init == SubptInit::Epoch1 {
+                learner.set_context(&trajectory[0])?;
+            }
+            Some(s.projector(cx.clip.device))
+        }
+        None => None,
+    };
+    let rule = projector.as_ref().map(|p| p as &dyn GradientRule);
+    let trajectory = train(&setup, &mut learner, spec.epochs, rule, &mut out.curves)?;
+    if cx.comm.rank() == 0 {
+        out.outputs = save_context(cx.store, &theta0, &trajectory, &[])?;
+    }
+    out.learner = Some(Box::new(learner));
+    Ok(out)
 }

@@ -1,7 +1,140 @@
-//! The prompt-learning methods: CoOp, CoCoOp, NFL and subspace projection (SubPT).
+//! The prompt-learning methods, one file each, and the table every other part reads.
+//!
+//! Each method is a unit struct implementing [`MethodDef`] (its name, what it trains, where
+//! its trajectory comes from and how it trains); [`def`] maps every [`Method`] to its struct
+//! with an exhaustive match, so a method missing from the table does not compile, and
+//! `Method`'s serde names (what grids, specs and cell ids spell) reject any other name before
+//! anything runs. Adding a method: a file here, a variant of `Method` and its line in [`def`],
+//! and its preset row in `engine/presets.rs`.
 pub mod cocoop;
 pub mod coop;
+pub mod coop_nfl;
+pub mod coop_sub;
+pub mod coop_sub_nfl;
+pub mod learner;
 pub mod nfl;
 pub mod prompt_learner;
 pub mod subspace;
 pub mod zeroshot;
+
+use crate::cache::FeatureCache;
+use crate::clip::tokenizer::Tokenizer;
+use crate::clip::Clip;
+use crate::comm::Communicator;
+use crate::data::DatasetSplits;
+use crate::engine::error::RunError;
+use crate::engine::eval::EvalSet;
+use crate::engine::result::CurvePoint;
+use crate::engine::spec::{Method, RunSpec};
+use crate::store::CellDir;
+use learner::Learner;
+use std::collections::BTreeMap;
+use subspace::SubspaceSummary;
+
+/// What a cell's training reads: the frozen CLIP, the cell's data, its caches and its group.
+pub struct TrainCx<'a> {
+    pub spec: &'a RunSpec,
+    pub clip: &'a Clip,
+    pub tok: &'a Tokenizer,
+    pub cache: &'a FeatureCache,
+    /// The weights' SHA-256 (cache keys).
+    pub digest: &'a str,
+    /// Every class's lists with the few-shot subset in place (NFL's novel names come from it).
+    pub drawn: &'a DatasetSplits,
+    /// The trained class subset.
+    pub train_split: &'a DatasetSplits,
+    pub eval_sets: &'a [EvalSet],
+    pub comm: &'a dyn Communicator,
+    /// Where the trained files go (rank 0 writes them).
+    pub store: &'a CellDir,
+}
+
+/// What training leaves for evaluation and the result.
+#[derive(Default)]
+pub struct Trained {
+    /// What the cell evaluates; `None` for zero-shot CLIP (templates, no context).
+    pub learner: Option<Box<dyn Learner>>,
+    pub curves: Vec<CurvePoint>,
+    /// SHA-256 of each file written, by file name.
+    pub outputs: BTreeMap<String, String>,
+    pub subspace: Option<SubspaceSummary>,
+}
+
+/// One method, as the rest of the code sees it.
+pub trait MethodDef: Sync {
+    /// The name grids, flags and result files use (`Method`'s serde name).
+    fn name(&self) -> &'static str;
+    /// Whether it trains anything (zero-shot CLIP does not).
+    fn learns(&self) -> bool {
+        true
+    }
+    /// Whether NFL's loss is part of it.
+    fn uses_nfl(&self) -> bool {
+        false
+    }
+    /// Whether it projects its gradients onto a subspace of a trajectory (SubPT).
+    fn uses_subspace(&self) -> bool {
+        false
+    }
+    /// The method whose early trajectory its subspace is fitted on.
+    fn trajectory_source(&self) -> Option<Method> {
+        None
+    }
+    /// Trains on `cx` (every rank of the cell's group calls this).
+    fn train(&self, cx: &TrainCx) -> Result<Trained, RunError>;
+}
+
+/// The table: every method's definition.
+pub fn def(m: Method) -> &'static dyn MethodDef {
+    match m {
+        Method::Zsclip => &zeroshot::ZeroShot,
+        Method::Coop => &coop::Coop,
+        Method::CoopNfl => &coop_nfl::CoopNfl,
+        Method::CoopSub => &coop_sub::CoopSub,
+        Method::CoopSubNfl => &coop_sub_nfl::CoopSubNfl,
+        Method::Cocoop => &cocoop::CoCoOpMethod,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_names_every_method_as_specs_spell_it() {
+        for m in Method::ALL {
+            let spelled = serde_json::to_value(m).unwrap();
+            assert_eq!(spelled, def(m).name(), "{m:?}");
+            assert_eq!(m.to_string(), def(m).name());
+            if let Some(src) = def(m).trajectory_source() {
+                assert!(def(m).uses_subspace() && !def(src).uses_subspace());
+                assert_eq!(def(src).uses_nfl(), def(m).uses_nfl());
+            }
+        }
+    }
+
+    /// A name outside the table never becomes a method, in a spec, a grid or a flag.
+    #[test]
+    fn an_unknown_method_cannot_reach_training() {
+        let e = "kgcoop".parse::<Method>().unwrap_err();
+        assert!(
+            e.contains("unknown method `kgcoop`") && e.contains("coop_sub_nfl"),
+            "{e}"
+        );
+        let spec = crate::engine::presets::preset(
+            crate::engine::presets::Protocol::FewShot,
+            crate::data::DatasetName::Dtd,
+            "d".into(),
+            Method::Coop,
+            1,
+            1,
+            "w".into(),
+        );
+        let mut v = serde_json::to_value(&spec).unwrap();
+        v["method"] = "kgcoop".into();
+        let e = serde_json::from_value::<RunSpec>(v)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kgcoop"), "{e}");
+    }
+}

@@ -65,6 +65,47 @@ pub const FASHION_MNIST_SYNONYMS: &str = "fashion_mnist_synonyms";
 /// The few-shot NFL list of the shapes world: 100 names no dataset of it uses as a class.
 pub const SHAPES_EXTRA: &str = "shapes_extra";
 
+/// NFL's names, their prompts with `learner`'s context layout and their zero-shot targets for
+/// the cell `cx`; `novel` are the dataset's new-half class names, in label order.
+pub fn build(
+    cx: &super::TrainCx,
+    learner: &PromptLearner,
+    n: &crate::engine::spec::NflSpec,
+    novel: &[String],
+) -> Result<Nfl, crate::engine::error::RunError> {
+    use super::zeroshot::{cached_text_features, ensemble_templates};
+    use crate::data::DatasetName;
+    let dataset = cx.spec.dataset;
+    // "novel": the dataset's new-half class names, in label order (what the paper's
+    // base-to-novel lists hold), derived from the data so any dataset works.
+    let names = match name_list(&n.names) {
+        _ if n.names == "novel" => novel.to_vec(),
+        Some(v) => v,
+        None => crate::io::read_to_string(&n.names)?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect(),
+    };
+    // imagenet_100 are ImageNet names: the ImageNet rule (80 templates only) applies; a
+    // dataset's own novel names get its custom template too.
+    let own = (n.names != "imagenet_100" && dataset != DatasetName::ImageNet)
+        .then(|| dataset.info().template);
+    let templates = ensemble_templates(own);
+    let targets = cached_text_features(cx.cache, cx.clip, cx.digest, &names, &templates)?;
+    Ok(Nfl {
+        prompts: PromptSet::new(
+            cx.clip,
+            cx.tok,
+            &names,
+            &learner.ctx_words,
+            learner.config.effective_n_ctx(),
+        )?,
+        targets,
+        lambda: n.lambda,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

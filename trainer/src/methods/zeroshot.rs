@@ -91,3 +91,23 @@ pub fn cached_text_features(
         .1
         .to_device(clip.device))
 }
+
+/// Zero-shot CLIP: the dataset's template around each class name, nothing trained.
+pub struct ZeroShot;
+
+impl super::MethodDef for ZeroShot {
+    fn name(&self) -> &'static str {
+        "zsclip"
+    }
+
+    fn learns(&self) -> bool {
+        false
+    }
+
+    fn train(
+        &self,
+        _cx: &super::TrainCx,
+    ) -> Result<super::Trained, crate::engine::error::RunError> {
+        Ok(super::Trained::default())
+    }
+}

@@ -1,17 +1,33 @@
 //! The one interface over the prompt learners: what the training loop trains and what a cell
 //! evaluates. CoOp-style prompts (with NFL's loss when the setup has one) and CoCoOp implement
 //! it; zero-shot CLIP has nothing to learn and is no `Learner`.
-use super::error::RunError;
-use super::eval::{evaluate, evaluate_with, EvalResult, EvalSet};
-use super::spec::RunSpec;
+use super::cocoop::CoCoOp;
+use super::coop;
+use super::nfl::Nfl;
+use super::prompt_learner::{PromptLearner, PromptSet};
+use super::subspace::Projector;
 use crate::cache::FeatureCache;
 use crate::clip::tokenizer::Tokenizer;
 use crate::clip::Clip;
-use crate::methods::cocoop::CoCoOp;
-use crate::methods::coop;
-use crate::methods::nfl::Nfl;
-use crate::methods::prompt_learner::{PromptLearner, PromptSet};
+use crate::engine::error::RunError;
+use crate::engine::eval::{evaluate, evaluate_with, EvalResult, EvalSet};
+use crate::engine::spec::RunSpec;
 use tch::Tensor;
+
+/// A rule that turns the trained tensors' gradients (the context's first) into the step's,
+/// applied after the data-parallel all-reduce. SubPT's projection onto its subspace is one.
+pub trait GradientRule {
+    fn apply(&self, grads: &mut [Tensor]);
+}
+
+impl GradientRule for Projector {
+    /// Projects the context's gradient: `g <- U^T U g`.
+    fn apply(&self, grads: &mut [Tensor]) {
+        if let Some(g) = grads.first_mut() {
+            *g = self.project(g);
+        }
+    }
+}
 
 pub trait Learner {
     /// Mean cross-entropy of a batch of image features and its logits.
