@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use tch::Tensor;
 
-mod common;
+use crate::common;
 use common::{ok as run, BIN};
 
 fn train_args(dir: &Path, out: &str) -> Vec<String> {

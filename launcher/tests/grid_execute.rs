@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Output;
 
-mod common;
+use crate::common;
 use common::{bench, succeeded as ok, tally};
 
 /// A small Fashion-MNIST under `data`: at most `per_class` images per class and split.

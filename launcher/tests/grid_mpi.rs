@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-mod common;
+use crate::common;
 use common::{ok, output, tally, BIN};
 
 fn table(out: &Path, name: &str) -> String {

@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-mod common;
+use crate::common;
 use common::BIN;
 
 /// The least any CoOp seed's novel accuracy ends below zero-shot's: 3.05 was the smallest

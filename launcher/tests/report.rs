@@ -9,7 +9,7 @@ use subpt_trainer::engine::result::{CurvePoint, RunResult};
 use subpt_trainer::engine::spec::{Method, NflSpec, SubptSpec};
 use subpt_trainer::methods::subspace::SubspaceSummary;
 
-mod common;
+use crate::common;
 use common::results::*;
 
 /// Writes the whole synthetic benchmark and runs the report on it.

@@ -5,7 +5,7 @@ use subpt_bench::report::collect::Scope;
 use subpt_bench::report::generate;
 use subpt_trainer::engine::spec::Method;
 
-mod common;
+use crate::common;
 use common::results::*;
 
 /// Runs that differ only in their weights, or only in one override, get rows of their own

@@ -2,7 +2,7 @@
 //! replacing the weights or cutting the test split redoes every cell that read them (and their
 //! dependants), while moving the output directory or changing the feature cache redoes nothing
 //! that does not need it. Facts are read from grid-summary.json and the results themselves.
-mod common;
+use crate::common;
 use common::{ok, BIN};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use subpt_trainer::pretrain::{self, ModelCard, PretrainConfig};
 
-mod common;
+use crate::common;
 
 fn asset(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

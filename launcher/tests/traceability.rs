@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-mod common;
+use crate::common;
 use common::{bench, succeeded as ok, tally, BIN};
 
 /// A small Fashion-MNIST, a tiny CLIP, and a grid (zero-shot, CoOp, SubPT on CoOp's

@@ -1,6 +1,6 @@
 //! `verify` on fixtures (counts, missing and unreadable files) and the Fashion-MNIST conversion
 //! (synthetic idx files, and the Debian files against a numpy reading of them).
-mod common;
+use crate::common;
 
 use flate2::{write::GzEncoder, Compression};
 use std::io::Write;

@@ -1,6 +1,6 @@
 //! Our few-shot draw against an independent Python implementation of Dassl's procedure on
 //! CPython's `random` (tests/oracle/fewshot_oracle.py), over layouts x K x seeds.
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! Dassl's few-shot pickle: files pickled by CPython with Dassl's object layout are read, and
 //! ours load in CPython as `Datum` objects (tests/oracle/dassl_pickle_oracle.py).
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 use subpt_trainer::data::fewshot::{draw_fewshot, FewshotSubset};

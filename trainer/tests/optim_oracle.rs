@@ -1,5 +1,5 @@
 //! SGD, the CoOp schedule, SubPT's projection and PCA against PyTorch and scikit-learn.
-mod common;
+use crate::common;
 use subpt_trainer::engine::optim::{Sgd, SgdConfig};
 use subpt_trainer::engine::schedule::Schedule;
 use subpt_trainer::methods::subspace::{Projector, Subspace};

@@ -2,7 +2,7 @@
 //! what CPython writes at every protocol, write it back, and CPython must load the same values;
 //! a Dassl-style few-shot cache is read field by field and a Datum list we build must load in
 //! Python as real Datum instances.
-mod common;
+use crate::common;
 
 use std::path::Path;
 use subpt_trainer::pickle::{self, Constructor, Object, Value};

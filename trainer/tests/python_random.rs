@@ -1,6 +1,6 @@
 //! `PyRandom` against CPython's `random.Random` (tests/oracle/random_oracle.py): every method, on
 //! shared streams, for small, zero, negative, word-boundary and multi-word seeds.
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 use subpt_trainer::data::PyRandom;

@@ -1,5 +1,5 @@
 //! `read_tensors` against checkpoints written by PyTorch itself (tests/oracle/make_torch_archives.py).
-mod common;
+use crate::common;
 
 use safetensors::{Dtype, SafeTensors};
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@
 //! - after ToTensor+Normalize (float32): 1e-6 absolute (same float32 operations, so 0 is expected).
 //! - decoding PNG and JPEG: exact (0 levels). JPEGs are decoded by libjpeg-turbo with PIL's
 //!   settings, as PIL decodes them; end-to-end float outputs are within FLOAT_TOL for both.
-mod common;
+use crate::common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

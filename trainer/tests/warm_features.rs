@@ -1,7 +1,7 @@
 //! A feature cell encodes exactly what the cells of its dataset look up: after it ran, the
 //! cells (zero-shot and trained, every evaluated subset) add nothing to the image cache, and a
 //! second feature run finds everything cached.
-mod common;
+use crate::common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use subpt_trainer::comm::Single;
