@@ -235,3 +235,18 @@ pub fn all_finite(t: &Tensor) -> bool {
 pub fn normalize(x: &Tensor) -> Tensor {
     x / x.norm_scalaropt_dim(2.0, [-1], true)
 }
+
+/// CLIP's classifier head: `exp(logit_scale) * norm(img) @ norm(txt)^T`.
+pub fn logits(clip: &Clip, image_features: &Tensor, text_features: &Tensor) -> Tensor {
+    normalize(image_features).matmul(&normalize(text_features).tr()) * clip.logit_scale
+}
+
+/// Top-1 correct count of `logits` against `labels`.
+pub fn correct(logits: &Tensor, labels: &Tensor) -> i64 {
+    logits
+        .argmax(-1, false)
+        .eq_tensor(labels)
+        .to_kind(tch::Kind::Int64)
+        .sum(tch::Kind::Int64)
+        .int64_value(&[])
+}

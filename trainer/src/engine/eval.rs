@@ -1,10 +1,10 @@
 //! Test-split evaluation from cached frozen image features.
 use super::spec::RunSpec;
 use crate::cache::FeatureCache;
+use crate::clip::logits;
 use crate::clip::Clip;
 use crate::data::{Item, SubsampleClasses};
 use crate::features::{split_features, SplitKey};
-use crate::methods::coop::logits;
 use tch::{Kind, Tensor};
 
 /// A class subset's test items and class names (labels index `classnames`).

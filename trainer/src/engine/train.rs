@@ -14,9 +14,7 @@ use crate::comm::{shard, Communicator};
 use crate::data::loader::{dassl_drop_last, ordered_batches, Pipeline, Prefetch};
 use crate::data::transforms::{Normalize, SeededRng, TestTransform, TrainTransform};
 use crate::data::{Item, PyRandom};
-use crate::methods::coop;
 use crate::methods::learner::{GradientRule, Learner};
-use crate::methods::nfl::Nfl;
 use crate::views::{ViewKey, Views};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,7 +25,6 @@ pub struct TrainSetup<'a> {
     pub spec: &'a RunSpec,
     pub clip: &'a Clip,
     pub items: &'a [Item],
-    pub nfl: Option<&'a Nfl>,
     pub eval_sets: &'a [EvalSet],
     pub cache: &'a FeatureCache,
     pub weights_digest: &'a str,
@@ -182,14 +179,15 @@ pub fn train(
                     // Summed over ranks, the shard-weighted means give the global batch mean.
                     terms.push(ce * (mine.len() as f64 / global_batch.len() as f64));
                     loss_sum += value * mine.len() as f64;
-                    correct += coop::correct(&logits.detach(), &labels);
+                    correct += crate::clip::correct(&logits.detach(), &labels);
                     seen += mine.len() as i64;
                 }
-                if let Some(extra) = model.extra_loss(s.clip, s.nfl) {
-                    if !extra.double_value(&[]).is_finite() {
+                // Terms without images (NFL's) are the whole group's once: each rank adds its share.
+                for (_name, term) in model.extra_terms(s.clip) {
+                    if !term.double_value(&[]).is_finite() {
                         return Err(non_finite("loss"));
                     }
-                    terms.push(extra / size as f64);
+                    terms.push(term / size as f64);
                 }
                 let params = model.params_mut();
                 Ok(match terms.into_iter().reduce(|a, b| a + b) {

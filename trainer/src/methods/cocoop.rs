@@ -321,7 +321,6 @@ impl super::MethodDef for CoCoOpMethod {
             spec,
             clip: cx.clip,
             items: &cx.train_split.train,
-            nfl: None,
             eval_sets: cx.eval_sets,
             cache: cx.cache,
             weights_digest: cx.digest,

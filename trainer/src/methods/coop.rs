@@ -1,21 +1,18 @@
 //! CoOp's classifier head: cosine logits between image features and the learned class prompts,
 //! scaled by CLIP's (frozen) logit scale, trained with cross-entropy.
-use super::learner::GradientRule;
+use super::learner::{CoopLearner, GradientRule};
 use super::prompt_learner::PromptLearner;
 use super::subspace::Subspace;
 use super::{nfl, MethodDef, TrainCx, Trained};
-use crate::clip::{normalize, Clip};
+use crate::clip::Clip;
 use crate::data::{subsample_classes, SubsampleClasses};
 use crate::engine::artefacts::{load_trajectory, save_context};
 use crate::engine::error::RunError;
 use crate::engine::spec::SubptInit;
 use crate::engine::train::{train, TrainSetup};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
-/// `exp(logit_scale) * norm(img) @ norm(txt)^T`.
-pub fn logits(clip: &Clip, image_features: &Tensor, text_features: &Tensor) -> Tensor {
-    normalize(image_features).matmul(&normalize(text_features).tr()) * clip.logit_scale
-}
+pub use crate::clip::{correct, logits};
 
 /// Cross-entropy of the learned prompts on a batch of (frozen) image features.
 pub fn loss(
@@ -27,16 +24,6 @@ pub fn loss(
     let logits = logits(clip, image_features, &learner.class_features(clip));
     let loss = logits.cross_entropy_for_logits(labels);
     (loss, logits)
-}
-
-/// Top-1 correct count of `logits` against `labels`.
-pub fn correct(logits: &Tensor, labels: &Tensor) -> i64 {
-    logits
-        .argmax(-1, false)
-        .eq_tensor(labels)
-        .to_kind(Kind::Int64)
-        .sum(Kind::Int64)
-        .int64_value(&[])
 }
 
 /// CoOp (Zhou et al., 2022): one context shared by every class, learned with cross-entropy.
@@ -59,7 +46,7 @@ pub fn train_prompts(cx: &TrainCx, m: &dyn MethodDef) -> Result<Trained, RunErro
     let spec = cx.spec;
     tch::manual_seed(spec.seed as i64);
     let classnames = &cx.train_split.classnames;
-    let mut learner = PromptLearner::new(cx.clip, cx.tok, classnames, spec.prompt.clone())?;
+    let learner = PromptLearner::new(cx.clip, cx.tok, classnames, spec.prompt.clone())?;
     let theta0 = learner.ctx.detach().copy();
     let nfl = match &spec.nfl {
         Some(n) if m.uses_nfl() => {
@@ -68,11 +55,14 @@ pub fn train_prompts(cx: &TrainCx, m: &dyn MethodDef) -> Result<Trained, RunErro
         }
         _ => None,
     };
+    let mut learner = CoopLearner {
+        prompts: learner,
+        nfl,
+    };
     let setup = TrainSetup {
         spec,
         clip: cx.clip,
         items: &cx.train_split.train,
-        nfl: nfl.as_ref(),
         eval_sets: cx.eval_sets,
         cache: cx.cache,
         weights_digest: cx.digest,
@@ -86,14 +76,14 @@ pub fn train_prompts(cx: &TrainCx, m: &dyn MethodDef) -> Result<Trained, RunErro
                 None => {
                     // The early stage of the source method, with the same seed and θ0.
                     let early = train(&setup, &mut learner, sub.early_epochs, None, &mut vec![])?;
-                    learner.set_context(&theta0)?;
+                    learner.prompts.set_context(&theta0)?;
                     early
                 }
             };
             let s = Subspace::fit(&trajectory, sub.rank)?;
             out.subspace = Some(s.summary(trajectory.len()));
             if sub.init == SubptInit::Epoch1 {
-                learner.set_context(&trajectory[0])?;
+                learner.prompts.set_context(&trajectory[0])?;
             }
             Some(s.projector(cx.clip.device))
         }

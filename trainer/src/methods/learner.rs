@@ -33,9 +33,9 @@ pub trait Learner {
     /// Mean cross-entropy of a batch of image features and its logits.
     fn loss(&self, clip: &Clip, img: &Tensor, labels: &Tensor) -> (Tensor, Tensor);
 
-    /// Loss terms that do not depend on the batch (NFL's, when the cell has one).
-    fn extra_loss(&self, _clip: &Clip, _nfl: Option<&Nfl>) -> Option<Tensor> {
-        None
+    /// Loss terms that do not depend on the batch, by name (`nfl` when the cell has NFL).
+    fn extra_terms(&self, _clip: &Clip) -> Vec<(&'static str, Tensor)> {
+        Vec::new()
     }
 
     /// The trained tensors; the context first (what SubPT projects and the trajectory records).
@@ -58,10 +58,6 @@ pub trait Learner {
 impl Learner for PromptLearner {
     fn loss(&self, clip: &Clip, img: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
         coop::loss(clip, self, img, labels)
-    }
-
-    fn extra_loss(&self, clip: &Clip, nfl: Option<&Nfl>) -> Option<Tensor> {
-        nfl.map(|n| n.loss(clip, self))
     }
 
     fn params_mut(&mut self) -> Vec<&mut Tensor> {
@@ -95,6 +91,45 @@ impl Learner for PromptLearner {
         )?;
         let text = tch::no_grad(|| self.features_for(clip, &prompts));
         Ok(evaluate(clip, cache, weights_digest, spec, set, &text)?)
+    }
+}
+
+/// The CoOp family's learner: the prompts and, in NFL cells, NFL's term on them.
+pub struct CoopLearner {
+    pub prompts: PromptLearner,
+    pub nfl: Option<Nfl>,
+}
+
+impl Learner for CoopLearner {
+    fn loss(&self, clip: &Clip, img: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
+        self.prompts.loss(clip, img, labels)
+    }
+
+    fn extra_terms(&self, clip: &Clip) -> Vec<(&'static str, Tensor)> {
+        self.nfl
+            .iter()
+            .map(|n| ("nfl", n.loss(clip, &self.prompts)))
+            .collect()
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Tensor> {
+        self.prompts.params_mut()
+    }
+
+    fn ctx(&self) -> &Tensor {
+        &self.prompts.ctx
+    }
+
+    fn evaluate(
+        &self,
+        clip: &Clip,
+        cache: &FeatureCache,
+        weights_digest: &str,
+        spec: &RunSpec,
+        set: &EvalSet,
+    ) -> Result<EvalResult, RunError> {
+        self.prompts
+            .evaluate(clip, cache, weights_digest, spec, set)
     }
 }
 
