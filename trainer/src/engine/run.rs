@@ -42,18 +42,9 @@ fn run_on_rank(
 ) -> Result<RunResult, RunError> {
     let t_start = Instant::now();
     let views_before = crate::views::counts();
-    let dataset = spec.dataset;
     let store = CellDir::new(out_dir);
     store.create().at(out_dir)?;
-    if dataset.info().test_only && spec.trains() {
-        return Err(RunError::Spec(format!(
-            "{} is test-only: evaluate a trained context on it (evaluate_context) instead of training",
-            spec.dataset
-        )));
-    }
-    if let Some(p) = spec.problems().into_iter().next() {
-        return Err(RunError::Spec(format!("{}: {}", p.key, p.message)));
-    }
+    refuse(spec)?;
     let data = CellData::load(spec, &mut DataMemo::default())?;
     let digest = weights_digest(spec)?;
     // The identity records the trained files as they were read (before training starts).
@@ -70,7 +61,6 @@ fn run_on_rank(
     let threads = crate::threads::apply(&clip);
     let tok = Tokenizer::new();
     let mut timings = BTreeMap::new();
-    let template = dataset.info().template;
     let t_train = Instant::now();
     let trained = match spec.evaluate_context.as_deref() {
         // A context trained elsewhere (zero-shot CLIP has none to load).
@@ -96,53 +86,21 @@ fn run_on_rank(
     };
     timings.insert("train_s".into(), t_train.elapsed().as_secs_f64());
     let t_eval = Instant::now();
-    let mut accuracy = BTreeMap::new();
-    let mut per_class = BTreeMap::new();
-    let mut test_size = BTreeMap::new();
     // Only rank 0's result is kept: the group's other ranks need not evaluate.
     let evaluated = if comm.rank() == 0 {
         &eval_sets[..]
     } else {
         &[]
     };
-    for set in evaluated {
-        let r = match &trained.learner {
-            None => {
-                let templates = [template.to_string()];
-                let text =
-                    cached_text_features(&cache, &clip, &digest, &set.classnames, &templates)?;
-                evaluate(&clip, &cache, &digest, spec, set, &text)?
-            }
-            Some(l) => l.evaluate(&clip, &cache, &digest, spec, set)?,
-        };
-        accuracy.insert(set.name, r.accuracy);
-        per_class.insert(set.name, r.per_class);
-        test_size.insert(set.name, set.items.len());
-    }
+    let bundle = Frozen {
+        clip: &clip,
+        cache: &cache,
+        digest: &digest,
+    };
+    let tested = test(spec, &bundle, trained.learner.as_deref(), evaluated)?;
     timings.insert("eval_s".into(), t_eval.elapsed().as_secs_f64());
     timings.insert("total_s".into(), t_start.elapsed().as_secs_f64());
-    let hm = match (
-        accuracy.get(&SubsampleClasses::Base),
-        accuracy.get(&SubsampleClasses::New),
-    ) {
-        (Some(&b), Some(&n)) => Some(harmonic_mean(b, n)),
-        _ => None,
-    };
-    let mut train_per_class = vec![0; train_split.classnames.len()];
-    for it in &train_split.train {
-        train_per_class[it.label] += 1;
-    }
-    let short = train_per_class.iter().filter(|&&n| n < spec.shots).count();
-    if short > 0 && spec.trains() {
-        tracing::warn!(
-            "{}: {short} of {} classes have fewer than {} training images (the fewest: {}); \
-             they train on all they have",
-            spec.dataset,
-            train_per_class.len(),
-            spec.shots,
-            train_per_class.iter().min().copied().unwrap_or(0)
-        );
-    }
+    let train_per_class = per_class_counts(spec, &train_split);
     let views_after = crate::views::counts();
     let train_views = TrainViews {
         encoded: views_after.0 - views_before.0,
@@ -155,10 +113,10 @@ fn run_on_rank(
         spec: spec.clone(),
         spec_hash: spec.hash(),
         identity: Some(identity),
-        accuracy,
-        hm,
-        per_class_accuracy: per_class,
-        test_size,
+        hm: tested.hm(),
+        accuracy: tested.accuracy,
+        per_class_accuracy: tested.per_class,
+        test_size: tested.test_size,
         train_size: train_split.train.len(),
         threads,
         train_views,
@@ -170,6 +128,93 @@ fn run_on_rank(
         versions,
         outputs: trained.outputs,
     })
+}
+
+/// Settings the cell cannot make a result of, before it reads anything.
+fn refuse(spec: &RunSpec) -> Result<(), RunError> {
+    if spec.dataset.info().test_only && spec.trains() {
+        return Err(RunError::Spec(format!(
+            "{} is test-only: evaluate a trained context on it (evaluate_context) instead of training",
+            spec.dataset
+        )));
+    }
+    match spec.problems().into_iter().next() {
+        Some(p) => Err(RunError::Spec(format!("{}: {}", p.key, p.message))),
+        None => Ok(()),
+    }
+}
+
+/// The frozen model and what its features are cached under.
+struct Frozen<'a> {
+    clip: &'a Clip,
+    cache: &'a FeatureCache,
+    digest: &'a str,
+}
+
+/// Test accuracy per evaluated subset.
+#[derive(Default)]
+struct Tested {
+    accuracy: BTreeMap<SubsampleClasses, f64>,
+    per_class: BTreeMap<SubsampleClasses, Vec<Option<f64>>>,
+    test_size: BTreeMap<SubsampleClasses, usize>,
+}
+
+impl Tested {
+    /// The harmonic mean of base and new accuracy, where both were tested.
+    fn hm(&self) -> Option<f64> {
+        match (
+            self.accuracy.get(&SubsampleClasses::Base),
+            self.accuracy.get(&SubsampleClasses::New),
+        ) {
+            (Some(&b), Some(&n)) => Some(harmonic_mean(b, n)),
+            _ => None,
+        }
+    }
+}
+
+/// Tests `learner` (zero-shot CLIP with the dataset's template when there is none) on `sets`.
+fn test(
+    spec: &RunSpec,
+    f: &Frozen,
+    learner: Option<&dyn Learner>,
+    sets: &[EvalSet],
+) -> Result<Tested, RunError> {
+    let mut out = Tested::default();
+    for set in sets {
+        let r = match learner {
+            None => {
+                let templates = [spec.dataset.info().template.to_string()];
+                let text =
+                    cached_text_features(f.cache, f.clip, f.digest, &set.classnames, &templates)?;
+                evaluate(f.clip, f.cache, f.digest, spec, set, &text)?
+            }
+            Some(l) => l.evaluate(f.clip, f.cache, f.digest, spec, set)?,
+        };
+        out.accuracy.insert(set.name, r.accuracy);
+        out.per_class.insert(set.name, r.per_class);
+        out.test_size.insert(set.name, set.items.len());
+    }
+    Ok(out)
+}
+
+/// Training images per class, saying so where a class has fewer than the shots asked for.
+fn per_class_counts(spec: &RunSpec, train_split: &crate::data::DatasetSplits) -> Vec<usize> {
+    let mut counts = vec![0; train_split.classnames.len()];
+    for it in &train_split.train {
+        counts[it.label] += 1;
+    }
+    let short = counts.iter().filter(|&&n| n < spec.shots).count();
+    if short > 0 && spec.trains() {
+        tracing::warn!(
+            "{}: {short} of {} classes have fewer than {} training images (the fewest: {}); \
+             they train on all they have",
+            spec.dataset,
+            counts.len(),
+            spec.shots,
+            counts.iter().min().copied().unwrap_or(0)
+        );
+    }
+    counts
 }
 
 /// A prompt learner (or CoCoOp model) for the evaluated classes carrying a context (and

@@ -7,72 +7,7 @@ use crate::methods::prompt_learner::PromptConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    Zsclip,
-    Coop,
-    CoopNfl,
-    CoopSub,
-    CoopSubNfl,
-    Cocoop,
-}
-
-impl Method {
-    /// Every method, in the order the papers list them.
-    pub const ALL: [Method; 6] = [
-        Method::Zsclip,
-        Method::Coop,
-        Method::CoopNfl,
-        Method::CoopSub,
-        Method::CoopSubNfl,
-        Method::Cocoop,
-    ];
-
-    /// Its definition in the method table (`methods::def`).
-    pub fn def(self) -> &'static dyn crate::methods::MethodDef {
-        crate::methods::def(self)
-    }
-
-    /// The name grids, flags and result files use.
-    pub fn name(self) -> &'static str {
-        self.def().name()
-    }
-
-    /// Whether the method trains anything (zero-shot CLIP does not).
-    pub fn learns(self) -> bool {
-        self.def().learns()
-    }
-
-    pub fn uses_nfl(self) -> bool {
-        self.def().uses_nfl()
-    }
-
-    pub fn uses_subspace(self) -> bool {
-        self.def().uses_subspace()
-    }
-
-    /// The method whose trajectory a SubPT method projects onto.
-    pub fn trajectory_source(self) -> Option<Method> {
-        self.def().trajectory_source()
-    }
-}
-
-impl std::str::FromStr for Method {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
-            let known: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
-            format!("unknown method `{s}` ({})", known.join(", "))
-        })
-    }
-}
-
-impl std::fmt::Display for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use crate::methods::Method;
 
 /// An evaluation protocol of the paper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

@@ -74,9 +74,6 @@ pub fn train(
             .map(|i| (i.impath.clone(), i.label as i64))
             .collect(),
     );
-    let n = items.len();
-    let drop_last = dassl_drop_last(n, spec.batch_size);
-    let resolution = s.clip.config.vision.resolution() as usize;
     let mut order_rng = PyRandom::new(spec.seed);
     let mut sgd: Vec<Sgd> = model
         .params_mut()
@@ -84,6 +81,40 @@ pub fn train(
         .map(|_| Sgd::new(spec.sgd))
         .collect();
     let mut trajectory = Vec::with_capacity(epochs);
+    let views = views_of(s)?;
+    for epoch in 0..epochs {
+        let lr = schedule.lr(epoch);
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order_rng.shuffle(&mut order);
+        let mut e = Epoch::start(s, &items, &views, &order, epoch)?;
+        for b in 0..e.global.len() {
+            let mut grads = e.local_grads(s, model, b)?;
+            if e.size > 1 {
+                grads = reduce_over_group(s.comm, grads)?;
+            }
+            let mut params = model.params_mut();
+            // After the all-reduce: a group's rule sees the whole batch's gradient.
+            if let Some(r) = rule {
+                r.apply(&mut grads);
+            }
+            if !grads.iter().all(all_finite) {
+                return Err(e.non_finite(b, "gradient"));
+            }
+            for ((param, grad), opt) in params.iter_mut().zip(&grads).zip(&mut sgd) {
+                opt.step(param, grad, lr);
+            }
+        }
+        let point = e.finish(s, model, &views, lr)?;
+        trajectory.push(model.ctx().detach().copy());
+        curves.push(point);
+    }
+    Ok(trajectory)
+}
+
+/// The store of training views this cell shares with the cells that see the same ones.
+fn views_of(s: &TrainSetup) -> Result<Views, RunError> {
+    let spec = s.spec;
+    let resolution = s.clip.config.vision.resolution() as usize;
     // Data-parallel ranks see shards of each batch: only a group of one shares views.
     let view_key = match s.comm.size() {
         1 => Some(crate::digest::items_digest(s.items)?),
@@ -98,141 +129,178 @@ pub fn train(
         transform: format!("{:?} at {resolution}px", spec.augment),
         epoch: 0,
     });
-    let views = Views::new(&spec.cache_dir, view_key);
-    for epoch in 0..epochs {
-        let lr = schedule.lr(epoch);
-        let mut order: Vec<usize> = (0..n).collect();
-        order_rng.shuffle(&mut order);
+    Ok(Views::new(&spec.cache_dir, view_key))
+}
+
+/// One epoch under way: its batches (global, and this rank's shard of each), where its image
+/// features come from, and its running loss and accuracy.
+struct Epoch {
+    index: usize,
+    items: Arc<Vec<(PathBuf, i64)>>,
+    global: Vec<Vec<usize>>,
+    shards: Vec<Vec<usize>>,
+    size: usize,
+    /// This epoch's features from a cell that saw the same views, if any.
+    shared: Option<Tensor>,
+    batches: Option<Prefetch>,
+    /// This epoch's features, batch by batch, for the cells that see the same views (kept only
+    /// while the views store is on).
+    encoded: Vec<Tensor>,
+    share: bool,
+    offset: i64,
+    loss_sum: f64,
+    correct: i64,
+    seen: i64,
+}
+
+impl Epoch {
+    fn start(
+        s: &TrainSetup,
+        items: &Arc<Vec<(PathBuf, i64)>>,
+        views: &Views,
+        order: &[usize],
+        epoch: usize,
+    ) -> Result<Self, RunError> {
+        let spec = s.spec;
+        let n = items.len();
+        let drop_last = dassl_drop_last(n, spec.batch_size);
         let aug_seed = spec.seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64);
         // Every rank walks the same global batches and takes its contiguous shard of each.
-        let global = ordered_batches(&order, spec.batch_size.min(n).max(1), drop_last)?;
+        let global = ordered_batches(order, spec.batch_size.min(n).max(1), drop_last)?;
         let (rank, size) = (s.comm.rank(), s.comm.size());
         let shards: Vec<Vec<usize>> = global
             .iter()
             .map(|g| g[shard(g.len(), rank, size)].to_vec())
             .collect();
         let loaded: Vec<Vec<usize>> = shards.iter().filter(|v| !v.is_empty()).cloned().collect();
-        // Augmentation is keyed by item, so it does not depend on how batches are sharded.
-        let flat: Arc<Vec<usize>> = Arc::new(loaded.concat());
-        let rng_for = move |pos: usize| SeededRng::for_item(aug_seed, flat[pos] as u64);
-        let a = spec.augment;
-        let pipeline = if a.enabled {
-            Pipeline::Train {
-                transform: TrainTransform::with_params(
-                    resolution,
-                    a.scale,
-                    (3.0 / 4.0, 4.0 / 3.0),
-                    a.flip_p,
-                    Normalize::CLIP,
-                )?,
-                rng_for,
-            }
-        } else {
-            Pipeline::Test(TestTransform::new(resolution)?)
-        };
         let rows: usize = loaded.iter().map(Vec::len).sum();
         let shared = views.get(epoch, rows);
-        let mut batches = match shared {
+        let batches = match shared {
             Some(_) => None,
-            None => Some(Prefetch::start(items.clone(), loaded, pipeline)),
+            None => Some(Prefetch::start(
+                items.clone(),
+                loaded.clone(),
+                pipeline(s, &loaded, aug_seed)?,
+            )),
         };
-        // This epoch's features, batch by batch, for the cells that see the same views.
-        let mut encoded: Vec<Tensor> = Vec::new();
-        let mut offset = 0i64;
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0i64);
-        for (b, (global_batch, mine)) in global.iter().zip(&shards).enumerate() {
-            let non_finite = |what| RunError::NonFinite {
-                epoch: epoch + 1,
-                batch: b,
-                what,
-            };
-            let mut local = || -> Result<Vec<Tensor>, RunError> {
-                let mut terms = Vec::new();
-                if !mine.is_empty() {
-                    let (img, labels) = match (&shared, batches.as_mut()) {
-                        (Some(f), _) => {
-                            // A fresh tensor, as the tower's output is.
-                            let img = f.narrow(0, offset, mine.len() as i64).copy();
-                            let l: Vec<i64> = mine.iter().map(|&i| items[i].1).collect();
-                            (img.to_device(s.clip.device), Tensor::from_slice(&l))
-                        }
-                        (None, Some(loader)) => {
-                            let batch = loader
-                                .next()
-                                .expect("one loaded batch per non-empty shard")?;
-                            let raw = tch::no_grad(|| s.clip.encode_image_raw(&batch.images));
-                            crate::views::count_encoded(mine.len());
-                            if views.active() {
-                                encoded.push(raw.shallow_clone());
-                            }
-                            (raw.to_kind(tch::Kind::Float), batch.labels)
-                        }
-                        (None, None) => unreachable!("a loader runs when nothing is shared"),
-                    };
-                    offset += mine.len() as i64;
-                    let labels = labels.to_device(s.clip.device);
-                    let (ce, logits) = model.loss(s.clip, &img, &labels);
-                    let value = ce.double_value(&[]);
-                    if !value.is_finite() {
-                        return Err(non_finite("loss"));
-                    }
-                    // Summed over ranks, the shard-weighted means give the global batch mean.
-                    terms.push(ce * (mine.len() as f64 / global_batch.len() as f64));
-                    loss_sum += value * mine.len() as f64;
-                    correct += crate::clip::correct(&logits.detach(), &labels);
-                    seen += mine.len() as i64;
-                }
-                // Terms without images (NFL's) are the whole group's once: each rank adds its share.
-                for (_name, term) in model.extra_terms(s.clip) {
-                    if !term.double_value(&[]).is_finite() {
-                        return Err(non_finite("loss"));
-                    }
-                    terms.push(term / size as f64);
-                }
-                let params = model.params_mut();
-                Ok(match terms.into_iter().reduce(|a, b| a + b) {
-                    None => params.iter().map(|p| p.zeros_like()).collect(),
-                    Some(total) => {
-                        let inputs: Vec<&Tensor> = params.iter().map(|p| &**p).collect();
-                        Tensor::run_backward(&[&total], &inputs, false, false)
-                    }
-                })
-            };
-            let mut grads = local()?;
-            if size > 1 {
-                grads = reduce_over_group(s.comm, grads)?;
-            }
-            let mut params = model.params_mut();
-            // After the all-reduce: a group's rule sees the whole batch's gradient.
-            if let Some(r) = rule {
-                r.apply(&mut grads);
-            }
-            if !grads.iter().all(all_finite) {
-                return Err(non_finite("gradient"));
-            }
-            for ((param, grad), opt) in params.iter_mut().zip(&grads).zip(&mut sgd) {
-                opt.step(param, grad, lr);
-            }
+        Ok(Epoch {
+            index: epoch,
+            items: items.clone(),
+            global,
+            shards,
+            size,
+            shared,
+            batches,
+            encoded: Vec::new(),
+            share: views.active(),
+            offset: 0,
+            loss_sum: 0.0,
+            correct: 0,
+            seen: 0,
+        })
+    }
+
+    fn non_finite(&self, batch: usize, what: &'static str) -> RunError {
+        RunError::NonFinite {
+            epoch: self.index + 1,
+            batch,
+            what,
         }
-        if shared.is_none() && !encoded.is_empty() {
-            views.put(epoch, Tensor::cat(&encoded, 0));
+    }
+
+    /// This rank's gradients of batch `b`: its shard's share of the batch loss plus its share
+    /// of the terms without images, in one backward.
+    fn local_grads(
+        &mut self,
+        s: &TrainSetup,
+        model: &mut dyn Learner,
+        b: usize,
+    ) -> Result<Vec<Tensor>, RunError> {
+        let mut terms = Vec::new();
+        let mine = self.shards[b].clone();
+        if !mine.is_empty() {
+            let (img, labels) = self.images(s, &mine)?;
+            let labels = labels.to_device(s.clip.device);
+            let (ce, logits) = model.loss(s.clip, &img, &labels);
+            let value = ce.double_value(&[]);
+            if !value.is_finite() {
+                return Err(self.non_finite(b, "loss"));
+            }
+            // Summed over ranks, the shard-weighted means give the global batch mean.
+            terms.push(ce * (mine.len() as f64 / self.global[b].len() as f64));
+            self.loss_sum += value * mine.len() as f64;
+            self.correct += crate::clip::correct(&logits.detach(), &labels);
+            self.seen += mine.len() as i64;
         }
-        if size > 1 {
-            let mut stats = Tensor::from_slice(&[loss_sum, correct as f64, seen as f64])
-                .to_device(s.clip.device);
+        // Terms without images (NFL's) are the whole group's once: each rank adds its share.
+        for (_name, term) in model.extra_terms(s.clip) {
+            if !term.double_value(&[]).is_finite() {
+                return Err(self.non_finite(b, "loss"));
+            }
+            terms.push(term / self.size as f64);
+        }
+        let params = model.params_mut();
+        Ok(match terms.into_iter().reduce(|a, b| a + b) {
+            None => params.iter().map(|p| p.zeros_like()).collect(),
+            Some(total) => {
+                let inputs: Vec<&Tensor> = params.iter().map(|p| &**p).collect();
+                Tensor::run_backward(&[&total], &inputs, false, false)
+            }
+        })
+    }
+
+    /// The image features and labels of this rank's shard `mine`: from the shared views, or
+    /// encoded from the loader's next batch.
+    fn images(&mut self, s: &TrainSetup, mine: &[usize]) -> Result<(Tensor, Tensor), RunError> {
+        let out = match (&self.shared, self.batches.as_mut()) {
+            (Some(f), _) => {
+                // A fresh tensor, as the tower's output is.
+                let img = f.narrow(0, self.offset, mine.len() as i64).copy();
+                let l: Vec<i64> = mine.iter().map(|&i| self.items[i].1).collect();
+                (img.to_device(s.clip.device), Tensor::from_slice(&l))
+            }
+            (None, Some(loader)) => {
+                let batch = loader
+                    .next()
+                    .expect("one loaded batch per non-empty shard")?;
+                let raw = tch::no_grad(|| s.clip.encode_image_raw(&batch.images));
+                crate::views::count_encoded(mine.len());
+                if self.share {
+                    self.encoded.push(raw.shallow_clone());
+                }
+                (raw.to_kind(tch::Kind::Float), batch.labels)
+            }
+            (None, None) => unreachable!("a loader runs when nothing is shared"),
+        };
+        self.offset += mine.len() as i64;
+        Ok(out)
+    }
+
+    /// Ends the epoch: shares its views, sums the group's statistics, checks the context and
+    /// evaluates when due. Returns its curve point.
+    fn finish(
+        mut self,
+        s: &TrainSetup,
+        model: &dyn Learner,
+        views: &Views,
+        lr: f64,
+    ) -> Result<CurvePoint, RunError> {
+        let (spec, epoch) = (s.spec, self.index);
+        if self.shared.is_none() && !self.encoded.is_empty() {
+            views.put(epoch, Tensor::cat(&self.encoded, 0));
+        }
+        if self.size > 1 {
+            let mut stats =
+                Tensor::from_slice(&[self.loss_sum, self.correct as f64, self.seen as f64])
+                    .to_device(s.clip.device);
             checked_sum(s.comm, &mut stats)?;
             let v = Vec::<f64>::try_from(&stats).expect("3 values");
-            (loss_sum, correct, seen) = (v[0], v[1] as i64, v[2] as i64);
+            (self.loss_sum, self.correct, self.seen) = (v[0], v[1] as i64, v[2] as i64);
         }
         // A finite loss does not prove a finite context (the last step may overflow it).
         if !all_finite(model.ctx()) {
-            return Err(RunError::NonFinite {
-                epoch: epoch + 1,
-                batch: global.len().saturating_sub(1),
-                what: "context",
-            });
+            return Err(self.non_finite(self.global.len().saturating_sub(1), "context"));
         }
-        trajectory.push(model.ctx().detach().copy());
         let mut test = BTreeMap::new();
         // Curves are kept from rank 0 only, as is the whole result.
         let evaluate_now =
@@ -243,21 +311,42 @@ pub fn train(
                 test.insert(set.name, r.accuracy);
             }
         }
-        let seen = seen.max(1) as f64;
-        curves.push(CurvePoint {
+        let seen = self.seen.max(1) as f64;
+        let (loss, acc) = (self.loss_sum / seen, 100.0 * self.correct as f64 / seen);
+        tracing::info!(epoch = epoch + 1, lr, loss, acc, "epoch done");
+        Ok(CurvePoint {
             epoch: epoch + 1,
             lr,
-            train_loss: loss_sum / seen,
-            train_accuracy: 100.0 * correct as f64 / seen,
+            train_loss: loss,
+            train_accuracy: acc,
             test,
-        });
-        tracing::info!(
-            epoch = epoch + 1,
-            lr,
-            loss = loss_sum / seen,
-            acc = 100.0 * correct as f64 / seen,
-            "epoch done"
-        );
+        })
     }
-    Ok(trajectory)
+}
+
+/// The epoch's image pipeline: train-time augmentation keyed by item (so it does not depend on
+/// how batches are sharded), or the test transform.
+fn pipeline(
+    s: &TrainSetup,
+    loaded: &[Vec<usize>],
+    aug_seed: u64,
+) -> Result<Pipeline<impl Fn(usize) -> SeededRng + Send + 'static>, RunError> {
+    let resolution = s.clip.config.vision.resolution() as usize;
+    let flat: Arc<Vec<usize>> = Arc::new(loaded.concat());
+    let rng_for = move |pos: usize| SeededRng::for_item(aug_seed, flat[pos] as u64);
+    let a = s.spec.augment;
+    Ok(if a.enabled {
+        Pipeline::Train {
+            transform: TrainTransform::with_params(
+                resolution,
+                a.scale,
+                (3.0 / 4.0, 4.0 / 3.0),
+                a.flip_p,
+                Normalize::CLIP,
+            )?,
+            rng_for,
+        }
+    } else {
+        Pipeline::Test(TestTransform::new(resolution)?)
+    })
 }

@@ -4,7 +4,7 @@
 //! its trajectory comes from and how it trains); [`def`] maps every [`Method`] to its struct
 //! with an exhaustive match, so a method missing from the table does not compile, and
 //! `Method`'s serde names (what grids, specs and cell ids spell) reject any other name before
-//! anything runs. Adding a method: a file here, a variant of `Method` and its line in [`def`],
+//! anything runs. Adding a method: a file here, a variant of [`Method`] and its line in [`def`],
 //! and its preset row in `engine/presets.rs`.
 pub mod cocoop;
 pub mod coop;
@@ -25,11 +25,80 @@ use crate::data::DatasetSplits;
 use crate::engine::error::RunError;
 use crate::engine::eval::EvalSet;
 use crate::engine::result::CurvePoint;
-use crate::engine::spec::{Method, RunSpec};
+use crate::engine::spec::RunSpec;
 use crate::store::CellDir;
 use learner::Learner;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use subspace::SubspaceSummary;
+
+/// A method, by the name specs, grids and cell ids spell (`snake_case`: `coop_sub_nfl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    Zsclip,
+    Coop,
+    CoopNfl,
+    CoopSub,
+    CoopSubNfl,
+    Cocoop,
+}
+
+impl Method {
+    /// Every method, in the order the papers list them.
+    pub const ALL: [Method; 6] = [
+        Method::Zsclip,
+        Method::Coop,
+        Method::CoopNfl,
+        Method::CoopSub,
+        Method::CoopSubNfl,
+        Method::Cocoop,
+    ];
+
+    /// Its definition in the method table (`methods::def`).
+    pub fn def(self) -> &'static dyn MethodDef {
+        def(self)
+    }
+
+    /// The name grids, flags and result files use.
+    pub fn name(self) -> &'static str {
+        self.def().name()
+    }
+
+    /// Whether the method trains anything (zero-shot CLIP does not).
+    pub fn learns(self) -> bool {
+        self.def().learns()
+    }
+
+    pub fn uses_nfl(self) -> bool {
+        self.def().uses_nfl()
+    }
+
+    pub fn uses_subspace(self) -> bool {
+        self.def().uses_subspace()
+    }
+
+    /// The method whose trajectory a SubPT method projects onto.
+    pub fn trajectory_source(self) -> Option<Method> {
+        self.def().trajectory_source()
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+            let known: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+            format!("unknown method `{s}` ({})", known.join(", "))
+        })
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// What a cell's training reads: the frozen CLIP, the cell's data, its caches and its group.
 pub struct TrainCx<'a> {
