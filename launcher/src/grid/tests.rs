@@ -243,12 +243,12 @@ fn protocol_presets_follow_the_paper() {
         }
         assert_eq!(s.nfl.is_some(), s.method.uses_nfl());
         if let Some(n) = &s.nfl {
-            assert_eq!(n.names, "novel");
+            assert_eq!(n.names.to_string(), "novel");
         }
     }
     for c in g.cells.iter().filter(|c| c.protocol == Protocol::FewShot) {
         if let Some(n) = &c.spec.nfl {
-            assert_eq!(n.names, "imagenet_100");
+            assert_eq!(n.names.to_string(), "imagenet_100");
         }
     }
 }

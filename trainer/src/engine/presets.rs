@@ -8,6 +8,7 @@ pub use super::spec::Protocol;
 use super::spec::{self, Augment, Method, NflSpec, RunSpec, SubptInit, SubptSpec};
 use crate::clip::Precision;
 use crate::data::{DatasetName, SubsampleClasses};
+use crate::methods::nfl::NflNames;
 use crate::methods::prompt_learner::PromptConfig;
 use std::path::PathBuf;
 
@@ -106,15 +107,15 @@ pub const NFL_LAMBDA: f64 = 1.0;
 /// The names NFL keeps close to zero-shot CLIP: the paper's ImageNet-100 list for few-shot runs
 /// (the embedded datasets bring their own: words the embedded CLIP read), the dataset's new-half
 /// names for base-to-novel.
-pub fn nfl_names(protocol: Protocol, dataset: DatasetName) -> &'static str {
+pub fn nfl_names(protocol: Protocol, dataset: DatasetName) -> NflNames {
     if protocol == Protocol::BaseToNovel {
-        "novel"
+        NflNames::Novel
     } else if dataset.is_fashion_mnist() {
-        crate::methods::nfl::FASHION_MNIST_SYNONYMS
+        NflNames::FashionMnistSynonyms
     } else if dataset.is_shapes() {
-        crate::methods::nfl::SHAPES_EXTRA
+        NflNames::ShapesExtra
     } else {
-        "imagenet_100"
+        NflNames::ImageNet100
     }
 }
 
@@ -168,7 +169,7 @@ pub fn preset(
         sgd: SgdConfig::default(),
         subpt: method.uses_subspace().then(|| subpt_spec(protocol, shots)),
         nfl: method.uses_nfl().then(|| NflSpec {
-            names: nfl_names(protocol, dataset).into(),
+            names: nfl_names(protocol, dataset),
             lambda: NFL_LAMBDA,
         }),
         eval_every: 0,
@@ -213,7 +214,7 @@ mod tests {
         );
         let sub = b2n.subpt.as_ref().unwrap();
         assert_eq!((sub.early_epochs, sub.rank), (30, 10));
-        assert_eq!(b2n.nfl.as_ref().unwrap().names, "novel");
+        assert_eq!(b2n.nfl.as_ref().unwrap().names, NflNames::Novel);
         let co = preset(
             Protocol::BaseToNovel,
             DatasetName::Dtd,

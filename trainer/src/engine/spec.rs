@@ -85,9 +85,8 @@ pub struct SubptSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NflSpec {
-    /// `imagenet_100` (few-shot), `novel` (this dataset's new-half names: base-to-novel), a
-    /// dataset id (the paper's shipped list) or a path to a file of names.
-    pub names: String,
+    /// Which names (see `NflNames`: spelled as the paper's scripts name the lists).
+    pub names: crate::methods::nfl::NflNames,
     pub lambda: f64,
 }
 

@@ -2,6 +2,7 @@
 //! (no images) close to zero-shot CLIP's features of the same names.
 use super::prompt_learner::{PromptLearner, PromptSet};
 use crate::clip::{normalize, Clip};
+use crate::data::DatasetName;
 use tch::{Kind, Tensor};
 
 /// The extra names' prompts and their frozen, L2-normalised zero-shot targets.
@@ -22,48 +23,149 @@ impl Nfl {
     }
 }
 
-/// NFL's name lists shipped with the paper's code: `imagenet_100` (few-shot runs) or a
-/// dataset id (its novel-class names, for base-to-novel runs); and `fashion_mnist_synonyms`,
-/// the few-shot list of the embedded data: the other names its pretraining captions use for
-/// each class (ImageNet's names are words the embedded CLIP never read).
-pub fn name_list(list: &str) -> Option<Vec<String>> {
-    if list == SHAPES_EXTRA {
-        return Some(subpt_shapes::datasets::extra_names());
-    }
-    if list == FASHION_MNIST_SYNONYMS {
-        let names = crate::data::fashion_mnist::SYNONYMS
-            .iter()
-            .flat_map(|s| s.iter());
-        return Some(names.map(|s| s.to_string()).collect());
-    }
-    let text = match list {
-        "imagenet_100" => include_str!("../../../assets/classnames_nfl_imagenet_100.txt"),
-        "imagenet" => include_str!("../../../assets/classnames_nfl_imagenet.txt"),
-        "caltech101" => include_str!("../../../assets/classnames_nfl_caltech101.txt"),
-        "dtd" => include_str!("../../../assets/classnames_nfl_dtd.txt"),
-        "eurosat" => include_str!("../../../assets/classnames_nfl_eurosat.txt"),
-        "fgvc_aircraft" => include_str!("../../../assets/classnames_nfl_fgvc_aircraft.txt"),
-        "food101" => include_str!("../../../assets/classnames_nfl_food101.txt"),
-        "oxford_flowers" => include_str!("../../../assets/classnames_nfl_oxford_flowers.txt"),
-        "oxford_pets" => include_str!("../../../assets/classnames_nfl_oxford_pets.txt"),
-        "stanford_cars" => include_str!("../../../assets/classnames_nfl_stanford_cars.txt"),
-        "sun397" => include_str!("../../../assets/classnames_nfl_sun397.txt"),
-        "ucf101" => include_str!("../../../assets/classnames_nfl_ucf101.txt"),
-        _ => return None,
-    };
-    Some(
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_string)
-            .collect(),
-    )
+/// The names NFL keeps close to zero-shot CLIP. Written in specs and grids as one string, as
+/// the paper's scripts name them: `imagenet_100`, `novel`, a dataset id whose list the paper's
+/// code ships (`dtd`, ...), the embedded data's `fashion_mnist_synonyms` / `shapes_extra`, or
+/// any other text as a path to a file of names, one per line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum NflNames {
+    /// The paper's ImageNet-100 list (few-shot runs on real data).
+    ImageNet100,
+    /// The dataset's own new-half class names, in label order (base-to-novel).
+    Novel,
+    /// The list the paper's code ships for a dataset (its novel-class names).
+    Paper(DatasetName),
+    /// The embedded Fashion-MNIST's few-shot list: the other names its pretraining captions
+    /// use for each class (ImageNet's names are words the embedded CLIP never read).
+    FashionMnistSynonyms,
+    /// The shapes world's few-shot list: 100 names no dataset of it uses as a class.
+    ShapesExtra,
+    /// A file of names, one per line.
+    File(std::path::PathBuf),
 }
 
-/// The few-shot NFL list of the embedded Fashion-MNIST datasets.
-pub const FASHION_MNIST_SYNONYMS: &str = "fashion_mnist_synonyms";
+/// The datasets whose NFL lists the paper's code ships, with the lists.
+const PAPER_LISTS: [(DatasetName, &str); 11] = [
+    (
+        DatasetName::ImageNet,
+        include_str!("../../../assets/classnames_nfl_imagenet.txt"),
+    ),
+    (
+        DatasetName::Caltech101,
+        include_str!("../../../assets/classnames_nfl_caltech101.txt"),
+    ),
+    (
+        DatasetName::Dtd,
+        include_str!("../../../assets/classnames_nfl_dtd.txt"),
+    ),
+    (
+        DatasetName::EuroSat,
+        include_str!("../../../assets/classnames_nfl_eurosat.txt"),
+    ),
+    (
+        DatasetName::FgvcAircraft,
+        include_str!("../../../assets/classnames_nfl_fgvc_aircraft.txt"),
+    ),
+    (
+        DatasetName::Food101,
+        include_str!("../../../assets/classnames_nfl_food101.txt"),
+    ),
+    (
+        DatasetName::OxfordFlowers,
+        include_str!("../../../assets/classnames_nfl_oxford_flowers.txt"),
+    ),
+    (
+        DatasetName::OxfordPets,
+        include_str!("../../../assets/classnames_nfl_oxford_pets.txt"),
+    ),
+    (
+        DatasetName::StanfordCars,
+        include_str!("../../../assets/classnames_nfl_stanford_cars.txt"),
+    ),
+    (
+        DatasetName::Sun397,
+        include_str!("../../../assets/classnames_nfl_sun397.txt"),
+    ),
+    (
+        DatasetName::Ucf101,
+        include_str!("../../../assets/classnames_nfl_ucf101.txt"),
+    ),
+];
 
-/// The few-shot NFL list of the shapes world: 100 names no dataset of it uses as a class.
-pub const SHAPES_EXTRA: &str = "shapes_extra";
+impl NflNames {
+    /// The words as specs spell them.
+    pub fn spelled(&self) -> String {
+        match self {
+            NflNames::ImageNet100 => "imagenet_100".into(),
+            NflNames::Novel => "novel".into(),
+            NflNames::Paper(d) => d.id().into(),
+            NflNames::FashionMnistSynonyms => "fashion_mnist_synonyms".into(),
+            NflNames::ShapesExtra => "shapes_extra".into(),
+            NflNames::File(p) => p.display().to_string(),
+        }
+    }
+
+    /// The names, given the dataset's novel-class names for `Novel`.
+    pub fn names(&self, novel: &[String]) -> Result<Vec<String>, crate::io::IoError> {
+        let lines = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        Ok(match self {
+            NflNames::ImageNet100 => lines(include_str!(
+                "../../../assets/classnames_nfl_imagenet_100.txt"
+            )),
+            NflNames::Novel => novel.to_vec(),
+            NflNames::Paper(d) => PAPER_LISTS
+                .iter()
+                .find(|(p, _)| p == d)
+                .map(|(_, text)| lines(text))
+                .unwrap_or_default(),
+            NflNames::FashionMnistSynonyms => crate::data::fashion_mnist::SYNONYMS
+                .iter()
+                .flat_map(|s| s.iter())
+                .map(|s| s.to_string())
+                .collect(),
+            NflNames::ShapesExtra => subpt_shapes::datasets::extra_names(),
+            NflNames::File(p) => lines(&crate::io::read_to_string(p)?),
+        })
+    }
+}
+
+impl From<&str> for NflNames {
+    fn from(s: &str) -> Self {
+        match s {
+            "imagenet_100" => NflNames::ImageNet100,
+            "novel" => NflNames::Novel,
+            "fashion_mnist_synonyms" => NflNames::FashionMnistSynonyms,
+            "shapes_extra" => NflNames::ShapesExtra,
+            _ => match PAPER_LISTS.iter().find(|(d, _)| d.id() == s) {
+                Some((d, _)) => NflNames::Paper(*d),
+                None => NflNames::File(s.into()),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for NflNames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.spelled())
+    }
+}
+
+impl serde::Serialize for NflNames {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.spelled())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NflNames {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(String::deserialize(d)?.as_str().into())
+    }
+}
 
 /// NFL's names, their prompts with `learner`'s context layout and their zero-shot targets for
 /// the cell `cx`; `novel` are the dataset's new-half class names, in label order.
@@ -74,22 +176,13 @@ pub fn build(
     novel: &[String],
 ) -> Result<Nfl, crate::engine::error::RunError> {
     use super::zeroshot::{cached_text_features, ensemble_templates};
-    use crate::data::DatasetName;
     let dataset = cx.spec.dataset;
     // "novel": the dataset's new-half class names, in label order (what the paper's
     // base-to-novel lists hold), derived from the data so any dataset works.
-    let names = match name_list(&n.names) {
-        _ if n.names == "novel" => novel.to_vec(),
-        Some(v) => v,
-        None => crate::io::read_to_string(&n.names)?
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_string)
-            .collect(),
-    };
+    let names = n.names.names(novel)?;
     // imagenet_100 are ImageNet names: the ImageNet rule (80 templates only) applies; a
     // dataset's own novel names get its custom template too.
-    let own = (n.names != "imagenet_100" && dataset != DatasetName::ImageNet)
+    let own = (n.names != NflNames::ImageNet100 && dataset != DatasetName::ImageNet)
         .then(|| dataset.info().template);
     let templates = ensemble_templates(own);
     let targets = cached_text_features(cx.cache, cx.clip, cx.digest, &names, &templates)?;
@@ -108,6 +201,8 @@ pub fn build(
 
 #[cfg(test)]
 mod tests {
+    use super::NflNames;
+
     #[test]
     fn shipped_lists_have_the_papers_sizes() {
         for (name, n) in [
@@ -126,8 +221,21 @@ mod tests {
             ("sun397", 198),
             ("ucf101", 50),
         ] {
-            assert_eq!(super::name_list(name).unwrap().len(), n, "{name}");
+            let list = NflNames::from(name);
+            assert!(!matches!(list, NflNames::File(_)), "{name}");
+            assert_eq!(list.names(&[]).unwrap().len(), n, "{name}");
+            // Specs spell it as the paper's scripts do: the same JSON, so the same cell ids.
+            assert_eq!(serde_json::to_value(&list).unwrap(), name);
         }
-        assert!(super::name_list("nope").is_none());
+        let novel = ["a".to_string(), "b".to_string()];
+        assert_eq!(NflNames::from("novel").names(&novel).unwrap(), novel);
+        // Any other text is a file of names; a missing one names its path.
+        let file = NflNames::from("lists/mine.txt");
+        assert_eq!(file, NflNames::File("lists/mine.txt".into()));
+        assert!(file
+            .names(&[])
+            .unwrap_err()
+            .to_string()
+            .contains("lists/mine.txt"));
     }
 }
