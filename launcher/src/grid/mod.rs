@@ -3,31 +3,30 @@
 //! dependencies between them (feature cells encoding each test set once, SubPT reusing a CoOp
 //! trajectory, domain-generalisation evaluations reusing an ImageNet model).
 //!
-//! - `config`: the YAML schema and its validation (errors name file, key and line).
+//! What to run (`plan/`):
+//! - `config`: the YAML schema and its validation (errors name file, key and line), with
+//!   `yaml_lines` finding where a key was written.
 //! - `overrides`: setting `RunSpec` fields by dotted path; list values are axes.
 //! - `expand`: protocol presets, the cartesian product, de-duplication and the DAG.
-//! - `cost`: the relative cost estimate of a cell.
+//! - `cost`: the relative cost estimate of a cell and what it writes.
 //! - `dryrun`: the `--dry-run` listing.
+//!
+//! How to run it (`run/`):
 //! - `dispatch`: the scheduler (which cell next, on which worker; skips; the summary).
 //! - `execute` / `scheduler`: running the cells in one process or over MPI rank groups.
+//! - `lock`: one grid run per output directory.
 //! - `progress`: live lines or log lines for a person watching.
 //! - `interrupt`: the line a stopped grid prints (how much is done, rerun to resume).
 
 pub mod cli;
-mod config;
-mod cost;
-mod dispatch;
-mod dryrun;
-pub mod execute;
-mod expand;
-pub mod interrupt;
-pub mod lock;
-mod overrides;
-pub mod progress;
-pub mod scheduler;
+mod plan;
+mod run;
 #[cfg(test)]
 mod tests;
-mod yaml_lines;
+
+pub(crate) use plan::{config, cost, dryrun, expand, overrides, yaml_lines};
+pub(crate) use run::dispatch;
+pub use run::{execute, interrupt, lock, progress, scheduler};
 
 pub use config::{GridConfig, Protocol};
 pub use cost::estimate_cost;

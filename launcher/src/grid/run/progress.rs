@@ -2,7 +2,7 @@
 //! of the total with an ETA, and one line per worker with its current cell); without one,
 //! plain log lines when a cell starts and ends. The ETA weighs cells by their cost estimate,
 //! since a 16-shot ImageNet cell costs hundreds of 1-shot ones.
-use super::{Cell, CellKind, Grid};
+use crate::grid::{Cell, CellKind, Grid};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -72,7 +72,7 @@ impl Drop for LogWriter {
 /// "caltech101 coop 4-shot seed 1 (base)": enough to recognise a cell.
 pub fn describe(cell: &Cell) -> String {
     let s = &cell.spec;
-    if cell.kind == super::CellKind::Features {
+    if cell.kind == crate::grid::CellKind::Features {
         return format!(
             "{} test features ({})",
             s.dataset,
@@ -212,7 +212,7 @@ impl Progress {
         for (c, _) in grid.cells.iter().zip(settled).filter(|(_, &d)| !d) {
             cost_left[kind(c)] += c.cost;
         }
-        let prior = super::cost::rates_from_results(&grid.output_dir).map(|r| {
+        let prior = crate::grid::cost::rates_from_results(&grid.output_dir).map(|r| {
             let mut p = [0.0; KINDS];
             p[kind_of(&CellKind::Features)] = r.features;
             p[kind_of(&CellKind::Train)] = r.train;

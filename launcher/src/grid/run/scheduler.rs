@@ -5,11 +5,11 @@
 //! works in group 0 like every other rank. Results go to the shared output directory; the
 //! dispatcher learns whether a cell succeeded (with the error text when not), and skips the
 //! dependants of failed cells.
-use super::dispatch::Dispatcher;
-use super::dispatch::Summary;
-use super::execute::{done_cells, run_cell};
-use super::progress::{Progress, ProgressMode};
-use super::Grid;
+use crate::grid::dispatch::Dispatcher;
+use crate::grid::dispatch::Summary;
+use crate::grid::execute::{done_cells, run_cell};
+use crate::grid::progress::{Progress, ProgressMode};
+use crate::grid::Grid;
 use mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
 use mpi::topology::{Color, SimpleCommunicator};
 use mpi::traits::{Communicator as _, Root};
@@ -151,7 +151,7 @@ pub fn execute_mpi(
     // Rank 0 checks which cells are done, digesting every input file on the way, and hands
     // the digests to every rank so no rank reads a weights file again to digest it.
     if rank == 0 {
-        super::interrupt::install();
+        crate::grid::interrupt::install();
     }
     grid.use_digest_index();
     let done = (rank == 0).then(|| done_cells(grid));
@@ -200,7 +200,9 @@ pub fn execute_mpi(
             dispatcher.join().unwrap_or_else(|p| {
                 // The other leaders wait for their next cell: end the job, not leave it hanging.
                 let why = subpt_trainer::engine::group::panic_message(p.as_ref());
-                super::progress::print_error(format_args!("the grid dispatcher failed: {why}"));
+                crate::grid::progress::print_error(format_args!(
+                    "the grid dispatcher failed: {why}"
+                ));
                 world.abort(1)
             })
         });

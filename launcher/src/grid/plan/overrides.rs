@@ -5,8 +5,8 @@
 //! A path whose parent is unset on a cell (`subpt.rank` on a CoOp cell, `nfl.lambda` on a
 //! method without NFL) does not apply to that cell, so an ablation over SubPT settings
 //! leaves the CoOp cells alone and they collapse into one cell each.
-use super::yaml_lines::nested_line;
-use super::GridError;
+use crate::grid::yaml_lines::nested_line;
+use crate::grid::GridError;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use subpt_trainer::engine::presets::{preset, Protocol};

@@ -1,5 +1,5 @@
 //! The `--dry-run` listing: one line per cell in execution order, then totals.
-use super::{CellKind, Grid};
+use crate::grid::{CellKind, Grid};
 use std::fmt::Write;
 use subpt_trainer::data::SubsampleClasses;
 
@@ -13,7 +13,7 @@ pub fn dry_run(grid: &Grid) -> String {
     {
         grid.use_digest_index();
     }
-    let done = super::execute::done_cells(grid);
+    let done = crate::grid::execute::done_cells(grid);
     let mut s = String::new();
     let of = |k: fn(&CellKind) -> bool| grid.cells.iter().filter(|c| k(&c.kind)).count();
     let evals = of(|k| matches!(k, CellKind::Evaluate { .. }));
@@ -92,8 +92,8 @@ pub fn dry_run(grid: &Grid) -> String {
     if let Some(t) = time_estimate(grid, &done) {
         let _ = writeln!(s, "{t}");
     }
-    let need = super::cost::disk_estimate(grid, &done);
-    let free = super::cost::free_bytes(&grid.output_dir);
+    let need = crate::grid::cost::disk_estimate(grid, &done);
+    let free = crate::grid::cost::free_bytes(&grid.output_dir);
     let _ = writeln!(
         s,
         "disk: about {} MB written under the output directory ({} free there)",
@@ -118,7 +118,7 @@ pub fn dry_run(grid: &Grid) -> String {
 /// launch's, else this machine's cores; the division assumes the ranks stay busy (long
 /// dependency chains make it optimistic). Cells marked in `done` are left out.
 pub fn time_estimate(grid: &Grid, done: &[bool]) -> Option<String> {
-    use super::cost::{rates_from_probe, rates_from_results};
+    use crate::grid::cost::{rates_from_probe, rates_from_results};
     let rates = rates_from_results(&grid.output_dir).or_else(|| {
         let w = grid
             .cells
@@ -180,7 +180,7 @@ pub fn missing_inputs(grid: &Grid) -> Vec<String> {
 }
 
 /// Feature cells have no method, shots, seed or epochs of their own.
-fn or_dash(c: &super::Cell, v: String) -> String {
+fn or_dash(c: &crate::grid::Cell, v: String) -> String {
     match c.kind {
         CellKind::Features => "-".into(),
         _ => v,
@@ -189,7 +189,7 @@ fn or_dash(c: &super::Cell, v: String) -> String {
 
 /// The settings that tell ablation cells apart, and `variant`: the fields that differ
 /// between cells that would share a table row otherwise.
-fn details(c: &super::Cell, variant: &str) -> String {
+fn details(c: &crate::grid::Cell, variant: &str) -> String {
     if c.kind == CellKind::Features {
         return format!(
             "  [test subsets: {}]",

@@ -1,9 +1,9 @@
 //! Executes a grid in one process, in dependency order, over the cell store (`store`): reruns
 //! resume, as a cell is done only while its stored result's identity is the current one.
 //! Failed cells are recorded and their dependants skipped; the rest go on.
-pub use super::dispatch::Summary;
-use super::progress::{Progress, ProgressMode};
-use super::{Cell, CellKind, Grid};
+pub use crate::grid::dispatch::Summary;
+use crate::grid::progress::{Progress, ProgressMode};
+use crate::grid::{Cell, CellKind, Grid};
 use subpt_trainer::cache::FeatureCache;
 use subpt_trainer::comm::{Communicator, Single};
 use subpt_trainer::engine::inputs::{DataMemo, Identity};
@@ -105,11 +105,11 @@ pub fn run_cell(cell: &Cell, device: Device, comm: &dyn Communicator) -> Result<
 
 /// Runs every cell not yet done on `device`, in this process: the scheduler with one worker.
 pub fn execute(grid: &Grid, device: Device, mode: ProgressMode) -> Summary {
-    super::interrupt::install();
+    crate::grid::interrupt::install();
     grid.use_digest_index();
     let done = done_cells(grid);
     let progress = Progress::new(grid, vec!["this process".into()], &done, mode, false);
-    let mut d = super::dispatch::Dispatcher::new(grid, &done, progress);
+    let mut d = crate::grid::dispatch::Dispatcher::new(grid, &done, progress);
     while let Some(i) = d.next(0) {
         let outcome = run_cell(&grid.cells[i], device, &Single);
         d.record(0, i, outcome.err());

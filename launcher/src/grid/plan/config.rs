@@ -1,8 +1,8 @@
 //! The grid file schema. Relative paths are relative to the grid file's directory and a
 //! leading `~` is the home directory, so a grid means the same from any working directory.
-use super::overrides::{self, Override};
-use super::yaml_lines::top_level_line;
-use super::GridError;
+use crate::grid::overrides::{self, Override};
+use crate::grid::yaml_lines::top_level_line;
+use crate::grid::GridError;
 use serde::{Deserialize, Deserializer};
 use std::path::{Path, PathBuf};
 use subpt_trainer::data::DatasetName;

@@ -1,8 +1,8 @@
 //! From a grid file to cells: protocol presets (spec §5), the product over every axis,
 //! overrides last, de-duplication by spec hash, then the dependencies.
-use super::config::{GridConfig, Protocol};
-use super::overrides::apply;
-use super::{estimate_cost, features_id, topological_order, Cell, CellKind, Grid, GridError};
+use crate::grid::config::{GridConfig, Protocol};
+use crate::grid::overrides::apply;
+use crate::grid::{estimate_cost, features_id, topological_order, Cell, CellKind, Grid, GridError};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -15,7 +15,7 @@
 //!
 //! Class counts and test-set sizes are the real datasets' (`DatasetInfo::num_classes`,
 //! `num_test`), so fixtures look dearer than they are; only ratios between cells matter.
-use super::CellKind;
+use crate::grid::CellKind;
 use subpt_trainer::data::subsample::base_new_sizes;
 use subpt_trainer::data::SubsampleClasses;
 use subpt_trainer::engine::spec::RunSpec;
@@ -67,7 +67,7 @@ pub fn disk_bytes(spec: &RunSpec, kind: &CellKind) -> u64 {
 }
 
 /// What a whole grid writes to its output directory ([`disk_bytes`] over its cells).
-pub fn disk_estimate(grid: &super::Grid, done: &[bool]) -> u64 {
+pub fn disk_estimate(grid: &crate::grid::Grid, done: &[bool]) -> u64 {
     grid.cells
         .iter()
         .zip(done)

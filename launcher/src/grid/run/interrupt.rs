@@ -13,13 +13,13 @@ static TOTAL: AtomicUsize = AtomicUsize::new(0);
 static PIPE: AtomicI32 = AtomicI32::new(-1);
 
 /// The grid has `total` cells, `done` of them already done.
-pub(super) fn set_counts(done: usize, total: usize) {
+pub(crate) fn set_counts(done: usize, total: usize) {
     DONE.store(done, Ordering::Relaxed);
     TOTAL.store(total, Ordering::Relaxed);
 }
 
 /// One more cell finished.
-pub(super) fn cell_done() {
+pub(crate) fn cell_done() {
     DONE.fetch_add(1, Ordering::Relaxed);
 }
 

@@ -6,8 +6,8 @@
 //! as its last cell if there is one (they are in that process's memory), else one whose views no
 //! other worker holds, the largest cost estimate first. A failed or skipped cell skips its
 //! dependants; the rest go on.
-use super::progress::Progress;
-use super::Grid;
+use crate::grid::progress::Progress;
+use crate::grid::Grid;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What happened to each cell of a pass over the grid.
@@ -27,7 +27,7 @@ impl Summary {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub(super) enum State {
+pub(crate) enum State {
     Pending,
     Running,
     Done,
@@ -36,10 +36,10 @@ pub(super) enum State {
     Skipped(String),
 }
 
-pub(super) struct Dispatcher<'a> {
-    pub(super) grid: &'a Grid,
-    pub(super) state: Vec<State>,
-    pub(super) progress: Progress,
+pub(crate) struct Dispatcher<'a> {
+    pub(crate) grid: &'a Grid,
+    pub(crate) state: Vec<State>,
+    pub(crate) progress: Progress,
     /// Each cell's training-views group, and the group each worker ran last.
     views: Vec<Option<String>>,
     last_views: HashMap<usize, String>,
@@ -49,14 +49,14 @@ pub(super) struct Dispatcher<'a> {
 }
 
 /// Whether a cell's error is the file system running out of space.
-pub(super) fn out_of_space(error: &str) -> bool {
+pub(crate) fn out_of_space(error: &str) -> bool {
     error.contains("os error 28") || error.contains("os error 122")
 }
 
 impl<'a> Dispatcher<'a> {
     /// `done`: the cells already done (see `execute::done_cells`).
-    pub(super) fn new(grid: &'a Grid, done: &[bool], progress: Progress) -> Self {
-        super::interrupt::set_counts(done.iter().filter(|d| **d).count(), grid.cells.len());
+    pub(crate) fn new(grid: &'a Grid, done: &[bool], progress: Progress) -> Self {
+        crate::grid::interrupt::set_counts(done.iter().filter(|d| **d).count(), grid.cells.len());
         let state = done
             .iter()
             .map(|&d| match d {
@@ -75,32 +75,32 @@ impl<'a> Dispatcher<'a> {
     }
 
     /// Records how `cell` ended on `worker`: `None` for success, else why it failed.
-    pub(super) fn record(&mut self, worker: usize, cell: usize, error: Option<String>) {
+    pub(crate) fn record(&mut self, worker: usize, cell: usize, error: Option<String>) {
         let c = &self.grid.cells[cell];
         self.state[cell] = match error {
             None => {
                 self.progress.finish(worker, c, Ok(()));
-                super::interrupt::cell_done();
+                crate::grid::interrupt::cell_done();
                 State::Done
             }
             Some(why) => {
                 if out_of_space(&why) && self.full.is_none() {
                     let dir = &self.grid.output_dir;
-                    let free = super::cost::free_bytes(dir)
+                    let free = crate::grid::cost::free_bytes(dir)
                         .map_or("unknown".to_string(), |b| format!("{} MB", b >> 20));
                     let finished: Vec<bool> = self
                         .state
                         .iter()
                         .map(|s| matches!(s, State::Done | State::AlreadyDone))
                         .collect();
-                    let need = super::cost::disk_estimate(self.grid, &finished) >> 20;
+                    let need = crate::grid::cost::disk_estimate(self.grid, &finished) >> 20;
                     let msg = format!(
                         "no space left on the device (output {}, free {free}; the rest of the \
                          grid writes about {need} MB there and in its cache): no further cell starts; free \
                          space and rerun, finished cells are kept",
                         dir.display()
                     );
-                    super::progress::print_error(format_args!("{msg}"));
+                    crate::grid::progress::print_error(format_args!("{msg}"));
                     self.full = Some(msg);
                 }
                 self.progress.finish(worker, c, Err(&why));
@@ -124,7 +124,7 @@ impl<'a> Dispatcher<'a> {
             if let Some(&j) = failed {
                 let why = format!(
                     "dependency {} did not finish",
-                    super::progress::describe(&self.grid.cells[j])
+                    crate::grid::progress::describe(&self.grid.cells[j])
                 );
                 self.state[i] = State::Skipped(why);
                 self.progress.skip(cell);
@@ -133,7 +133,7 @@ impl<'a> Dispatcher<'a> {
     }
 
     /// The next cell for `worker`, marked running; `None` when none is ready now.
-    pub(super) fn next(&mut self, worker: usize) -> Option<usize> {
+    pub(crate) fn next(&mut self, worker: usize) -> Option<usize> {
         self.propagate();
         if let Some(why) = &self.full {
             let why = format!("not started: {why}");
@@ -179,14 +179,14 @@ impl<'a> Dispatcher<'a> {
     }
 
     /// Every cell settled (none pending or running).
-    pub(super) fn finished(&self) -> bool {
+    pub(crate) fn finished(&self) -> bool {
         !self
             .state
             .iter()
             .any(|s| matches!(s, State::Pending | State::Running))
     }
 
-    pub(super) fn summary(&self) -> Summary {
+    pub(crate) fn summary(&self) -> Summary {
         let mut s = Summary::default();
         for (c, st) in self.grid.cells.iter().zip(&self.state) {
             match st {
@@ -209,8 +209,8 @@ impl<'a> Dispatcher<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{config::GridConfig, expand, CellKind};
     use super::*;
+    use crate::grid::{config::GridConfig, expand, CellKind};
 
     fn grid(text: &str) -> Grid {
         let cfg = GridConfig::parse(text, std::path::Path::new("/g/grid.yaml")).unwrap();
@@ -224,7 +224,7 @@ mod tests {
             g,
             names,
             &done,
-            super::super::progress::ProgressMode::Plain,
+            crate::grid::progress::ProgressMode::Plain,
             true,
         );
         Dispatcher::new(g, &done, progress)
