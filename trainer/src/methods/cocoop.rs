@@ -1,9 +1,14 @@
 //! CoCoOp (conditional prompt learning): CoOp's shared context shifted, image by image, by a
 //! small meta-network of that image's normalised feature, so every image reads its own class
 //! prompts. Trainable: the context and the meta-network; CLIP stays frozen.
+use super::learner::Learner;
 use super::prompt_learner::{ClassTokenPosition, PromptConfig, PromptLearner};
+use crate::cache::FeatureCache;
 use crate::clip::tokenizer::Tokenizer;
 use crate::clip::{normalize, Clip, ClipError};
+use crate::engine::error::RunError;
+use crate::engine::eval::{evaluate_with, EvalResult, EvalSet};
+use crate::engine::spec::RunSpec;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -295,6 +300,39 @@ impl CoCoOp {
     /// Logits of a test batch, without building a graph.
     pub fn eval_logits(&self, clip: &Clip, image_features: &Tensor) -> Tensor {
         tch::no_grad(|| self.logits(clip, image_features))
+    }
+}
+
+impl Learner for CoCoOp {
+    fn loss(&self, clip: &Clip, img: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
+        CoCoOp::loss(self, clip, img, labels)
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Tensor> {
+        self.parameters_mut()
+    }
+
+    fn ctx(&self) -> &Tensor {
+        &self.learner.ctx
+    }
+
+    fn evaluate(
+        &self,
+        clip: &Clip,
+        cache: &FeatureCache,
+        weights_digest: &str,
+        spec: &RunSpec,
+        set: &EvalSet,
+    ) -> Result<EvalResult, RunError> {
+        let other = self.for_classes(clip, &Tokenizer::new(), &set.classnames)?;
+        Ok(evaluate_with(
+            clip,
+            cache,
+            weights_digest,
+            spec,
+            set,
+            |img| other.eval_logits(clip, img),
+        )?)
     }
 }
 

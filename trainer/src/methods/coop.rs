@@ -1,13 +1,19 @@
 //! CoOp's classifier head: cosine logits between image features and the learned class prompts,
 //! scaled by CLIP's (frozen) logit scale, trained with cross-entropy.
-use super::learner::{CoopLearner, GradientRule};
+use super::learner::{GradientRule, Learner};
+use super::nfl::Nfl;
 use super::prompt_learner::PromptLearner;
+use super::prompt_learner::PromptSet;
 use super::subspace::Subspace;
 use super::{nfl, MethodDef, TrainCx, Trained};
+use crate::cache::FeatureCache;
+use crate::clip::tokenizer::Tokenizer;
 use crate::clip::Clip;
 use crate::data::{subsample_classes, SubsampleClasses};
 use crate::engine::artefacts::{load_trajectory, save_context};
 use crate::engine::error::RunError;
+use crate::engine::eval::{evaluate, EvalResult, EvalSet};
+use crate::engine::spec::RunSpec;
 use crate::engine::spec::SubptInit;
 use crate::engine::train::{train, TrainSetup};
 use tch::Tensor;
@@ -24,6 +30,84 @@ pub fn loss(
     let logits = logits(clip, image_features, &learner.class_features(clip));
     let loss = logits.cross_entropy_for_logits(labels);
     (loss, logits)
+}
+
+impl Learner for PromptLearner {
+    fn loss(&self, clip: &Clip, img: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
+        loss(clip, self, img, labels)
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Tensor> {
+        vec![&mut self.ctx]
+    }
+
+    fn ctx(&self) -> &Tensor {
+        &self.ctx
+    }
+
+    fn evaluate(
+        &self,
+        clip: &Clip,
+        cache: &FeatureCache,
+        weights_digest: &str,
+        spec: &RunSpec,
+        set: &EvalSet,
+    ) -> Result<EvalResult, RunError> {
+        if self.config.class_specific && set.classnames.len() != self.classes.len() {
+            return Err(RunError::Spec(format!(
+                "class-specific contexts cannot be evaluated on other classes (`{}` subset)",
+                set.name
+            )));
+        }
+        let prompts = PromptSet::new(
+            clip,
+            &Tokenizer::new(),
+            &set.classnames,
+            &self.ctx_words,
+            self.config.effective_n_ctx(),
+        )?;
+        let text = tch::no_grad(|| self.features_for(clip, &prompts));
+        Ok(evaluate(clip, cache, weights_digest, spec, set, &text)?)
+    }
+}
+
+/// The CoOp family's learner: the prompts and, in NFL cells, NFL's term on them.
+pub struct CoopLearner {
+    pub prompts: PromptLearner,
+    pub nfl: Option<Nfl>,
+}
+
+impl Learner for CoopLearner {
+    fn loss(&self, clip: &Clip, img: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
+        self.prompts.loss(clip, img, labels)
+    }
+
+    fn extra_terms(&self, clip: &Clip) -> Vec<(&'static str, Tensor)> {
+        self.nfl
+            .iter()
+            .map(|n| ("nfl", n.loss(clip, &self.prompts)))
+            .collect()
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut Tensor> {
+        self.prompts.params_mut()
+    }
+
+    fn ctx(&self) -> &Tensor {
+        &self.prompts.ctx
+    }
+
+    fn evaluate(
+        &self,
+        clip: &Clip,
+        cache: &FeatureCache,
+        weights_digest: &str,
+        spec: &RunSpec,
+        set: &EvalSet,
+    ) -> Result<EvalResult, RunError> {
+        self.prompts
+            .evaluate(clip, cache, weights_digest, spec, set)
+    }
 }
 
 /// CoOp (Zhou et al., 2022): one context shared by every class, learned with cross-entropy.
@@ -51,7 +135,7 @@ pub fn train_prompts(cx: &TrainCx, m: &dyn MethodDef) -> Result<Trained, RunErro
     let nfl = match &spec.nfl {
         Some(n) if m.uses_nfl() => {
             let novel = subsample_classes(cx.drawn, SubsampleClasses::New).classnames;
-            Some(nfl::build(cx, &learner, n, &novel)?)
+            Some(nfl::build(cx, &learner, (&n.names, n.lambda), &novel)?)
         }
         _ => None,
     };

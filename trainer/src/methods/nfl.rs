@@ -172,17 +172,17 @@ impl<'de> serde::Deserialize<'de> for NflNames {
 pub fn build(
     cx: &super::TrainCx,
     learner: &PromptLearner,
-    n: &crate::engine::spec::NflSpec,
+    (list, lambda): (&NflNames, f64),
     novel: &[String],
 ) -> Result<Nfl, crate::engine::error::RunError> {
     use super::zeroshot::{cached_text_features, ensemble_templates};
     let dataset = cx.spec.dataset;
     // "novel": the dataset's new-half class names, in label order (what the paper's
     // base-to-novel lists hold), derived from the data so any dataset works.
-    let names = n.names.names(novel)?;
+    let names = list.names(novel)?;
     // imagenet_100 are ImageNet names: the ImageNet rule (80 templates only) applies; a
     // dataset's own novel names get its custom template too.
-    let own = (n.names != NflNames::ImageNet100 && dataset != DatasetName::ImageNet)
+    let own = (*list != NflNames::ImageNet100 && dataset != DatasetName::ImageNet)
         .then(|| dataset.info().template);
     let templates = ensemble_templates(own);
     let targets = cached_text_features(cx.cache, cx.clip, cx.digest, &names, &templates)?;
@@ -195,7 +195,7 @@ pub fn build(
             learner.config.effective_n_ctx(),
         )?,
         targets,
-        lambda: n.lambda,
+        lambda,
     })
 }
 
