@@ -97,3 +97,12 @@ pub fn split_features(
         outcome,
     ))
 }
+
+/// The frozen CLIP, the feature cache and the weights' digest its entries are keyed by: what
+/// every evaluation and every cached feature reads, passed as one.
+#[derive(Clone, Copy)]
+pub struct Frozen<'a> {
+    pub clip: &'a Clip,
+    pub cache: &'a FeatureCache,
+    pub digest: &'a str,
+}

@@ -1,9 +1,8 @@
 //! Test-split evaluation from cached frozen image features.
 use super::spec::RunSpec;
-use crate::cache::FeatureCache;
 use crate::clip::logits;
-use crate::clip::Clip;
 use crate::data::{Item, SubsampleClasses};
+pub use crate::features::Frozen;
 use crate::features::{split_features, SplitKey};
 use tch::{Kind, Tensor};
 
@@ -26,24 +25,22 @@ pub struct EvalResult {
 
 /// Accuracy of `text_features` [n_cls, embed] as a classifier of `set`'s test images.
 pub fn evaluate(
-    clip: &Clip,
-    cache: &FeatureCache,
-    weights_digest: &str,
+    f: Frozen,
     spec: &RunSpec,
     set: &EvalSet,
     text_features: &Tensor,
 ) -> Result<EvalResult, crate::features::FeatureError> {
-    evaluate_with(clip, cache, weights_digest, spec, set, |img| {
-        logits(clip, img, text_features)
-    })
+    evaluate_with(f, spec, set, |img| logits(f.clip, img, text_features))
 }
 
 /// Accuracy of any classifier of (cached, frozen) image features: CoCoOp's logits depend on
 /// each image, so it cannot be reduced to one text-feature matrix.
 pub fn evaluate_with(
-    clip: &Clip,
-    cache: &FeatureCache,
-    weights_digest: &str,
+    Frozen {
+        clip,
+        cache,
+        digest: weights_digest,
+    }: Frozen,
     spec: &RunSpec,
     set: &EvalSet,
     classify: impl Fn(&Tensor) -> Tensor,

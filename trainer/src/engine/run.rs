@@ -1,7 +1,7 @@
 //! `RunSpec -> RunResult`: one cell, from data to accuracy. The launcher calls [`run`]; so does
 //! `subpt-bench train`.
 use super::error::RunError;
-use super::eval::{evaluate, EvalSet};
+use super::eval::{evaluate, EvalSet, Frozen};
 use super::inputs::{weights_digest, CellData, DataMemo, Identity};
 use super::result::{harmonic_mean, RunResult, TrainViews};
 use super::spec::{Method, RunSpec};
@@ -60,6 +60,11 @@ fn run_on_rank(
     let clip = Clip::load(&spec.weights, spec.precision, device)?;
     let threads = crate::threads::apply(&clip);
     let tok = Tokenizer::new();
+    let frozen = Frozen {
+        clip: &clip,
+        cache: &cache,
+        digest: &digest,
+    };
     let mut timings = BTreeMap::new();
     let t_train = Instant::now();
     let trained = match spec.evaluate_context.as_deref() {
@@ -71,10 +76,8 @@ fn run_on_rank(
         _ => {
             let cx = TrainCx {
                 spec,
-                clip: &clip,
+                frozen,
                 tok: &tok,
-                cache: &cache,
-                digest: &digest,
                 drawn: &drawn,
                 train_split: &train_split,
                 eval_sets: &eval_sets,
@@ -92,12 +95,7 @@ fn run_on_rank(
     } else {
         &[]
     };
-    let bundle = Frozen {
-        clip: &clip,
-        cache: &cache,
-        digest: &digest,
-    };
-    let tested = test(spec, &bundle, trained.learner.as_deref(), evaluated)?;
+    let tested = test(spec, frozen, trained.learner.as_deref(), evaluated)?;
     timings.insert("eval_s".into(), t_eval.elapsed().as_secs_f64());
     timings.insert("total_s".into(), t_start.elapsed().as_secs_f64());
     let train_per_class = per_class_counts(spec, &train_split);
@@ -144,13 +142,6 @@ fn refuse(spec: &RunSpec) -> Result<(), RunError> {
     }
 }
 
-/// The frozen model and what its features are cached under.
-struct Frozen<'a> {
-    clip: &'a Clip,
-    cache: &'a FeatureCache,
-    digest: &'a str,
-}
-
 /// Test accuracy per evaluated subset.
 #[derive(Default)]
 struct Tested {
@@ -175,7 +166,7 @@ impl Tested {
 /// Tests `learner` (zero-shot CLIP with the dataset's template when there is none) on `sets`.
 fn test(
     spec: &RunSpec,
-    f: &Frozen,
+    f: Frozen,
     learner: Option<&dyn Learner>,
     sets: &[EvalSet],
 ) -> Result<Tested, RunError> {
@@ -184,11 +175,10 @@ fn test(
         let r = match learner {
             None => {
                 let templates = [spec.dataset.info().template.to_string()];
-                let text =
-                    cached_text_features(f.cache, f.clip, f.digest, &set.classnames, &templates)?;
-                evaluate(f.clip, f.cache, f.digest, spec, set, &text)?
+                let text = cached_text_features(f, &set.classnames, &templates)?;
+                evaluate(f, spec, set, &text)?
             }
-            Some(l) => l.evaluate(f.clip, f.cache, f.digest, spec, set)?,
+            Some(l) => l.evaluate(f, spec, set)?,
         };
         out.accuracy.insert(set.name, r.accuracy);
         out.per_class.insert(set.name, r.per_class);

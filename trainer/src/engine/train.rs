@@ -2,14 +2,13 @@
 //! Dassl's batching, train-time augmentation, frozen image tower, optional gradient projection,
 //! SGD with the CoOp schedule, and a guard that fails the cell on a non-finite loss or gradient.
 use super::error::RunError;
-use super::eval::EvalSet;
+use super::eval::{EvalSet, Frozen};
 use super::group::checked_sum;
 use super::optim::Sgd;
 use super::result::CurvePoint;
 use super::schedule::Schedule;
 use super::spec::RunSpec;
-use crate::cache::FeatureCache;
-use crate::clip::{all_finite, Clip};
+use crate::clip::all_finite;
 use crate::comm::{shard, Communicator};
 use crate::data::loader::{dassl_drop_last, ordered_batches, Pipeline, Prefetch};
 use crate::data::transforms::{Normalize, SeededRng, TestTransform, TrainTransform};
@@ -23,11 +22,9 @@ use tch::Tensor;
 
 pub struct TrainSetup<'a> {
     pub spec: &'a RunSpec,
-    pub clip: &'a Clip,
+    pub frozen: Frozen<'a>,
     pub items: &'a [Item],
     pub eval_sets: &'a [EvalSet],
-    pub cache: &'a FeatureCache,
-    pub weights_digest: &'a str,
     /// The data-parallel group training this cell (a group of one without `--dp`).
     pub comm: &'a dyn Communicator,
 }
@@ -114,15 +111,15 @@ pub fn train(
 /// The store of training views this cell shares with the cells that see the same ones.
 fn views_of(s: &TrainSetup) -> Result<Views, RunError> {
     let spec = s.spec;
-    let resolution = s.clip.config.vision.resolution() as usize;
+    let resolution = s.frozen.clip.config.vision.resolution() as usize;
     // Data-parallel ranks see shards of each batch: only a group of one shares views.
     let view_key = match s.comm.size() {
         1 => Some(crate::digest::items_digest(s.items)?),
         _ => None,
     };
     let view_key = view_key.map(|items| ViewKey {
-        weights: s.weights_digest.to_string(),
-        precision: s.clip.precision.to_string(),
+        weights: s.frozen.digest.to_string(),
+        precision: s.frozen.clip.precision.to_string(),
         items,
         seed: spec.seed,
         batch_size: spec.batch_size,
@@ -220,8 +217,8 @@ impl Epoch {
         let mine = self.shards[b].clone();
         if !mine.is_empty() {
             let (img, labels) = self.images(s, &mine)?;
-            let labels = labels.to_device(s.clip.device);
-            let (ce, logits) = model.loss(s.clip, &img, &labels);
+            let labels = labels.to_device(s.frozen.clip.device);
+            let (ce, logits) = model.loss(s.frozen.clip, &img, &labels);
             let value = ce.double_value(&[]);
             if !value.is_finite() {
                 return Err(self.non_finite(b, "loss"));
@@ -233,7 +230,7 @@ impl Epoch {
             self.seen += mine.len() as i64;
         }
         // Terms without images (NFL's) are the whole group's once: each rank adds its share.
-        for (_name, term) in model.extra_terms(s.clip) {
+        for (_name, term) in model.extra_terms(s.frozen.clip) {
             if !term.double_value(&[]).is_finite() {
                 return Err(self.non_finite(b, "loss"));
             }
@@ -257,13 +254,13 @@ impl Epoch {
                 // A fresh tensor, as the tower's output is.
                 let img = f.narrow(0, self.offset, mine.len() as i64).copy();
                 let l: Vec<i64> = mine.iter().map(|&i| self.items[i].1).collect();
-                (img.to_device(s.clip.device), Tensor::from_slice(&l))
+                (img.to_device(s.frozen.clip.device), Tensor::from_slice(&l))
             }
             (None, Some(loader)) => {
                 let batch = loader
                     .next()
                     .expect("one loaded batch per non-empty shard")?;
-                let raw = tch::no_grad(|| s.clip.encode_image_raw(&batch.images));
+                let raw = tch::no_grad(|| s.frozen.clip.encode_image_raw(&batch.images));
                 crate::views::count_encoded(mine.len());
                 if self.share {
                     self.encoded.push(raw.shallow_clone());
@@ -292,7 +289,7 @@ impl Epoch {
         if self.size > 1 {
             let mut stats =
                 Tensor::from_slice(&[self.loss_sum, self.correct as f64, self.seen as f64])
-                    .to_device(s.clip.device);
+                    .to_device(s.frozen.clip.device);
             checked_sum(s.comm, &mut stats)?;
             let v = Vec::<f64>::try_from(&stats).expect("3 values");
             (self.loss_sum, self.correct, self.seen) = (v[0], v[1] as i64, v[2] as i64);
@@ -307,7 +304,7 @@ impl Epoch {
             spec.eval_every > 0 && (epoch + 1) % spec.eval_every == 0 && s.comm.rank() == 0;
         if evaluate_now {
             for set in s.eval_sets {
-                let r = model.evaluate(s.clip, s.cache, s.weights_digest, spec, set)?;
+                let r = model.evaluate(s.frozen, spec, set)?;
                 test.insert(set.name, r.accuracy);
             }
         }
@@ -331,7 +328,7 @@ fn pipeline(
     loaded: &[Vec<usize>],
     aug_seed: u64,
 ) -> Result<Pipeline<impl Fn(usize) -> SeededRng + Send + 'static>, RunError> {
-    let resolution = s.clip.config.vision.resolution() as usize;
+    let resolution = s.frozen.clip.config.vision.resolution() as usize;
     let flat: Arc<Vec<usize>> = Arc::new(loaded.concat());
     let rng_for = move |pos: usize| SeededRng::for_item(aug_seed, flat[pos] as u64);
     let a = s.spec.augment;

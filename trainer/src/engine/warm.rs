@@ -63,7 +63,12 @@ fn encode(spec: &RunSpec, device: Device) -> Result<FeaturesResult, RunError> {
             &set.digest,
         );
         let (_, _, outcome) = split_features(&clip, &key, &set.items, &cache, 100)?;
-        let _text = cached_text_features(&cache, &clip, &digest, &set.classnames, &template)?;
+        let frozen = crate::features::Frozen {
+            clip: &clip,
+            cache: &cache,
+            digest: &digest,
+        };
+        let _text = cached_text_features(frozen, &set.classnames, &template)?;
         warmed.push(WarmedSet {
             subset: set.name,
             images: set.items.len(),

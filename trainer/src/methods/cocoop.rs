@@ -3,11 +3,10 @@
 //! prompts. Trainable: the context and the meta-network; CLIP stays frozen.
 use super::learner::Learner;
 use super::prompt_learner::{ClassTokenPosition, PromptConfig, PromptLearner};
-use crate::cache::FeatureCache;
 use crate::clip::tokenizer::Tokenizer;
 use crate::clip::{normalize, Clip, ClipError};
 use crate::engine::error::RunError;
-use crate::engine::eval::{evaluate_with, EvalResult, EvalSet};
+use crate::engine::eval::{evaluate_with, EvalResult, EvalSet, Frozen};
 use crate::engine::spec::RunSpec;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -316,23 +315,11 @@ impl Learner for CoCoOp {
         &self.learner.ctx
     }
 
-    fn evaluate(
-        &self,
-        clip: &Clip,
-        cache: &FeatureCache,
-        weights_digest: &str,
-        spec: &RunSpec,
-        set: &EvalSet,
-    ) -> Result<EvalResult, RunError> {
-        let other = self.for_classes(clip, &Tokenizer::new(), &set.classnames)?;
-        Ok(evaluate_with(
-            clip,
-            cache,
-            weights_digest,
-            spec,
-            set,
-            |img| other.eval_logits(clip, img),
-        )?)
+    fn evaluate(&self, f: Frozen, spec: &RunSpec, set: &EvalSet) -> Result<EvalResult, RunError> {
+        let other = self.for_classes(f.clip, &Tokenizer::new(), &set.classnames)?;
+        Ok(evaluate_with(f, spec, set, |img| {
+            other.eval_logits(f.clip, img)
+        })?)
     }
 }
 
@@ -353,15 +340,13 @@ impl super::MethodDef for CoCoOpMethod {
             n_ctx: spec.prompt.n_ctx,
             ctx_init: spec.prompt.ctx_init.clone(),
         };
-        let mut model = CoCoOp::new(cx.clip, cx.tok, &cx.train_split.classnames, &cfg)?;
+        let mut model = CoCoOp::new(cx.frozen.clip, cx.tok, &cx.train_split.classnames, &cfg)?;
         let theta0 = model.learner.ctx.detach().copy();
         let setup = TrainSetup {
             spec,
-            clip: cx.clip,
+            frozen: cx.frozen,
             items: &cx.train_split.train,
             eval_sets: cx.eval_sets,
-            cache: cx.cache,
-            weights_digest: cx.digest,
             comm: cx.comm,
         };
         let mut out = super::Trained::default();

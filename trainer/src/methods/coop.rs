@@ -6,13 +6,12 @@ use super::prompt_learner::PromptLearner;
 use super::prompt_learner::PromptSet;
 use super::subspace::Subspace;
 use super::{nfl, MethodDef, TrainCx, Trained};
-use crate::cache::FeatureCache;
 use crate::clip::tokenizer::Tokenizer;
 use crate::clip::Clip;
 use crate::data::{subsample_classes, SubsampleClasses};
 use crate::engine::artefacts::{load_trajectory, save_context};
 use crate::engine::error::RunError;
-use crate::engine::eval::{evaluate, EvalResult, EvalSet};
+use crate::engine::eval::{evaluate, EvalResult, EvalSet, Frozen};
 use crate::engine::spec::RunSpec;
 use crate::engine::spec::SubptInit;
 use crate::engine::train::{train, TrainSetup};
@@ -45,14 +44,7 @@ impl Learner for PromptLearner {
         &self.ctx
     }
 
-    fn evaluate(
-        &self,
-        clip: &Clip,
-        cache: &FeatureCache,
-        weights_digest: &str,
-        spec: &RunSpec,
-        set: &EvalSet,
-    ) -> Result<EvalResult, RunError> {
+    fn evaluate(&self, f: Frozen, spec: &RunSpec, set: &EvalSet) -> Result<EvalResult, RunError> {
         if self.config.class_specific && set.classnames.len() != self.classes.len() {
             return Err(RunError::Spec(format!(
                 "class-specific contexts cannot be evaluated on other classes (`{}` subset)",
@@ -60,14 +52,14 @@ impl Learner for PromptLearner {
             )));
         }
         let prompts = PromptSet::new(
-            clip,
+            f.clip,
             &Tokenizer::new(),
             &set.classnames,
             &self.ctx_words,
             self.config.effective_n_ctx(),
         )?;
-        let text = tch::no_grad(|| self.features_for(clip, &prompts));
-        Ok(evaluate(clip, cache, weights_digest, spec, set, &text)?)
+        let text = tch::no_grad(|| self.features_for(f.clip, &prompts));
+        Ok(evaluate(f, spec, set, &text)?)
     }
 }
 
@@ -97,16 +89,8 @@ impl Learner for CoopLearner {
         &self.prompts.ctx
     }
 
-    fn evaluate(
-        &self,
-        clip: &Clip,
-        cache: &FeatureCache,
-        weights_digest: &str,
-        spec: &RunSpec,
-        set: &EvalSet,
-    ) -> Result<EvalResult, RunError> {
-        self.prompts
-            .evaluate(clip, cache, weights_digest, spec, set)
+    fn evaluate(&self, f: Frozen, spec: &RunSpec, set: &EvalSet) -> Result<EvalResult, RunError> {
+        self.prompts.evaluate(f, spec, set)
     }
 }
 
@@ -130,7 +114,7 @@ pub fn train_prompts(cx: &TrainCx, m: &dyn MethodDef) -> Result<Trained, RunErro
     let spec = cx.spec;
     tch::manual_seed(spec.seed as i64);
     let classnames = &cx.train_split.classnames;
-    let learner = PromptLearner::new(cx.clip, cx.tok, classnames, spec.prompt.clone())?;
+    let learner = PromptLearner::new(cx.frozen.clip, cx.tok, classnames, spec.prompt.clone())?;
     let theta0 = learner.ctx.detach().copy();
     let nfl = match &spec.nfl {
         Some(n) if m.uses_nfl() => {
@@ -145,11 +129,9 @@ pub fn train_prompts(cx: &TrainCx, m: &dyn MethodDef) -> Result<Trained, RunErro
     };
     let setup = TrainSetup {
         spec,
-        clip: cx.clip,
+        frozen: cx.frozen,
         items: &cx.train_split.train,
         eval_sets: cx.eval_sets,
-        cache: cx.cache,
-        weights_digest: cx.digest,
         comm: cx.comm,
     };
     let mut out = Trained::default();
@@ -169,7 +151,7 @@ pub fn train_prompts(cx: &TrainCx, m: &dyn MethodDef) -> Result<Trained, RunErro
             if sub.init == SubptInit::Epoch1 {
                 learner.prompts.set_context(&trajectory[0])?;
             }
-            Some(s.projector(cx.clip.device))
+            Some(s.projector(cx.frozen.clip.device))
         }
         None => None,
     };

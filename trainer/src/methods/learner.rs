@@ -2,10 +2,9 @@
 //! evaluates. CoOp-style prompts (with NFL's loss when the setup has one) and CoCoOp implement
 //! it; zero-shot CLIP has nothing to learn and is no `Learner`.
 use super::subspace::Projector;
-use crate::cache::FeatureCache;
 use crate::clip::Clip;
 use crate::engine::error::RunError;
-use crate::engine::eval::{EvalResult, EvalSet};
+use crate::engine::eval::{EvalResult, EvalSet, Frozen};
 use crate::engine::spec::RunSpec;
 use tch::Tensor;
 
@@ -40,12 +39,5 @@ pub trait Learner {
     fn ctx(&self) -> &Tensor;
 
     /// Test accuracy on `set` with the current parameters (prompts rebuilt for its classes).
-    fn evaluate(
-        &self,
-        clip: &Clip,
-        cache: &FeatureCache,
-        weights_digest: &str,
-        spec: &RunSpec,
-        set: &EvalSet,
-    ) -> Result<EvalResult, RunError>;
+    fn evaluate(&self, f: Frozen, spec: &RunSpec, set: &EvalSet) -> Result<EvalResult, RunError>;
 }

@@ -17,15 +17,14 @@ pub mod prompt_learner;
 pub mod subspace;
 pub mod zeroshot;
 
-use crate::cache::FeatureCache;
 use crate::clip::tokenizer::Tokenizer;
-use crate::clip::Clip;
 use crate::comm::Communicator;
 use crate::data::DatasetSplits;
 use crate::engine::error::RunError;
 use crate::engine::eval::EvalSet;
 use crate::engine::result::CurvePoint;
 use crate::engine::spec::RunSpec;
+use crate::features::Frozen;
 use crate::store::CellDir;
 use learner::Learner;
 use serde::{Deserialize, Serialize};
@@ -103,11 +102,9 @@ impl std::fmt::Display for Method {
 /// What a cell's training reads: the frozen CLIP, the cell's data, its caches and its group.
 pub struct TrainCx<'a> {
     pub spec: &'a RunSpec,
-    pub clip: &'a Clip,
+    /// The frozen CLIP, the feature cache and the weights' digest.
+    pub frozen: Frozen<'a>,
     pub tok: &'a Tokenizer,
-    pub cache: &'a FeatureCache,
-    /// The weights' SHA-256 (cache keys).
-    pub digest: &'a str,
     /// Every class's lists with the few-shot subset in place (NFL's novel names come from it).
     pub drawn: &'a DatasetSplits,
     /// The trained class subset.

@@ -185,10 +185,10 @@ pub fn build(
     let own = (*list != NflNames::ImageNet100 && dataset != DatasetName::ImageNet)
         .then(|| dataset.info().template);
     let templates = ensemble_templates(own);
-    let targets = cached_text_features(cx.cache, cx.clip, cx.digest, &names, &templates)?;
+    let targets = cached_text_features(cx.frozen, &names, &templates)?;
     Ok(Nfl {
         prompts: PromptSet::new(
-            cx.clip,
+            cx.frozen.clip,
             cx.tok,
             &names,
             &learner.ctx_words,

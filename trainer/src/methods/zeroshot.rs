@@ -1,6 +1,5 @@
 //! Zero-shot CLIP classifiers: one hand-written template per dataset, or the 80-template
 //! ImageNet ensemble (plus the dataset's own template) whose averaged features are NFL's targets.
-use crate::cache::FeatureCache;
 use crate::clip::tokenizer::Tokenizer;
 use crate::clip::{normalize, Clip, ClipError};
 use crate::methods::prompt_learner::prompt_name;
@@ -65,9 +64,11 @@ pub fn ensemble_features(
 
 /// Cached text features: the key names the weights digest, precision, class list and templates.
 pub fn cached_text_features(
-    cache: &FeatureCache,
-    clip: &Clip,
-    weights_digest: &str,
+    crate::features::Frozen {
+        clip,
+        cache,
+        digest: weights_digest,
+    }: crate::features::Frozen,
     classnames: &[String],
     templates: &[String],
 ) -> Result<Tensor, ClipError> {
