@@ -15,6 +15,8 @@ pub enum FeatureError {
     #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
     #[error(transparent)]
+    Clip(#[from] crate::clip::ClipError),
+    #[error(transparent)]
     Load(#[from] crate::data::loader::LoadError),
     #[error(transparent)]
     Transform(#[from] crate::data::transforms::TransformError),

@@ -42,8 +42,6 @@ pub enum ClipError {
     Tokenizer(#[from] tokenizer::TokenizerError),
     #[error("{0}")]
     Torch(#[from] tch::TchError),
-    #[error(transparent)]
-    Cache(#[from] crate::cache::CacheError),
 }
 
 impl ClipError {

@@ -49,7 +49,7 @@ pub fn ensemble_features(
     tok: &Tokenizer,
     classnames: &[String],
     templates: &[String],
-) -> Result<Tensor, ClipError> {
+) -> Result<Tensor, crate::features::FeatureError> {
     let mut sum: Option<Tensor> = None;
     for t in templates {
         let f = template_features(clip, tok, classnames, t)?;
@@ -71,7 +71,7 @@ pub fn cached_text_features(
     }: crate::features::Frozen,
     classnames: &[String],
     templates: &[String],
-) -> Result<Tensor, ClipError> {
+) -> Result<Tensor, crate::features::FeatureError> {
     let key = serde_json::json!({
         "weights": weights_digest,
         "precision": clip.precision.to_string(),
@@ -79,13 +79,17 @@ pub fn cached_text_features(
         "templates": templates,
     });
     let tok = Tokenizer::new();
-    let (t, _) = cache.get_or_compute("text", &key, || -> Result<_, ClipError> {
-        let f = ensemble_features(clip, &tok, classnames, templates)?;
-        Ok(vec![(
-            "features".to_string(),
-            f.to_device(tch::Device::Cpu),
-        )])
-    })?;
+    let (t, _) = cache.get_or_compute(
+        "text",
+        &key,
+        || -> Result<_, crate::features::FeatureError> {
+            let f = ensemble_features(clip, &tok, classnames, templates)?;
+            Ok(vec![(
+                "features".to_string(),
+                f.to_device(tch::Device::Cpu),
+            )])
+        },
+    )?;
     Ok(t.into_iter()
         .next()
         .expect("one tensor")
