@@ -3,7 +3,7 @@
 //! `clip` is OpenAI's CLIP re-expressed in tch (tokenizer, towers, weight loaders); `data` reads
 //! CoOp-layout datasets and draws Dassl-identical few-shot subsets.
 pub mod cache;
-pub mod clip;
+pub use subpt_clip as clip;
 pub mod comm;
 pub mod data;
 pub mod device;

@@ -38,7 +38,7 @@ pub struct Weights {
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> ClipError {
-    ClipError::Io(crate::io::IoError::new(path, source))
+    ClipError::Io(subpt_io::IoError::new(path, source))
 }
 
 fn format_err(path: &Path, msg: impl Into<String>) -> ClipError {

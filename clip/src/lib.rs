@@ -7,7 +7,7 @@ pub mod resnet;
 pub mod text;
 pub mod text_fast;
 /// PyTorch checkpoints read without libtorch (in the pickle crate).
-pub use crate::pickle::torch_archive;
+pub use subpt_pickle::torch_archive;
 /// CLIP's tokenizer, a crate of its own (no libtorch).
 pub use subpt_tokenizer as tokenizer;
 pub mod vit;
@@ -35,7 +35,7 @@ pub enum ClipError {
     #[error("{path}: {msg}")]
     Format { path: String, msg: String },
     #[error(transparent)]
-    Io(#[from] crate::io::IoError),
+    Io(#[from] subpt_io::IoError),
     #[error(transparent)]
     Archive(#[from] torch_archive::ArchiveError),
     #[error(transparent)]
@@ -136,7 +136,7 @@ impl Clip {
     }
 
     /// The model over tensors that keep their autograd identity (fp32 on `device`), so the
-    /// same forward code trains them: see `crate::pretrain`.
+    /// same forward code trains them: see the trainer's `pretrain`.
     pub fn trainable(
         tensors: std::collections::BTreeMap<String, Tensor>,
         device: Device,

@@ -69,9 +69,9 @@ impl TextTower {
 
 #[cfg(test)]
 mod tests {
-    use crate::clip::config::{Activation, TextConfig};
-    use crate::clip::random_init::{generate, Spec};
-    use crate::clip::{Clip, Precision};
+    use crate::config::{Activation, TextConfig};
+    use crate::random_init::{generate, Spec};
+    use crate::{Clip, Precision};
     use tch::{Device, Kind, Tensor};
 
     fn tiny_clip(heads: i64) -> Clip {
