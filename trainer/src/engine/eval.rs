@@ -23,19 +23,30 @@ pub struct EvalResult {
     pub per_class: Vec<Option<f64>>,
 }
 
-/// Accuracy of `text_features` [n_cls, embed] as a classifier of `set`'s test images.
+/// What a cell classifies test images with, as its learner (or zero-shot CLIP) returns it.
+pub enum Classifier<'a> {
+    /// Class text features [n_cls, embed] under CLIP's cosine head (zero-shot CLIP, CoOp).
+    Text(Tensor),
+    /// Logits that depend on each image (CoCoOp's meta-network shifts the prompts per image).
+    PerImage(Box<dyn Fn(&Tensor) -> Tensor + 'a>),
+}
+
+/// Accuracy of `classifier` on `set`'s test images: the one evaluation every cell goes
+/// through.
 pub fn evaluate(
     f: Frozen,
     spec: &RunSpec,
     set: &EvalSet,
-    text_features: &Tensor,
+    classifier: &Classifier,
 ) -> Result<EvalResult, crate::features::FeatureError> {
-    evaluate_with(f, spec, set, |img| logits(f.clip, img, text_features))
+    match classifier {
+        Classifier::Text(text) => evaluate_with(f, spec, set, |img| logits(f.clip, img, text)),
+        Classifier::PerImage(classify) => evaluate_with(f, spec, set, classify),
+    }
 }
 
-/// Accuracy of any classifier of (cached, frozen) image features: CoCoOp's logits depend on
-/// each image, so it cannot be reduced to one text-feature matrix.
-pub fn evaluate_with(
+/// Accuracy of any classifier of (cached, frozen) image features.
+fn evaluate_with(
     Frozen {
         clip,
         cache,

@@ -1,7 +1,7 @@
 //! `RunSpec -> RunResult`: one cell, from data to accuracy. The launcher calls [`run`]; so does
 //! `subpt-bench train`.
 use super::error::RunError;
-use super::eval::{evaluate, EvalSet, Frozen};
+use super::eval::{evaluate, Classifier, EvalSet, Frozen};
 use super::inputs::{weights_digest, CellData, DataMemo, Identity};
 use super::result::{harmonic_mean, RunResult, TrainViews};
 use super::spec::{Method, RunSpec};
@@ -172,14 +172,14 @@ fn test(
 ) -> Result<Tested, RunError> {
     let mut out = Tested::default();
     for set in sets {
-        let r = match learner {
+        let classifier = match learner {
             None => {
                 let templates = [spec.dataset.info().template.to_string()];
-                let text = cached_text_features(f, &set.classnames, &templates)?;
-                evaluate(f, spec, set, &text)?
+                Classifier::Text(cached_text_features(f, &set.classnames, &templates)?)
             }
-            Some(l) => l.evaluate(f, spec, set)?,
+            Some(l) => l.classifier(f.clip, set)?,
         };
+        let r = evaluate(f, spec, set, &classifier)?;
         out.accuracy.insert(set.name, r.accuracy);
         out.per_class.insert(set.name, r.per_class);
         out.test_size.insert(set.name, set.items.len());

@@ -2,7 +2,7 @@
 //! Dassl's batching, train-time augmentation, frozen image tower, optional gradient projection,
 //! SGD with the CoOp schedule, and a guard that fails the cell on a non-finite loss or gradient.
 use super::error::RunError;
-use super::eval::{EvalSet, Frozen};
+use super::eval::{evaluate, EvalSet, Frozen};
 use super::group::checked_sum;
 use super::optim::Sgd;
 use super::result::CurvePoint;
@@ -304,7 +304,8 @@ impl Epoch {
             spec.eval_every > 0 && (epoch + 1) % spec.eval_every == 0 && s.comm.rank() == 0;
         if evaluate_now {
             for set in s.eval_sets {
-                let r = model.evaluate(s.frozen, spec, set)?;
+                let classifier = model.classifier(s.frozen.clip, set)?;
+                let r = evaluate(s.frozen, spec, set, &classifier)?;
                 test.insert(set.name, r.accuracy);
             }
         }

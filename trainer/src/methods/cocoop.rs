@@ -6,8 +6,7 @@ use super::prompt_learner::{ClassTokenPosition, PromptConfig, PromptLearner};
 use crate::clip::tokenizer::Tokenizer;
 use crate::clip::{normalize, Clip, ClipError};
 use crate::engine::error::RunError;
-use crate::engine::eval::{evaluate_with, EvalResult, EvalSet, Frozen};
-use crate::engine::spec::RunSpec;
+use crate::engine::eval::{Classifier, EvalSet};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -315,11 +314,11 @@ impl Learner for CoCoOp {
         &self.learner.ctx
     }
 
-    fn evaluate(&self, f: Frozen, spec: &RunSpec, set: &EvalSet) -> Result<EvalResult, RunError> {
-        let other = self.for_classes(f.clip, &Tokenizer::new(), &set.classnames)?;
-        Ok(evaluate_with(f, spec, set, |img| {
-            other.eval_logits(f.clip, img)
-        })?)
+    fn classifier<'a>(&'a self, clip: &'a Clip, set: &EvalSet) -> Result<Classifier<'a>, RunError> {
+        let other = self.for_classes(clip, &Tokenizer::new(), &set.classnames)?;
+        Ok(Classifier::PerImage(Box::new(move |img| {
+            other.eval_logits(clip, img)
+        })))
     }
 }
 

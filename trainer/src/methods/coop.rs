@@ -11,8 +11,7 @@ use crate::clip::Clip;
 use crate::data::{subsample_classes, SubsampleClasses};
 use crate::engine::artefacts::{load_trajectory, save_context};
 use crate::engine::error::RunError;
-use crate::engine::eval::{evaluate, EvalResult, EvalSet, Frozen};
-use crate::engine::spec::RunSpec;
+use crate::engine::eval::{Classifier, EvalSet};
 use crate::engine::spec::SubptInit;
 use crate::engine::train::{train, TrainSetup};
 use tch::Tensor;
@@ -44,7 +43,7 @@ impl Learner for PromptLearner {
         &self.ctx
     }
 
-    fn evaluate(&self, f: Frozen, spec: &RunSpec, set: &EvalSet) -> Result<EvalResult, RunError> {
+    fn classifier<'a>(&'a self, clip: &'a Clip, set: &EvalSet) -> Result<Classifier<'a>, RunError> {
         if self.config.class_specific && set.classnames.len() != self.classes.len() {
             return Err(RunError::Spec(format!(
                 "class-specific contexts cannot be evaluated on other classes (`{}` subset)",
@@ -52,14 +51,14 @@ impl Learner for PromptLearner {
             )));
         }
         let prompts = PromptSet::new(
-            f.clip,
+            clip,
             &Tokenizer::new(),
             &set.classnames,
             &self.ctx_words,
             self.config.effective_n_ctx(),
         )?;
-        let text = tch::no_grad(|| self.features_for(f.clip, &prompts));
-        Ok(evaluate(f, spec, set, &text)?)
+        let text = tch::no_grad(|| self.features_for(clip, &prompts));
+        Ok(Classifier::Text(text))
     }
 }
 
@@ -89,8 +88,8 @@ impl Learner for CoopLearner {
         &self.prompts.ctx
     }
 
-    fn evaluate(&self, f: Frozen, spec: &RunSpec, set: &EvalSet) -> Result<EvalResult, RunError> {
-        self.prompts.evaluate(f, spec, set)
+    fn classifier<'a>(&'a self, clip: &'a Clip, set: &EvalSet) -> Result<Classifier<'a>, RunError> {
+        self.prompts.classifier(clip, set)
     }
 }
 

@@ -4,8 +4,7 @@
 use super::subspace::Projector;
 use crate::clip::Clip;
 use crate::engine::error::RunError;
-use crate::engine::eval::{EvalResult, EvalSet, Frozen};
-use crate::engine::spec::RunSpec;
+use crate::engine::eval::{Classifier, EvalSet};
 use tch::Tensor;
 
 /// A rule that turns the trained tensors' gradients (the context's first) into the step's,
@@ -38,6 +37,7 @@ pub trait Learner {
     /// The learned context.
     fn ctx(&self) -> &Tensor;
 
-    /// Test accuracy on `set` with the current parameters (prompts rebuilt for its classes).
-    fn evaluate(&self, f: Frozen, spec: &RunSpec, set: &EvalSet) -> Result<EvalResult, RunError>;
+    /// The classifier of `set`'s classes with the current parameters (prompts rebuilt for
+    /// them); the engine evaluates it.
+    fn classifier<'a>(&'a self, clip: &'a Clip, set: &EvalSet) -> Result<Classifier<'a>, RunError>;
 }
