@@ -1,11 +1,12 @@
-//! `subpt_trainer::pickle` against CPython's pickle (tests/oracle/pickle_roundtrip.py): we read
+//! `subpt_pickle` against CPython's pickle (tests/oracle/pickle_roundtrip.py): we read
 //! what CPython writes at every protocol, write it back, and CPython must load the same values;
 //! a Dassl-style few-shot cache is read field by field and a Datum list we build must load in
 //! Python as real Datum instances.
-use crate::common;
+#[path = "../../tests/harness.rs"]
+mod harness;
 
 use std::path::Path;
-use subpt_trainer::pickle::{self, Constructor, Object, Value};
+use subpt_pickle::{self as pickle, Constructor, Object, Value};
 
 const DATUM: (&str, &str) = ("dassl.data.datasets.base_dataset", "Datum");
 
@@ -41,7 +42,7 @@ fn datum_of(r: &serde_json::Value) -> Value {
 fn cpython_pickles_read_write_and_load_back() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path();
-    common::run(
+    harness::run(
         "pickle_roundtrip.py",
         &["make".as_ref(), "--out".as_ref(), dir.as_os_str()],
     );
@@ -71,7 +72,7 @@ fn cpython_pickles_read_write_and_load_back() {
         assert_eq!(list.len(), 2500);
         assert_eq!(list[2499], Value::Int(2499));
         let bytes = dir.join(format!("rt_p{proto}.pkl"));
-        subpt_trainer::io::write_atomic(
+        subpt_io::write_atomic(
             &bytes,
             &pickle::write(&value).unwrap_or_else(|e| panic!("{e}")),
         )
@@ -111,12 +112,12 @@ fn cpython_pickles_read_write_and_load_back() {
         .iter()
         .flat_map(|s| records[*s].as_array().expect("array").iter().map(datum_of))
         .collect();
-    subpt_trainer::io::write_atomic(
+    subpt_io::write_atomic(
         &dir.join("datum_rust.pkl"),
         &pickle::write(&Value::List(all)).expect("write"),
     )
     .expect("write");
-    common::run(
+    harness::run(
         "pickle_roundtrip.py",
         &["check".as_ref(), "--dir".as_ref(), dir.as_os_str()],
     );

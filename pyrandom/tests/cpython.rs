@@ -1,9 +1,10 @@
 //! `PyRandom` against CPython's `random.Random` (tests/oracle/random_oracle.py): every method, on
 //! shared streams, for small, zero, negative, word-boundary and multi-word seeds.
-use crate::common;
+#[path = "../../tests/harness.rs"]
+mod harness;
 
 use serde_json::{json, Value};
-use subpt_trainer::data::PyRandom;
+use subpt_pyrandom::PyRandom;
 
 fn seeds() -> Vec<i128> {
     vec![
@@ -129,7 +130,7 @@ fn streams_match_cpython() {
         .iter()
         .map(|s| json!({"seed": s.to_string(), "ops": ops}))
         .collect();
-    let expected = common::run_json("random_oracle.py", &json!(cases));
+    let expected = harness::run_json("random_oracle.py", &json!(cases));
     for (ci, seed) in seeds().into_iter().enumerate() {
         let mut r = seeded(seed);
         for (oi, op) in ops.iter().enumerate() {
