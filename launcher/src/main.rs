@@ -13,7 +13,7 @@ mod train;
 #[command(
     name = "subpt-bench",
     version,
-    about = "Prompt-tuning benchmarks on CLIP: CoOp, SubPT, NFL, CoCoOp"
+    about = "Prompt-tuning benchmarks on CLIP: CoOp, SubPT, NFL, CoCoOp, KgCoOp, ProGrad"
 )]
 #[command(args_conflicts_with_subcommands = true, arg_required_else_help = true)]
 struct Cli {
@@ -71,6 +71,8 @@ enum Command {
     Pretrain(pretrain::PretrainArgs),
     /// Run a benchmark grid (a YAML file under configs/); --dry-run lists its cells.
     Run(subpt_bench::grid::cli::GridArgs),
+    /// Print the sbatch script of a SLURM array job over a grid (one shard per task).
+    Slurm(subpt_bench::grid::slurm::SlurmArgs),
 }
 
 fn main() {
@@ -104,6 +106,7 @@ fn run(cli: Cli) -> Result<()> {
     };
     match command {
         Command::Run(g) => subpt_bench::grid::cli::run(&g),
+        Command::Slurm(a) => subpt_bench::grid::slurm::run(&a),
         Command::Inspect { weights, json } => commands::inspect(&weights, json),
         Command::Encode(args) => commands::encode(&args),
         Command::Prepare(p) => prepare::run(p),

@@ -8,7 +8,7 @@ use tch::Tensor;
 use crate::common;
 use common::{ok as run, BIN};
 
-fn train_args(dir: &Path, out: &str) -> Vec<String> {
+fn train_args(dir: &Path, method: &str, out: &str) -> Vec<String> {
     let s = |x: &str| x.to_string();
     vec![
         s("train"),
@@ -17,7 +17,7 @@ fn train_args(dir: &Path, out: &str) -> Vec<String> {
         s("--root"),
         dir.join("data").display().to_string(),
         s("--method"),
-        s("coop_sub_nfl"),
+        s(method),
         s("--shots"),
         s("4"),
         s("--seed"),
@@ -41,26 +41,6 @@ fn train_args(dir: &Path, out: &str) -> Vec<String> {
     ]
 }
 
-/// Fixture data and a tiny CLIP in `d`.
-fn fixture(d: &Path) {
-    run(Command::new(BIN).args([
-        "prepare",
-        "fashion-mnist",
-        "--out",
-        d.join("data").to_str().unwrap(),
-        "--per-class",
-        "6",
-        "--val-per-class",
-        "2",
-    ]));
-    run(Command::new(BIN).args([
-        "prepare",
-        "tiny-clip",
-        "--out",
-        d.join("tiny.safetensors").to_str().unwrap(),
-    ]));
-}
-
 fn trajectory(path: &Path) -> std::collections::BTreeMap<String, Tensor> {
     Tensor::read_safetensors(path.join("trajectory.safetensors"))
         .unwrap()
@@ -68,31 +48,51 @@ fn trajectory(path: &Path) -> std::collections::BTreeMap<String, Tensor> {
         .collect()
 }
 
+/// SubPT+NFL (terms in one backward, the projection after the all-reduce), KgCoOp (a batch
+/// term over every class) and ProGrad+SubPT (two backward passes, both gradients all-reduced
+/// before ProGrad's rule, which is not linear, then the projection).
 #[test]
 fn dp_over_mpi_matches_one_process() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    fixture(d);
-    run(Command::new(BIN).args(train_args(d, "single")));
-    let single = trajectory(&d.join("single"));
+    common::fixture(d, "tiny.safetensors");
+    for (method, groups) in [
+        ("coop_sub_nfl", &["2", "3"][..]),
+        ("kgcoop", &["2"][..]),
+        ("prograd_sub", &["2"][..]),
+    ] {
+        dp_matches(d, method, groups);
+    }
+}
+
+fn dp_matches(d: &Path, method: &str, groups: &[&str]) {
+    let single_out = format!("single-{method}");
+    run(Command::new(BIN).args(train_args(d, method, &single_out)));
+    let single = trajectory(&d.join(&single_out));
     assert_eq!(single.len(), 5);
-    for ranks in ["2", "3"] {
-        let out = format!("dp{ranks}");
+    for ranks in groups {
+        let out = format!("dp{ranks}-{method}");
         run(Command::new("mpirun")
             .args(["-n", ranks, "--oversubscribe", BIN])
-            .args(train_args(d, &out))
+            .args(train_args(d, method, &out))
             .arg("--dp"));
         let dp = trajectory(&d.join(&out));
         for (k, a) in &single {
             let b = &dp[k];
             let rel = ((a - b).abs().max() / a.abs().max()).double_value(&[]);
-            assert!(rel < 1e-5, "{ranks} ranks, {k}: relative difference {rel}");
+            assert!(
+                rel < 1e-5,
+                "{method}, {ranks} ranks, {k}: relative difference {rel}"
+            );
         }
         let moved = (&single["ctx_4"] - &single["theta0"])
             .abs()
             .max()
             .double_value(&[]);
-        assert!(moved > 1e-4, "the context did not train ({moved})");
+        assert!(
+            moved > 1e-4,
+            "{method}: the context did not train ({moved})"
+        );
         assert!(d.join(&out).join("result.json").exists());
     }
 }
@@ -127,11 +127,11 @@ fn finish_within(cmd: &mut Command, secs: u64) -> std::process::Output {
 fn a_rank_failing_alone_stops_its_whole_group() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    fixture(d);
+    common::fixture(d, "tiny.safetensors");
     std::fs::write(d.join("bad.safetensors"), b"not weights").unwrap();
     // Rank 1 alone cannot load its weights; rank 0 sets up and reaches the first gradient sum.
-    let good = train_args(d, "out");
-    let mut bad = train_args(d, "out");
+    let good = train_args(d, "coop_sub_nfl", "out");
+    let mut bad = train_args(d, "coop_sub_nfl", "out");
     let w = bad.iter().position(|a| a == "--weights").unwrap() + 1;
     bad[w] = d.join("bad.safetensors").display().to_string();
     let out = finish_within(

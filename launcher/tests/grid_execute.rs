@@ -254,28 +254,71 @@ fn domain_generalisation_cells_evaluate_the_imagenet_model_on_each_variant() {
     }
 }
 
+/// A cell another process holds is not run here while it is held; given back without a
+/// result (its process died or failed), it is claimed and run here.
 #[test]
-fn a_second_run_on_the_same_output_directory_is_refused() {
+fn a_cell_another_process_holds_waits_for_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let grid = setup(d, 2, "good.safetensors");
-    // This process stands in for a grid run in progress.
-    let held = subpt_bench::grid::lock::acquire(&d.join("runs")).unwrap();
-    let out = grid_run(&grid);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let ids = dry_run_ids(&grid);
+    let coop = ids.iter().find(|(_, m)| m == "coop").unwrap().0.clone();
+    // This process stands in for another grid run working on the CoOp cell.
+    let held = match subpt_bench::grid::claim::take(&d.join("runs"), &coop).unwrap() {
+        subpt_bench::grid::claim::Taken::Mine(c) => c,
+        subpt_bench::grid::claim::Taken::Elsewhere(h) => panic!("held by {h}"),
+    };
+    let mut run = std::process::Command::new(common::BIN)
+        .args([
+            "--grid",
+            grid.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--progress",
+            "plain",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The zero-shot cell finishes; CoOp (and SubPT after it) wait.
+    let zs = ids.iter().find(|(_, m)| m == "zsclip").unwrap().0.clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !d.join("runs").join(&zs).join("result.json").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "zero-shot never finished"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
     assert!(
-        err.contains("another grid run is using this output directory")
-            && err.contains(&format!("pid {}", std::process::id())),
-        "{err}"
+        run.try_wait().unwrap().is_none(),
+        "the run did not wait for the held cell"
     );
-    assert!(
-        !d.join("runs/grid-summary.json").exists(),
-        "the refused run did no work"
-    );
+    assert!(!d.join("runs").join(&coop).join("result.json").exists());
     drop(held);
-    let text = ok(grid_run(&grid));
+    let out = run.wait_with_output().unwrap();
+    let text = ok(out);
     assert!(text.contains("0 failed"), "{text}");
+    assert_eq!(tally(&d.join("runs")), (4, 0, 4, 0, 0));
+}
+
+/// (cell id, method) of every cell a dry run of `grid` lists.
+fn dry_run_ids(grid: &Path) -> Vec<(String, String)> {
+    let text = ok(bench(&["--grid", grid.to_str().unwrap(), "--dry-run"]));
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // The `done` column is empty for a cell not done.
+            let method = if f.get(4) == Some(&"yes") {
+                f.get(6)
+            } else {
+                f.get(5)
+            };
+            (f.get(3) == Some(&"train")).then(|| (f[1].to_string(), method.unwrap().to_string()))
+        })
+        .collect()
 }
 
 #[test]

@@ -13,29 +13,12 @@ fn table(out: &Path, name: &str) -> String {
 }
 
 /// Fixture data and a tiny CLIP in `dir`.
-fn prepare(dir: &Path, weights: &str) {
-    ok(Command::new(BIN)
-        .args([
-            "prepare",
-            "fashion-mnist",
-            "--per-class",
-            "6",
-            "--val-per-class",
-            "2",
-            "--out",
-        ])
-        .arg(dir.join("data")));
-    ok(Command::new(BIN)
-        .args(["prepare", "tiny-clip", "--out"])
-        .arg(dir.join(weights)));
-}
-
 /// The shipped smoke grid, with the data and weights where it expects them.
 fn smoke(d: &Path) -> PathBuf {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/smoke.yaml");
     std::fs::create_dir_all(d.join("configs")).unwrap();
     std::fs::create_dir_all(d.join("results/smoke")).unwrap();
-    prepare(&d.join("results/smoke"), "tiny-clip.safetensors");
+    common::fixture(&d.join("results/smoke"), "tiny-clip.safetensors");
     let grid = d.join("configs/smoke.yaml");
     std::fs::copy(shipped, &grid).unwrap();
     grid
@@ -44,7 +27,7 @@ fn smoke(d: &Path) -> PathBuf {
 /// Fixture data, a tiny CLIP and a broken weights file, and a grid over `methods` and
 /// `weights`.
 fn setup(d: &Path, protocols: &str, methods: &str, weights: &str, epochs: usize) -> PathBuf {
-    prepare(d, "tiny.safetensors");
+    common::fixture(d, "tiny.safetensors");
     std::fs::write(d.join("bad.safetensors"), b"not weights").unwrap();
     let grid = d.join("grid.yaml");
     std::fs::write(
@@ -278,22 +261,4 @@ fn sigkill_of_a_rank_mid_grid_loses_nothing_finished() {
         (finished + 1, 9 - finished, 0),
         "{finished} results before the rerun: {text}"
     );
-}
-
-#[test]
-fn a_held_output_directory_stops_every_rank() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let grid = setup(d, "few_shot", "zsclip, coop", "tiny.safetensors", 2);
-    let out = d.join("runs");
-    let held = subpt_bench::grid::lock::acquire(&out).unwrap();
-    let run = output(&mut mpirun("2", &grid, &out, &[]));
-    assert!(!run.status.success());
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        err.contains("another grid run is using this output directory"),
-        "{err}"
-    );
-    drop(held);
-    ok(&mut mpirun("2", &grid, &out, &[]));
 }

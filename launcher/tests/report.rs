@@ -86,17 +86,24 @@ fn fixture() -> (tempfile::TempDir, PathBuf, subpt_bench::report::Summary) {
     stale.spec.epochs += 1;
     write(&res, &stale);
 
+    // Reference files are named by their protocol: the shipped CoCoOp-protocol averages (no
+    // runs of that protocol here), a SubPT-protocol file with an HM that does not match its
+    // base and novel, and a file whose name is no protocol.
     let refdir = tmp.path().join("reference");
     std::fs::create_dir_all(&refdir).unwrap();
     let repo_ref = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/reference");
-    let shipped = repo_ref.join("cocoop_b2n_vitb16.csv");
-    std::fs::copy(&shipped, refdir.join("cocoop_b2n_vitb16.csv")).unwrap();
+    let shipped = repo_ref.join("base_to_novel_cocoop.csv");
+    std::fs::copy(&shipped, refdir.join("base_to_novel_cocoop.csv")).unwrap();
     std::fs::write(
-        refdir.join("wrong.csv"),
+        refdir.join("base_to_novel.csv"),
         "method,base,novel,hm,source\nX,80,60,70,made up\n",
     )
     .unwrap();
-    std::fs::write(refdir.join("malformed.csv"), "method,base\nX,1\n").unwrap();
+    std::fs::write(
+        refdir.join("cocoop_b2n_vitb16.csv"),
+        "method,base,novel\nX,1,2\n",
+    )
+    .unwrap();
 
     let out = tmp.path().join("report");
     let summary = generate(&res, &refdir, &out, &Scope::All).unwrap();
@@ -114,7 +121,7 @@ fn report_tables_follow_the_conventions() {
     );
     assert!(warn.contains("does not match the spec"), "{warn}");
     assert!(
-        warn.contains("malformed.csv") && warn.contains("novel"),
+        warn.contains("cocoop_b2n_vitb16.csv") && warn.contains("names no base-to-novel protocol"),
         "{warn}"
     );
 
@@ -198,19 +205,53 @@ fn report_tables_follow_the_conventions() {
     assert!(md.contains("n - 1"));
     let index = std::fs::read_to_string(out.join("index.md")).unwrap();
     assert!(index.contains("Base-to-novel") && index.contains("broken/result.json"));
+    assert!(
+        index.contains("SubPT's protocol (`base_to_novel`: 4 shots; published with RN50)"),
+        "{index}"
+    );
+
+    // Every table is also LaTeX, under the same stem.
+    for t in [
+        "fewshot",
+        "base_to_novel",
+        "reference_base_to_novel",
+        "reference_base_to_novel_cocoop",
+        "domain_generalisation",
+        "ablations",
+    ] {
+        assert!(out.join(format!("{t}.csv")).exists(), "{t}.csv");
+        let tex = std::fs::read_to_string(out.join(format!("{t}.tex"))).unwrap();
+        assert!(
+            tex.contains("\\toprule") && tex.contains(&format!("\\label{{tab:{t}}}")),
+            "{tex}"
+        );
+        assert!(summary.written.contains(&out.join(format!("{t}.tex"))));
+    }
 }
 
 #[test]
 fn reference_hms_are_recomputed_and_mismatches_flagged() {
     let (_tmp, out, _) = fixture();
-    let rows = csv(&out.join("reference_b2n.csv"));
-    for m in ["ZS", "CoOp", "CoCoOp"] {
-        let r = find(&rows, &[("origin", "cocoop_b2n_vitb16"), ("method", m)]);
+    // The shipped CoCoOp-protocol file: published rows only (no runs of that protocol here).
+    let rows = csv(&out.join("reference_base_to_novel_cocoop.csv"));
+    for m in [
+        "CLIP",
+        "CoOp",
+        "CoCoOp",
+        "ProGrad",
+        "KgCoOp",
+        "MaPLe",
+        "PromptSRC",
+    ] {
+        let r = find(&rows, &[("origin", "published"), ("method", m)]);
         let (b, n) = (num(r, "base"), num(r, "novel"));
         close(num(r, "hm (recomputed)"), 2.0 * b * n / (b + n));
         assert_eq!(r["check"], "ok", "{r:?}");
     }
-    let wrong = find(&rows, &[("origin", "wrong")]);
+    assert!(rows.iter().all(|r| r["origin"] == "published"), "{rows:?}");
+    // SubPT's protocol: its file's wrong HM is flagged, and our averages sit beside it.
+    let rows = csv(&out.join("reference_base_to_novel.csv"));
+    let wrong = find(&rows, &[("origin", "published")]);
     close(num(wrong, "hm (recomputed)"), 2.0 * 80.0 * 60.0 / 140.0);
     assert!(wrong["check"].starts_with("MISMATCH"), "{wrong:?}");
     let ours = find(
@@ -221,16 +262,18 @@ fn reference_hms_are_recomputed_and_mismatches_flagged() {
 
     // The shipped file itself holds the published averages with consistent HMs.
     let shipped = reference::read_reference(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/reference/cocoop_b2n_vitb16.csv"),
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../results/reference/base_to_novel_cocoop.csv"),
     )
     .unwrap();
-    assert_eq!(shipped.len(), 3);
+    assert_eq!(shipped.len(), 7);
     for r in &shipped {
         let hm = 2.0 * r.base * r.novel / (r.base + r.novel);
         assert!(
             (r.hm.unwrap() - hm).abs() <= reference::HM_TOLERANCE,
             "{r:?}"
         );
+        assert!(!r.source.is_empty(), "{r:?}");
     }
 }
 

@@ -47,6 +47,18 @@ fn runs_that_differ_in_weights_or_an_override_get_their_own_labelled_rows() {
     ];
     assert_eq!(by_method, expect.into_iter().collect(), "{rows:?}");
     assert!(rows.iter().all(|r| r["dataset"] != "dtd" || r["n"] == "2"));
+    // In LaTeX the labels stay, and runs of other weights or learning rates are not ranked
+    // against each other: no bold among four rows that each stand alone.
+    let tex = std::fs::read_to_string(out.join("fewshot.tex")).unwrap();
+    assert!(
+        tex.contains(r"DTD & 4 & CoOp [lr=0.002 weights=b@bbbbbbbb] & 70.00 $\pm$ 0.00 \\"),
+        "{tex}"
+    );
+    assert!(!tex.contains(r"\textbf"), "{tex}");
+    assert!(
+        tex.contains("rank only against rows with the same labels"),
+        "{tex}"
+    );
 }
 
 /// Two ablation grids read together whose SubPT runs meet at one (rank, t_early) but differ in

@@ -11,22 +11,7 @@ use common::{bench, succeeded as ok, tally, BIN};
 /// A small Fashion-MNIST, a tiny CLIP, and a grid (zero-shot, CoOp, SubPT on CoOp's
 /// trajectory) over them. Returns the grid file.
 fn setup(d: &Path) -> PathBuf {
-    ok(bench(&[
-        "prepare",
-        "fashion-mnist",
-        "--out",
-        d.join("data").to_str().unwrap(),
-        "--per-class",
-        "6",
-        "--val-per-class",
-        "2",
-    ]));
-    ok(bench(&[
-        "prepare",
-        "tiny-clip",
-        "--out",
-        d.join("w.safetensors").to_str().unwrap(),
-    ]));
+    common::fixture(d, "w.safetensors");
     let grid = d.join("grid.yaml");
     std::fs::write(
         &grid,

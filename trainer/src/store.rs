@@ -10,6 +10,7 @@
 //!   failure.json             why the cell's last attempt failed (removed when it is retried)
 //!   context.safetensors      the learned context (and CoCoOp's meta-network)
 //!   trajectory.safetensors   theta0 and the context after every epoch
+//! <output_dir>/.claims/<cell id>   held while a process runs the cell (the launcher's claims)
 //! ```
 use crate::io::IoError;
 use serde::de::DeserializeOwned;
@@ -22,6 +23,8 @@ pub const FEATURES: &str = "features.json";
 pub const FAILURE: &str = "failure.json";
 pub const CONTEXT: &str = "context.safetensors";
 pub const TRAJECTORY: &str = "trajectory.safetensors";
+/// The directory of the cells' claims under an output directory.
+pub const CLAIMS: &str = ".claims";
 
 /// What a stored result's numbers are a function of (computed by `engine::inputs`): the spec
 /// without the feature cache and output directory, a version of the numerics, and content

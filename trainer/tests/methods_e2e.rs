@@ -40,7 +40,8 @@ fn spec(dir: &Path, weights: &Path, method: Method, shots: usize, epochs: usize)
     );
     s.epochs = epochs;
     s.cache_dir = dir.join("cache");
-    s.prompt.n_ctx = 4;
+    // Fewer slots than the paper's 16, but room for ProGrad's initial words (EuroSAT's five).
+    s.prompt.n_ctx = if s.prompt.init_in_last_slots { 6 } else { 4 };
     s
 }
 

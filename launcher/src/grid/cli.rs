@@ -10,18 +10,8 @@ pub struct GridArgs {
     /// Grid file (see configs/).
     #[arg(long, value_name = "FILE")]
     pub grid: Option<PathBuf>,
-    /// Output directory; replaces the grid's `output_dir`.
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Backbone weights; replace the grid's `weights` (all of them, if it lists several).
-    #[arg(long, value_name = "FILE")]
-    pub weights: Option<PathBuf>,
-    /// Dataset root; replaces the grid's `data_root`.
-    #[arg(long, value_name = "DIR")]
-    pub data_root: Option<PathBuf>,
-    /// Feature cache; replaces the grid's `cache_dir`.
-    #[arg(long, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
+    #[command(flatten)]
+    pub paths: super::PathOverrides,
     /// List the cells, their dependencies and the total cost estimate; run nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -40,36 +30,38 @@ pub struct GridArgs {
     /// divided by its ranks; one for small models unless given].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Run part I of N of the grid (0 <= I < N): a cell stays with what it depends on, parts
+    /// are balanced by the cost model. Inside a SLURM array job the task's own part by
+    /// default (its task id from the array's first, of the array's task count).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<super::Shard>,
 }
 
 impl Default for GridArgs {
     fn default() -> Self {
         GridArgs {
             grid: None,
-            out: None,
-            weights: None,
-            data_root: None,
-            cache: None,
+            paths: Default::default(),
             dry_run: false,
             device: tch::Device::Cpu,
             dp: 1,
             progress: ProgressMode::Auto,
             threads: None,
+            shard: None,
         }
     }
 }
 
 /// Runs the grid's remaining cells (over all MPI ranks when started by mpirun), then writes
-/// the report on rank 0.
-fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
+/// the report on rank 0. `grid` is the part this process runs (`whole` less other shards'
+/// cells); the report covers `whole`, so the last part to finish reports them all.
+fn execute_and_report(grid: &Grid, whole: &Grid, args: &GridArgs) -> Result<()> {
     let (device, dp) = (args.device, args.dp as usize);
     let world_size = launched_world_size();
     if dp > world_size {
         bail!("--dp {dp}: a data-parallel group needs {dp} ranks, but this launch has {world_size} (start it with mpirun -n {dp} or more)");
     }
     let started = std::time::Instant::now();
-    // Held until the report and summary are written.
-    let _held: super::lock::OutputLock;
     let s = if world_size > 1 {
         let Some((universe, threading)) = mpi::initialize_with_threading(mpi::Threading::Multiple)
         else {
@@ -79,20 +71,7 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
             bail!("the MPI library does not support MPI_THREAD_MULTIPLE, which the grid dispatcher needs (got {threading:?})");
         }
         let world = universe.world();
-        // Rank 0 holds the directory for the whole job; every rank learns whether it could.
-        use mpi::traits::{Communicator as _, Root as _};
-        let lock = (world.rank() == 0).then(|| super::lock::acquire(&grid.output_dir));
-        let mut locked = u8::from(matches!(lock, None | Some(Ok(_))));
-        world.process_at_rank(0).broadcast_into(&mut locked);
-        if let Some(Err(e)) = &lock {
-            bail!("{e}");
-        }
-        if locked == 0 {
-            bail!("rank 0 could not lock the output directory");
-        }
-        if let Some(Ok(l)) = lock {
-            _held = l;
-        }
+        use mpi::traits::Communicator as _;
         match super::scheduler::execute_mpi(grid, local_device(device), &world, dp, args.progress) {
             Ok(Some(s)) => s,
             Ok(None) => return Ok(()),
@@ -104,7 +83,6 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
             }
         }
     } else {
-        _held = super::lock::acquire(&grid.output_dir).map_err(anyhow::Error::msg)?;
         super::execute::execute(grid, device, args.progress)
     };
     let wall = started.elapsed().as_secs_f64();
@@ -118,7 +96,7 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
     let report_dir = grid.output_dir.join("report");
     let scope = crate::report::collect::Scope::Grid {
         name: grid.name.clone(),
-        ids: grid.cells.iter().map(|c| c.id.clone()).collect(),
+        ids: whole.cells.iter().map(|c| c.id.clone()).collect(),
         failed: s.failed.keys().chain(s.skipped.keys()).cloned().collect(),
     };
     let mut report_error = None;
@@ -142,10 +120,12 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
     let record = serde_json::json!({
         "grid": grid.name,
         "source": grid.source,
-        "cells": grid.cells.len(),
-        "cell_ids": grid.cells.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        "cells": whole.cells.len(),
+        "cell_ids": whole.cells.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        "shard": args.shard.map(|s| s.to_string()),
         "already_done": s.already_done,
         "ran": s.ran,
+        "elsewhere": s.elsewhere,
         "failed": s.failed,
         "skipped": s.skipped,
         "ranks": world_size,
@@ -159,8 +139,20 @@ fn execute_and_report(grid: &Grid, args: &GridArgs) -> Result<()> {
     {
         tracing::warn!("{}: {e}", summary_path.display());
     }
+    let part = match args.shard {
+        Some(sh) => format!(
+            " (shard {sh}: {} of {} cells)",
+            grid.cells.len(),
+            whole.cells.len()
+        ),
+        None => String::new(),
+    };
+    let elsewhere = match s.elsewhere.len() {
+        0 => String::new(),
+        n => format!(", {n} done by other processes"),
+    };
     println!(
-        "grid `{}`: {} cells, {} already done, {} ran, {} failed, {} skipped in {:.1} s; {}",
+        "grid `{}`{part}: {} cells, {} already done, {} ran{elsewhere}, {} failed, {} skipped in {:.1} s; {}",
         grid.name,
         grid.cells.len(),
         s.already_done.len(),
@@ -198,23 +190,27 @@ pub fn run(args: &GridArgs) -> Result<()> {
     let Some(file) = &args.grid else {
         bail!("no grid given: pass --grid FILE (see configs/)");
     };
-    let paths = super::PathOverrides {
-        out: args.out.clone(),
-        weights: args.weights.clone(),
-        data_root: args.data_root.clone(),
-        cache: args.cache.clone(),
+    let whole = Grid::load(file, &args.paths)?;
+    let mut args = args.clone();
+    if args.shard.is_none() {
+        args.shard =
+            super::Shard::from_slurm(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
+    }
+    let grid = match args.shard {
+        Some(sh) => super::shard::select(&whole, sh),
+        None => whole.clone(),
     };
-    let grid = Grid::load(file, &paths)?;
     if !args.dry_run {
         crate::ranks::set_thread_budget(args.threads);
-        return execute_and_report(&grid, args);
+        return execute_and_report(&grid, &whole, &args);
+    }
+    let mut listing = dry_run(&grid);
+    if let Some(sh) = args.shard {
+        listing.push_str(&super::dryrun::shards(&whole, sh.count));
     }
     // A listing piped into `head` must end quietly, not panic on the closed pipe.
     use std::io::Write;
-    match std::io::stdout()
-        .lock()
-        .write_all(dry_run(&grid).as_bytes())
-    {
+    match std::io::stdout().lock().write_all(listing.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
     }

@@ -10,23 +10,26 @@
 //! - `expand`: protocol presets, the cartesian product, de-duplication and the DAG.
 //! - `cost`: the relative cost estimate of a cell and what it writes.
 //! - `dryrun`: the `--dry-run` listing.
+//! - `shard`: the parts of a grid array tasks run (`--shard I/N`).
 //!
 //! How to run it (`run/`):
 //! - `dispatch`: the scheduler (which cell next, on which worker; skips; the summary).
 //! - `execute` / `scheduler`: running the cells in one process or over MPI rank groups.
-//! - `lock`: one grid run per output directory.
+//! - `claim`: a claim per cell, so processes sharing an output directory run each cell once.
 //! - `progress`: live lines or log lines for a person watching.
 //! - `interrupt`: the line a stopped grid prints (how much is done, rerun to resume).
 
 pub mod cli;
 mod plan;
 mod run;
+pub mod slurm;
 #[cfg(test)]
 mod tests;
 
+pub use plan::shard::{self, Shard};
 pub(crate) use plan::{config, cost, dryrun, expand, overrides, yaml_lines};
 pub(crate) use run::dispatch;
-pub use run::{execute, interrupt, lock, progress, scheduler};
+pub use run::{claim, execute, interrupt, progress, scheduler};
 
 pub use config::{GridConfig, Protocol};
 pub use cost::estimate_cost;
@@ -151,12 +154,20 @@ impl Cell {
 }
 
 /// Paths given on the command line in place of the grid file's (relative to the working
-/// directory, as command-line paths are).
-#[derive(Debug, Clone, Default)]
+/// directory, as command-line paths are): the flags of `run` and `slurm`.
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct PathOverrides {
+    /// Output directory; replaces the grid's `output_dir`.
+    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Backbone weights; replace the grid's `weights` (all of them, if it lists several).
+    #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
+    /// Dataset root; replaces the grid's `data_root`.
+    #[arg(long, value_name = "DIR")]
     pub data_root: Option<PathBuf>,
+    /// Feature cache; replaces the grid's `cache_dir`.
+    #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
 }
 

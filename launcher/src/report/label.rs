@@ -1,21 +1,40 @@
 //! How runs are named and ordered in tables and plots.
 use super::collect::Loaded;
+use super::table::Cell;
 use std::collections::{BTreeMap, BTreeSet};
+use subpt_trainer::data::SubsampleClasses;
 use subpt_trainer::engine::presets;
 use subpt_trainer::engine::spec::{Method, RunSpec, ZERO_SHOT_UNREAD};
 
 /// Methods in the order the papers list them.
-pub const METHODS: [Method; 6] = Method::ALL;
+pub const METHODS: [Method; Method::ALL.len()] = Method::ALL;
 
 /// A main-table cell: dataset, shots, method.
 pub type CellKey = (String, usize, MethodKey);
 
-/// A sortable method key: its position in `METHODS`, then a settings suffix.
+/// The datasets each (shots, method) of a table has a cell on: what its average row is over.
+pub fn datasets_of<V>(
+    cells: &BTreeMap<CellKey, V>,
+) -> BTreeMap<(usize, MethodKey), BTreeSet<String>> {
+    let mut out: BTreeMap<(usize, MethodKey), BTreeSet<String>> = BTreeMap::new();
+    for (d, shots, m) in cells.keys() {
+        out.entry((*shots, m.clone()))
+            .or_default()
+            .insert(d.clone());
+    }
+    out
+}
+
+/// A sortable method key: its position in `METHODS`, then its settings.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MethodKey {
     pub order: usize,
-    /// Empty for the paper's settings; otherwise the SubPT / NFL settings that differ.
-    pub variant: String,
+    /// The method's own settings where they are not its paper's (`r=5 t=30`, `λ=0.5`, `W=4`):
+    /// an ablation, which tables never rank beside the paper's settings. Empty otherwise.
+    pub ablation: String,
+    /// What else tells the run apart from others in its table cell (`lr=0.01 weights=a`,
+    /// see [`distinguish`]): runs with the same value are comparable with each other.
+    pub runs: String,
 }
 
 impl MethodKey {
@@ -26,38 +45,66 @@ impl MethodKey {
             .unwrap_or(METHODS.len());
         MethodKey {
             order,
-            variant: variant(spec),
+            ablation: variant(spec),
+            runs: String::new(),
         }
     }
 
     /// [`MethodKey::of`] with the run's distinguishing settings (see [`distinguish`]).
     pub fn of_run(run: &Loaded) -> Self {
-        let mut k = Self::of(&run.result.spec);
-        if !run.variant.is_empty() {
-            if !k.variant.is_empty() {
-                k.variant.push(' ');
-            }
-            k.variant.push_str(&run.variant);
+        MethodKey {
+            runs: run.variant.clone(),
+            ..Self::of(&run.result.spec)
         }
-        k
     }
 
     pub fn method(&self) -> Option<Method> {
         METHODS.get(self.order).copied()
     }
 
+    /// Settings off the paper's.
+    pub fn is_ablation(&self) -> bool {
+        !self.ablation.is_empty()
+    }
+
+    /// Every setting that tells this key apart from the method at its paper's settings.
+    fn suffix(&self) -> String {
+        [self.ablation.as_str(), self.runs.as_str()]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn with_suffix(&self, name: &str) -> String {
+        match self.suffix() {
+            s if s.is_empty() => name.to_string(),
+            s => format!("{name} [{s}]"),
+        }
+    }
+
     /// What tables print: the method, and its settings when they are not the paper's, so
     /// that ablation runs never mix into the main rows.
     pub fn label(&self) -> String {
-        let m = self.method().map(|m| m.to_string()).unwrap_or_default();
-        if self.variant.is_empty() {
-            m
-        } else {
-            format!("{m} [{}]", self.variant)
+        self.with_suffix(self.method().map_or("", |m| m.name()))
+    }
+
+    /// [`MethodKey::label`] with the method named as its paper writes it (`SubPT+NFL`).
+    pub fn paper_label(&self) -> String {
+        self.with_suffix(self.method().map_or("", |m| m.paper_name()))
+    }
+
+    /// The method as a table cell: its label in CSV and Markdown, its paper label in LaTeX.
+    pub fn cell(&self) -> Cell {
+        Cell::Name {
+            plain: self.label(),
+            paper: self.paper_label(),
         }
     }
 }
 
+/// The method's settings that differ from its paper's, as papers name them.
 fn variant(spec: &RunSpec) -> String {
     let mut parts = Vec::new();
     if let Some(s) = &spec.subpt {
@@ -71,18 +118,36 @@ fn variant(spec: &RunSpec) -> String {
             parts.push(format!("λ={}", n.lambda));
         }
     }
+    if let Some(k) = &spec.kg {
+        if k.weight != presets::KGCOOP_WEIGHT {
+            parts.push(format!("W={}", k.weight));
+        }
+    }
+    if let Some(p) = &spec.prograd {
+        // ProGrad's paper softens λ for some datasets and shot counts: compare with the
+        // setting of this run's own cell.
+        let paper = presets::prograd(spec.protocol, spec.dataset, spec.shots);
+        if p.lambda != paper.lambda {
+            parts.push(format!("λ={}", p.lambda));
+        }
+        if p.temperature != paper.temperature {
+            parts.push(format!("T={}", p.temperature));
+        }
+    }
     parts.join(" ")
 }
 
-/// Spec fields that place a run in a table (dataset, shots, method, class subsets), that
-/// repeat it (seed), that do not change its numbers (the cache, the files a trained model is
-/// read from: their contents are in the identity) or that the paper's variant already names.
-const PLACED: [&str; 12] = [
+/// Spec fields that place a run in a table (dataset, shots, method, class subsets, protocol),
+/// that repeat it (seed), that do not change its numbers (the cache, the files a trained model
+/// is read from: their contents are in the identity) or that the method's ablation suffix
+/// already names (see `variant`).
+const PLACED: [&str; 16] = [
     "dataset",
     "shots",
     "method",
     "subsample",
     "eval_subsets",
+    "protocol",
     "seed",
     "cache_dir",
     "evaluate_context",
@@ -90,6 +155,9 @@ const PLACED: [&str; 12] = [
     "subpt.rank",
     "subpt.early_epochs",
     "nfl.lambda",
+    "kg.weight",
+    "prograd.lambda",
+    "prograd.temperature",
 ];
 
 fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
@@ -166,7 +234,7 @@ fn weights_labels(runs: &[Described]) -> BTreeMap<(String, String), String> {
 }
 
 /// For each run: the settings that differ between runs landing in the same table cell (same
-/// dataset, shots, method and class subsets), as space-separated `field=value`. Every run is
+/// dataset, shots, method, class subsets and base-to-novel protocol), as space-separated `field=value`. Every run is
 /// labelled with every field that differs anywhere, so a variant reads the same in each
 /// dataset's rows and in the averages over datasets.
 pub fn variants(runs: &[Described]) -> Vec<String> {
@@ -177,12 +245,17 @@ pub fn variants(runs: &[Described]) -> Vec<String> {
         .collect();
     let mut groups: BTreeMap<_, Vec<usize>> = BTreeMap::new();
     for (i, (s, _)) in runs.iter().enumerate() {
+        // Base-to-novel tables are one per protocol; zero-shot CLIP's one run serves them all
+        // (its recorded protocol is whichever grid wrote it first).
+        let protocol = (s.subsample != SubsampleClasses::All && s.method.learns())
+            .then_some(s.protocol.name());
         let key = (
             s.dataset,
             s.shots,
             MethodKey::of(s),
             s.subsample,
             s.eval_subsets.clone(),
+            protocol,
         );
         groups.entry(key).or_default().push(i);
     }
@@ -201,11 +274,18 @@ pub fn variants(runs: &[Described]) -> Vec<String> {
         .zip(runs)
         .map(|(s, (spec, _))| {
             // Zero-shot CLIP reads no training setting: a learning rate axis is not its label.
+            // Nor does a method read the settings of a term it does not have (CoOp of
+            // KgCoOp's template): its spec has no such section.
             let read = |f: &&String| {
-                spec.method.learns()
+                let section = f.split('.').next().unwrap_or(f);
+                let has_section = s.get(section).is_none_or(|v| v != "null")
+                    && s.keys()
+                        .any(|k| k == section || k.starts_with(&format!("{section}.")));
+                (spec.method.learns()
                     || !ZERO_SHOT_UNREAD
                         .iter()
-                        .any(|u| *f == u || f.starts_with(&format!("{u}.")))
+                        .any(|u| *f == u || f.starts_with(&format!("{u}."))))
+                    && (has_section || !f.contains('.'))
             };
             differing
                 .iter()
@@ -277,5 +357,76 @@ mod tests {
         (p.rank, p.early_epochs) = (10, 30);
         assert_eq!(MethodKey::of(&b).label(), "coop_sub");
         assert!(MethodKey::of(&spec(Method::Zsclip, 4)) < MethodKey::of(&spec(Method::Coop, 4)));
+        assert_eq!(MethodKey::of(&s).paper_label(), "SubPT+NFL [r=10 t=10 λ=2]");
+    }
+
+    #[test]
+    fn kgcoop_and_prograd_settings_off_their_papers_are_ablations() {
+        let kg = spec(Method::KgcoopSub, 4);
+        assert_eq!(MethodKey::of(&kg).label(), "kgcoop_sub");
+        let mut w = kg.clone();
+        w.kg.as_mut().unwrap().weight = 2.0;
+        let key = MethodKey::of(&w);
+        assert!(key.is_ablation());
+        assert_eq!(key.paper_label(), "KgCoOp+SubPT [W=2]");
+        // ProGrad's λ is 0.8 at 16 shots on DTD and 1 at 4 shots: each is the paper's there.
+        let pg16 = spec(Method::Prograd, 16);
+        assert_eq!(pg16.prograd.as_ref().unwrap().lambda, 0.8);
+        assert_eq!(MethodKey::of(&pg16).label(), "prograd");
+        let mut pg4 = spec(Method::Prograd, 4);
+        assert_eq!(MethodKey::of(&pg4).label(), "prograd");
+        pg4.prograd.as_mut().unwrap().lambda = 0.8;
+        assert_eq!(MethodKey::of(&pg4).label(), "prograd [λ=0.8]");
+        pg4.prograd.as_mut().unwrap().temperature = 2.0;
+        assert_eq!(MethodKey::of(&pg4).label(), "prograd [λ=0.8 T=2]");
+    }
+
+    /// The new terms' fields: their ablation settings are named once (not again as
+    /// `kg.weight=`), and a difference the suffix does not name (a template) tells runs apart.
+    #[test]
+    fn runs_differing_in_kg_or_prograd_fields_are_told_apart() {
+        let a = spec(Method::Kgcoop, 4);
+        let mut w = a.clone();
+        w.kg.as_mut().unwrap().weight = 4.0;
+        let mut t = a.clone();
+        t.kg.as_mut().unwrap().template = "a blurry photo of a {}.".into();
+        let p = spec(Method::Prograd, 4);
+        let mut p2 = p.clone();
+        p2.prograd.as_mut().unwrap().template = "a photo of {}.".into();
+        let zs = spec(Method::Zsclip, 4).reduced_to_what_it_reads();
+        let specs = [&a, &w, &t, &p, &p2, &zs];
+        let described: Vec<Described> = specs.iter().map(|s| (*s, None)).collect();
+        let v = variants(&described);
+        assert_eq!(v[0], "kg.template=a photo of a {}, a type of texture.");
+        assert_eq!(v[1], v[0], "W is the ablation suffix's, not a field label");
+        assert_eq!(v[2], "kg.template=a blurry photo of a {}.");
+        assert_eq!(v[3], "prograd.template=a texture of {}.");
+        assert_eq!(v[4], "prograd.template=a photo of {}.");
+        assert_eq!(v[5], "", "zero-shot CLIP reads neither term");
+        // Runs at the paper's settings that differ in nothing carry no label.
+        let same = [(&a, None), (&p, None)];
+        assert_eq!(variants(&same), vec![String::new(), String::new()]);
+    }
+
+    /// Base-to-novel runs of two protocols are in two tables: what differs between them (the
+    /// schedule) is no label, and neither is the protocol.
+    #[test]
+    fn base_to_novel_protocols_do_not_label_each_other() {
+        let b2n = |protocol| {
+            presets::preset(
+                protocol,
+                subpt_trainer::data::DatasetName::Dtd,
+                PathBuf::new(),
+                Method::Coop,
+                16,
+                1,
+                PathBuf::new(),
+            )
+        };
+        let subpt = b2n(presets::Protocol::BaseToNovel);
+        let cocoop = b2n(presets::Protocol::BaseToNovelCocoop);
+        assert_ne!(subpt.epochs, cocoop.epochs);
+        let v = variants(&[(&subpt, None), (&cocoop, None)]);
+        assert_eq!(v, vec![String::new(), String::new()]);
     }
 }

@@ -1,13 +1,18 @@
-//! `subpt-bench report`: tables (CSV and Markdown) and SVG plots from the `result.json`
-//! files of a results directory, with published reference numbers beside ours.
+//! `subpt-bench report`: tables (CSV, Markdown and LaTeX) and SVG plots from the
+//! `result.json` files of a results directory, with published reference numbers beside ours
+//! for the protocol they were published under.
 pub mod ablation;
 pub mod b2n;
 pub mod claims;
 pub mod collect;
+pub mod describe;
+pub mod dg;
 pub mod fewshot;
 pub mod label;
+pub mod latex;
 pub mod plots;
 pub mod reference;
+pub mod rows;
 pub mod stats;
 pub mod table;
 
@@ -45,13 +50,58 @@ pub struct Summary {
     pub left_out: Vec<String>,
 }
 
-/// Every table the report writes, in the order of `index.md`.
+/// Every table the report writes.
 pub struct Tables {
     pub fewshot: Table,
-    pub base_to_novel: Table,
+    /// One per protocol, each followed by the comparison with its published averages where
+    /// the reference directory has them.
+    pub base_to_novel: Vec<Table>,
     pub domain_generalisation: Table,
     pub ablations: Table,
-    pub reference: Table,
+}
+
+impl Tables {
+    /// In the order of `index.md`.
+    pub fn all(&self) -> Vec<&Table> {
+        let mut out = vec![&self.fewshot];
+        out.extend(&self.base_to_novel);
+        out.push(&self.domain_generalisation);
+        out.push(&self.ablations);
+        out
+    }
+}
+
+/// Each protocol's base-to-novel table, then its published averages beside ours; a protocol
+/// with published averages and no runs here gets the published rows alone.
+fn base_to_novel_tables(
+    measured: &[b2n::BaseToNovel],
+    published: &[reference::Published],
+) -> Vec<Table> {
+    let mut out = Vec::new();
+    for m in measured {
+        let refs = published.iter().find(|p| p.protocol == m.protocol);
+        let note = match refs {
+            Some(p) => format!(
+                "Published averages of this protocol (`{}`) beside ours: `reference_{}`.",
+                p.file, m.protocol
+            ),
+            None => format!(
+                "No published averages of this protocol in the reference directory (no `{}.csv`), \
+                 so no comparison table.",
+                m.protocol
+            ),
+        };
+        out.push(m.table(&note));
+        if let Some(p) = refs {
+            out.push(reference::comparison(p, Some(m)));
+        }
+    }
+    for p in published {
+        if !measured.iter().any(|m| m.protocol == p.protocol) {
+            out.push(reference::comparison(p, None));
+        }
+    }
+    out
 }
 
 /// Reads `results` (every `result.json` below it that `scope` covers) and the reference CSVs
@@ -83,10 +133,9 @@ pub fn generate(
     let refs = read_references(reference, &mut warnings);
     let tables = Tables {
         fewshot: fs.table(),
-        base_to_novel: bn.table(),
-        domain_generalisation: fewshot::domain_generalisation(runs, &mut warnings),
+        base_to_novel: base_to_novel_tables(&bn, &refs),
+        domain_generalisation: dg::domain_generalisation(runs, &mut warnings),
         ablations: ablation::ablations(runs, &mut warnings),
-        reference: reference::comparison(&refs, &bn.averages()),
     };
 
     // Tables share runs, so one repeated seed is reported once.
@@ -99,35 +148,47 @@ pub fn generate(
         written.push(path);
         Ok(())
     };
-    let all = [
-        &tables.fewshot,
-        &tables.base_to_novel,
-        &tables.domain_generalisation,
-        &tables.ablations,
-        &tables.reference,
-    ];
+    let all = tables.all();
+    let claims = claims::gather(runs);
+    let claim_tables = match claims.is_empty() {
+        true => Vec::new(),
+        false => claims::tables(&claims),
+    };
     let mut index = format!(
-        "# Benchmark report\n\n{} runs from `{}`.\n\n",
+        "# Benchmark report\n\n{} runs from `{}`.\n\nEach table is written as `<name>.csv`, \
+         `<name>.md` and `<name>.tex` (a booktabs table to paste into a paper); the claims' \
+         tables as `claims.md` (with `claims.json`) and `<name>.tex`:\n\n",
         runs.len(),
         results.display()
     );
-    for t in all {
+    for t in all.iter().copied().chain(&claim_tables) {
+        index.push_str(&format!("- `{}`: {}\n", t.name, t.title));
+    }
+    index.push('\n');
+    for t in &all {
         put(out.join(format!("{}.csv", t.name)), t.to_csv().as_bytes())?;
         put(
             out.join(format!("{}.md", t.name)),
             t.to_markdown().as_bytes(),
         )?;
+        put(
+            out.join(format!("{}.tex", t.name)),
+            latex::write(t).as_bytes(),
+        )?;
         index.push_str(&t.to_markdown());
         index.push('\n');
     }
-    let claims = claims::gather(runs);
     if !claims.is_empty() {
         let json = serde_json::to_string_pretty(&claims).expect("claims serialise");
         put(out.join(CLAIMS_JSON), json.as_bytes())?;
         let mut md = String::new();
-        for t in claims::tables(&claims) {
+        for t in &claim_tables {
             md.push_str(&t.to_markdown());
             md.push('\n');
+            put(
+                out.join(format!("{}.tex", t.name)),
+                latex::write(t).as_bytes(),
+            )?;
         }
         put(out.join("claims.md"), md.as_bytes())?;
         index.push_str(&md);
@@ -184,12 +245,10 @@ pub fn print_left_out(summary: &Summary) {
     }
 }
 
-/// Every `*.csv` in `dir`, by file stem; unreadable ones become warnings so one bad
-/// reference file does not block the report.
-fn read_references(
-    dir: &Path,
-    warnings: &mut Vec<String>,
-) -> Vec<(String, Vec<reference::ReferenceRow>)> {
+/// Every `*.csv` in `dir`, each the published numbers of the protocol its stem names;
+/// unreadable or unnamed ones become warnings so one bad reference file does not block the
+/// report.
+fn read_references(dir: &Path, warnings: &mut Vec<String>) -> Vec<reference::Published> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -200,19 +259,16 @@ fn read_references(
     files.sort();
     files
         .into_iter()
-        .filter_map(|p| match reference::read_reference(&p) {
-            Ok(rows) => {
-                let stem = p
-                    .file_stem()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
-                Some((stem, rows))
-            }
-            Err(e) => {
-                warnings.push(format!("skipping reference {e}"));
-                None
-            }
+        .filter_map(|p| {
+            let read = reference::protocol_of_file(&p).and_then(|protocol| {
+                Ok(reference::Published {
+                    protocol,
+                    file: p.file_name().unwrap_or_default().to_string_lossy().into(),
+                    rows: reference::read_reference(&p)?,
+                })
+            });
+            read.map_err(|e| warnings.push(format!("skipping reference {e}")))
+                .ok()
         })
         .collect()
 }

@@ -1,10 +1,12 @@
-//! Published numbers (`results/reference/*.csv`) beside ours, with every imported HM
-//! recomputed from its base and novel accuracy.
-use super::b2n::B2nRow;
-use super::label::MethodKey;
-use super::table::Table;
-use std::collections::BTreeMap;
+//! Published numbers (`results/reference/<protocol>.csv`) beside ours of the same protocol,
+//! with every imported HM recomputed from its base and novel accuracy.
+use super::b2n::BaseToNovel;
+use super::describe::protocol_phrase;
+use super::table::{Latex, LatexColumn, Rank, Table};
+use std::collections::BTreeSet;
 use std::path::Path;
+use subpt_trainer::data::DatasetName;
+use subpt_trainer::engine::presets::Protocol;
 use subpt_trainer::engine::result::harmonic_mean;
 
 /// Largest tolerated gap between a file's HM and the HM of its base and novel columns.
@@ -89,15 +91,50 @@ pub fn read_reference(path: &Path) -> Result<Vec<ReferenceRow>, String> {
     Ok(rows)
 }
 
-/// Reference rows per file (stem) and our dataset-averaged base-to-novel rows in one
-/// table. `check` flags an imported HM that differs from the recomputed one.
-pub fn comparison(
-    references: &[(String, Vec<ReferenceRow>)],
-    measured: &BTreeMap<(usize, MethodKey), B2nRow>,
-) -> Table {
+/// The published rows of one protocol: the file `<protocol>.csv` of the reference directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    pub protocol: Protocol,
+    /// The file's name, for the notes.
+    pub file: String,
+    pub rows: Vec<ReferenceRow>,
+}
+
+/// The base-to-novel protocol a reference file is of: its file stem names it, so published
+/// numbers are never shown beside runs of another protocol.
+pub fn protocol_of_file(path: &Path) -> Result<Protocol, String> {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let known: Vec<&str> = Protocol::ALL
+        .iter()
+        .filter(|p| p.is_base_to_novel())
+        .map(|p| p.name())
+        .collect();
+    match stem.parse::<Protocol>() {
+        Ok(p) if p.is_base_to_novel() => Ok(p),
+        _ => Err(format!(
+            "{}: the file stem names no base-to-novel protocol ({}); a reference file is \
+             `<protocol>.csv`",
+            path.display(),
+            known.join(", ")
+        )),
+    }
+}
+
+/// The 11 datasets the published base-to-novel averages are over (CoOp's benchmark).
+fn papers_datasets() -> BTreeSet<String> {
+    DatasetName::COOP_11.iter().map(|d| d.to_string()).collect()
+}
+
+/// One protocol's published averages and ours (the dataset-averaged rows of `measured`, its
+/// runs) in one table. `check` flags an imported HM that differs from the recomputed one.
+pub fn comparison(published: &Published, measured: Option<&BaseToNovel>) -> Table {
+    let p = published.protocol;
     let mut t = Table::new(
-        "reference_b2n",
-        "Base-to-novel averages: published against measured",
+        &format!("reference_{}", p.name()),
+        &format!(
+            "Base-to-novel averages over datasets, {}: published against measured",
+            protocol_phrase(p)
+        ),
         &[
             "origin",
             "method",
@@ -109,20 +146,83 @@ pub fn comparison(
             "source",
         ],
     );
+    if let Some(m) = measured {
+        t.context.extend(m.runs.sentence());
+    }
     t.notes.push(format!(
         "hm (recomputed) = 2·base·novel/(base+novel); `check` says MISMATCH when the file's hm \
          differs by more than {HM_TOLERANCE}."
     ));
-    for (file, rows) in references {
-        for r in rows {
-            let hm = harmonic_mean(r.base, r.novel);
-            let check = match r.hm {
-                Some(h) if (h - hm).abs() > HM_TOLERANCE => format!("MISMATCH (file {h})"),
-                Some(_) => "ok".to_string(),
-                None => "no hm in file".to_string(),
-            };
-            t.rows.push(vec![
-                file.as_str().into(),
+    t.notes.push(format!(
+        "Published rows: `{}` of the reference directory; each names its source. Measured \
+         rows: base and novel averaged over the datasets of this report (source says how \
+         many), then their HM.",
+        published.file
+    ));
+    let ours = measured.map(|m| (m.averages(), m.datasets()));
+    if ours.as_ref().is_none_or(|(a, _)| a.is_empty()) {
+        t.notes
+            .push("No runs of this protocol in this report: published rows only.".into());
+    }
+    // Sources in the caption, not a column: they are sentences, and a paper's table is narrow.
+    let mut sources: Vec<(&str, Vec<&str>)> = Vec::new();
+    for r in &published.rows {
+        match sources.iter_mut().find(|(s, _)| *s == r.source) {
+            Some((_, methods)) => methods.push(&r.method),
+            None => sources.push((&r.source, vec![&r.method])),
+        }
+    }
+    let sources: Vec<String> = sources
+        .iter()
+        .map(|(source, methods)| match source.is_empty() {
+            true => format!("{}: no source given", methods.join(", ")),
+            false => format!("{}: {source}", methods.join(", ")),
+        })
+        .collect();
+    let mut notes = Vec::new();
+    if !sources.is_empty() {
+        notes.push(format!("Published: {}.", sources.join("; ")));
+    }
+    let counts: BTreeSet<usize> = ours
+        .iter()
+        .flat_map(|(a, _)| a.values().map(|r| r.n))
+        .collect();
+    if !counts.is_empty() {
+        let n: Vec<String> = counts.iter().map(usize::to_string).collect();
+        notes.push(format!(
+            "Measured: averages over the {} datasets of this report.",
+            n.join(" or ")
+        ));
+    }
+    notes.push(
+        "HM recomputed from base and novel. Bold: the best of each column among the published \
+         rows and ours at the papers' settings over all 11 datasets."
+            .into(),
+    );
+    t.latex = Some(Latex {
+        columns: vec![
+            LatexColumn::plain("", "origin"),
+            LatexColumn::plain("Method", "method"),
+            LatexColumn::accuracy("Base", "base", None),
+            LatexColumn::accuracy("Novel", "novel", None),
+            LatexColumn::accuracy("HM", "hm (recomputed)", None),
+        ],
+        notes,
+    });
+    let ranked = |block: &str| Rank {
+        block: block.into(),
+        against: Some(String::new()),
+    };
+    for r in &published.rows {
+        let hm = harmonic_mean(r.base, r.novel);
+        let check = match r.hm {
+            Some(h) if (h - hm).abs() > HM_TOLERANCE => format!("MISMATCH (file {h})"),
+            Some(_) => "ok".to_string(),
+            None => "no hm in file".to_string(),
+        };
+        t.push(
+            vec![
+                "published".into(),
                 r.method.as_str().into(),
                 r.base.into(),
                 r.novel.into(),
@@ -130,20 +230,30 @@ pub fn comparison(
                 hm.into(),
                 check.into(),
                 r.source.as_str().into(),
-            ]);
-        }
+            ],
+            ranked("published"),
+        );
     }
-    for ((shots, m), r) in measured {
-        t.rows.push(vec![
-            format!("measured ({shots} shots)").into(),
-            m.label().into(),
-            r.base.into(),
-            r.novel.into(),
-            None.into(),
-            r.hm.into(),
-            "".into(),
-            format!("this report, mean over {} datasets", r.n).into(),
-        ]);
+    let all_eleven = papers_datasets();
+    for ((shots, m), r) in ours.iter().flat_map(|(a, _)| a) {
+        let over = ours.as_ref().and_then(|(_, d)| d.get(&(*shots, m.clone())));
+        let comparable = !m.is_ablation() && over == Some(&all_eleven);
+        t.push(
+            vec![
+                format!("measured ({shots} shots)").into(),
+                m.cell(),
+                r.base.into(),
+                r.novel.into(),
+                None.into(),
+                r.hm.into(),
+                "".into(),
+                format!("this report, mean over {} datasets", r.n).into(),
+            ],
+            Rank {
+                block: "measured".into(),
+                against: comparable.then(String::new),
+            },
+        );
     }
     t
 }

@@ -64,3 +64,22 @@ pub fn tally(out_dir: &std::path::Path) -> (usize, usize, usize, usize, usize) {
         n("skipped"),
     )
 }
+
+/// The fixture most suites run on: a Fashion-MNIST of 6 images per class (2 for validation)
+/// under `<dir>/data` and a tiny random-init CLIP at `<dir>/<weights>`.
+pub fn fixture(dir: &std::path::Path, weights: &str) {
+    ok(Command::new(BIN)
+        .args([
+            "prepare",
+            "fashion-mnist",
+            "--per-class",
+            "6",
+            "--val-per-class",
+            "2",
+            "--out",
+        ])
+        .arg(dir.join("data")));
+    ok(Command::new(BIN)
+        .args(["prepare", "tiny-clip", "--out"])
+        .arg(dir.join(weights)));
+}

@@ -7,6 +7,7 @@ pub mod group;
 pub mod inputs;
 pub mod optim;
 pub mod presets;
+pub mod problems;
 pub mod result;
 pub mod run;
 pub mod schedule;

@@ -7,6 +7,7 @@ use crate::methods::prompt_learner::PromptConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+pub use super::problems::Problem;
 pub use crate::methods::Method;
 
 /// An evaluation protocol of the paper.
@@ -16,17 +17,22 @@ pub enum Protocol {
     /// Every dataset, every shot count, all classes.
     #[default]
     FewShot,
-    /// Train on the base half with 4 shots; test on base and new.
+    /// SubPT's (and ProGrad's) base-to-novel: train on the base half with 4 shots (RN50 in the
+    /// papers); test on base and new.
     BaseToNovel,
+    /// CoCoOp's base-to-novel (KgCoOp's too): 16 shots (ViT-B/16 in the papers), each method
+    /// with its own paper's schedule.
+    BaseToNovelCocoop,
     /// The 4-shot model of the source dataset (ImageNet unless a grid says otherwise)
     /// evaluated on its shifted variants.
     DomainGeneralization,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 3] = [
+    pub const ALL: [Protocol; 4] = [
         Protocol::FewShot,
         Protocol::BaseToNovel,
+        Protocol::BaseToNovelCocoop,
         Protocol::DomainGeneralization,
     ];
 
@@ -34,8 +40,14 @@ impl Protocol {
         match self {
             Protocol::FewShot => "few_shot",
             Protocol::BaseToNovel => "base_to_novel",
+            Protocol::BaseToNovelCocoop => "base_to_novel_cocoop",
             Protocol::DomainGeneralization => "domain_generalization",
         }
+    }
+
+    /// Whether it trains on the base half and tests on base and new.
+    pub fn is_base_to_novel(self) -> bool {
+        matches!(self, Protocol::BaseToNovel | Protocol::BaseToNovelCocoop)
     }
 }
 
@@ -52,7 +64,8 @@ impl std::str::FromStr for Protocol {
             .into_iter()
             .find(|p| p.name() == s)
             .ok_or_else(|| {
-                format!("unknown protocol `{s}` (few_shot, base_to_novel, domain_generalization)")
+                let known: Vec<&str> = Protocol::ALL.iter().map(|p| p.name()).collect();
+                format!("unknown protocol `{s}` ({})", known.join(", "))
             })
     }
 }
@@ -88,6 +101,31 @@ pub struct NflSpec {
     /// Which names (see `NflNames`: spelled as the paper's scripts name the lists).
     pub names: crate::methods::nfl::NflNames,
     pub lambda: f64,
+}
+
+/// KgCoOp's knowledge term (Yao et al., 2023): `weight * (1 - mean_c cos(w_c, w_c^clip))`
+/// over every trained class, `w^clip` zero-shot CLIP's features of `template`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KgSpec {
+    /// W (8 in every script of the official code).
+    pub weight: f64,
+    /// The hand-written template of the targets (`{}` = the class name).
+    pub template: String,
+}
+
+/// ProGrad (Zhu et al., 2023): the KL term against zero-shot CLIP's logits (with `template`)
+/// at temperature T, and the rule that keeps only the part of cross-entropy's gradient that
+/// does not conflict with the KL term's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProGradSpec {
+    /// λ: how much of the conflicting component is removed (1; 0.8 in some few-shot runs).
+    pub lambda: f64,
+    /// T of the distillation (1 in every official config).
+    pub temperature: f64,
+    /// The teacher's hand-written template (`{}` = the class name).
+    pub template: String,
 }
 
 /// The train-time view of each image (spec §2): Dassl's random resized crop and flip, or none.
@@ -148,6 +186,13 @@ pub struct RunSpec {
     pub subpt: Option<SubptSpec>,
     #[serde(default)]
     pub nfl: Option<NflSpec>,
+    /// KgCoOp's term (KgCoOp methods only; left out of the id while unset, so the ids of
+    /// specs written before it stay).
+    #[serde(default)]
+    pub kg: Option<KgSpec>,
+    /// ProGrad's term and rule (ProGrad methods only; left out of the id while unset).
+    #[serde(default)]
+    pub prograd: Option<ProGradSpec>,
     /// Evaluate every k epochs (0 = only at the end) to record accuracy curves.
     #[serde(default)]
     pub eval_every: usize,
@@ -198,13 +243,6 @@ pub fn default_cache() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("subpt-bench-cache"))
 }
 
-/// A setting that cannot make a meaningful result: the field's dotted path and why.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    pub key: &'static str,
-    pub message: String,
-}
-
 /// The settings (top-level fields, with everything under them) zero-shot CLIP does not read:
 /// what [`RunSpec::reduced_to_what_it_reads`] resets, and what the report never labels a
 /// zero-shot run with.
@@ -249,92 +287,11 @@ impl RunSpec {
             self.prompt = PromptConfig::default();
             self.subpt = None;
             self.nfl = None;
+            self.kg = None;
+            self.prograd = None;
             self.eval_every = 0;
         }
         self
-    }
-
-    /// The settings of this spec that cannot make a meaningful result (a negative learning
-    /// rate, no epochs for a method that learns, a subspace wider than its trajectory, ...).
-    /// Grids refuse them at parse time and in `--dry-run`, `train` before it starts, and a
-    /// cell before it reads any data.
-    pub fn problems(&self) -> Vec<Problem> {
-        let mut out = Vec::new();
-        let mut bad = |key: &'static str, message: String| out.push(Problem { key, message });
-        let learns = self.trains();
-        if self.batch_size == 0 {
-            bad("batch_size", "must be at least 1".into());
-        }
-        if learns {
-            if !(self.lr.is_finite() && self.lr > 0.0) {
-                bad("lr", format!("{} is not a positive learning rate", self.lr));
-            }
-            if !(self.warmup_lr.is_finite() && self.warmup_lr >= 0.0) {
-                bad(
-                    "warmup_lr",
-                    format!("{} is not a learning rate", self.warmup_lr),
-                );
-            }
-            if self.epochs == 0 {
-                bad(
-                    "epochs",
-                    format!(
-                        "{} learns its context: it needs at least 1 epoch",
-                        self.method
-                    ),
-                );
-            }
-            if self.shots == 0 {
-                bad("shots", "a method that learns needs at least 1 shot".into());
-            }
-            if self.prompt.ctx_init.is_none() && self.prompt.n_ctx == 0 {
-                bad(
-                    "prompt.n_ctx",
-                    "0 context vectors leave nothing to learn".into(),
-                );
-            }
-            if self
-                .prompt
-                .ctx_init
-                .as_deref()
-                .is_some_and(|w| w.trim().is_empty())
-            {
-                bad(
-                    "prompt.ctx_init",
-                    "an empty initialisation has no words".into(),
-                );
-            }
-        }
-        if let Some(sub) = self
-            .subpt
-            .as_ref()
-            .filter(|_| learns && self.method.uses_subspace())
-        {
-            if sub.early_epochs < 2 {
-                bad(
-                    "subpt.early_epochs",
-                    format!(
-                        "t_early = {}: a trajectory of fewer than 2 contexts spans no subspace",
-                        sub.early_epochs
-                    ),
-                );
-            }
-            if sub.rank == 0 || sub.rank > sub.early_epochs {
-                bad(
-                    "subpt.rank",
-                    format!(
-                        "r = {} must be between 1 and t_early = {} (the trajectory's length)",
-                        sub.rank, sub.early_epochs
-                    ),
-                );
-            }
-        }
-        if let Some(nfl) = self.nfl.as_ref().filter(|_| learns) {
-            if !(nfl.lambda.is_finite() && nfl.lambda >= 0.0) {
-                bad("nfl.lambda", format!("{} is not a loss weight", nfl.lambda));
-            }
-        }
-        out
     }
 
     /// Stable id of the run (and the name of its cell directory): a digest of its canonical
@@ -368,6 +325,18 @@ impl RunSpec {
         if let Some(o) = v.as_object_mut() {
             o.remove("cache_dir");
             o.remove("protocol");
+            // Settings added after ids were first published count only once set, so every
+            // earlier id (and the results stored under it) stays.
+            for k in ["kg", "prograd"] {
+                if o.get(k).is_some_and(serde_json::Value::is_null) {
+                    o.remove(k);
+                }
+            }
+            if let Some(p) = o.get_mut("prompt").and_then(|p| p.as_object_mut()) {
+                if p.get("init_in_last_slots") == Some(&serde_json::Value::Bool(false)) {
+                    p.remove("init_in_last_slots");
+                }
+            }
             // Where the data sits is not what it is: the identity holds every image's digest,
             // so a moved or symlinked root is the same run. The weights keep their file name,
             // which tells apart the files of a grid's weights axis; their bytes are in the
@@ -490,47 +459,56 @@ mod tests {
     }
 
     #[test]
-    fn problems_name_the_settings_that_cannot_make_a_result() {
-        let ok = crate::engine::presets::preset(
-            crate::engine::presets::Protocol::FewShot,
-            DatasetName::EuroSat,
-            "d".into(),
-            Method::CoopSubNfl,
-            1,
-            1,
-            "w".into(),
-        );
-        assert_eq!(ok.problems(), []);
-        let keys = |s: &RunSpec| s.problems().iter().map(|p| p.key).collect::<Vec<_>>();
-        let mut s = ok.clone();
-        s.lr = -0.5;
-        s.batch_size = 0;
-        assert_eq!(keys(&s), ["batch_size", "lr"]);
-        let mut s = ok.clone();
-        s.epochs = 0;
-        assert!(keys(&s).contains(&"epochs"));
-        let mut s = ok.clone();
-        s.prompt.n_ctx = 0;
-        assert_eq!(keys(&s), ["prompt.n_ctx"]);
-        let mut s = ok.clone();
-        s.subpt.as_mut().unwrap().rank = 11;
-        assert_eq!(keys(&s), ["subpt.rank"]);
-        let mut s = ok.clone();
-        s.nfl.as_mut().unwrap().lambda = f64::NAN;
-        assert_eq!(keys(&s), ["nfl.lambda"]);
-        // Zero-shot CLIP learns nothing: its epochs and learning rate mean nothing to it.
-        let mut z = ok.clone();
-        z.method = Method::Zsclip;
-        z.epochs = 0;
-        z.lr = 0.0;
-        assert_eq!(keys(&z), Vec::<&str>::new());
-    }
-
-    #[test]
     fn method_names_are_their_serde_names() {
         for m in Method::ALL {
             assert_eq!(serde_json::to_value(m).unwrap(), m.name());
             assert_eq!(m.name().parse::<Method>().unwrap(), m);
         }
+    }
+
+    /// Settings added later count in the id only once set: every earlier id stays, and a
+    /// method that needs them cannot run without them.
+    #[test]
+    fn later_settings_leave_earlier_ids_alone() {
+        let p = |m: Method| {
+            crate::engine::presets::preset(
+                crate::engine::presets::Protocol::BaseToNovel,
+                DatasetName::Dtd,
+                "d".into(),
+                m,
+                4,
+                1,
+                "w".into(),
+            )
+        };
+        let coop = p(Method::CoopSubNfl);
+        let mut old = serde_json::to_value(&coop).unwrap();
+        let o = old.as_object_mut().unwrap();
+        assert!(o.remove("kg").unwrap().is_null() && o.remove("prograd").unwrap().is_null());
+        o["prompt"]
+            .as_object_mut()
+            .unwrap()
+            .remove("init_in_last_slots");
+        let old: RunSpec = serde_json::from_value(old).unwrap();
+        assert_eq!(old.hash(), coop.hash());
+        let kg = p(Method::Kgcoop);
+        let mut w = kg.clone();
+        w.kg.as_mut().unwrap().weight = 4.0;
+        assert_ne!(w.hash(), kg.hash());
+        let mut last = p(Method::Prograd);
+        let id = last.hash();
+        last.prompt.init_in_last_slots = false;
+        assert_ne!(last.hash(), id);
+        let mut missing = kg.clone();
+        missing.kg = None;
+        assert_eq!(missing.problems()[0].key, "kg");
+        let mut missing = p(Method::ProgradSub);
+        missing.prograd = None;
+        assert_eq!(missing.problems()[0].key, "prograd");
+        let mut bad = p(Method::Prograd);
+        bad.prograd.as_mut().unwrap().temperature = 0.0;
+        bad.prompt.n_ctx = 2;
+        let keys: Vec<_> = bad.problems().iter().map(|p| p.key).collect();
+        assert_eq!(keys, ["prograd.temperature", "prompt.n_ctx"]);
     }
 }

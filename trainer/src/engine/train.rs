@@ -13,7 +13,7 @@ use crate::comm::{shard, Communicator};
 use crate::data::loader::{dassl_drop_last, ordered_batches, Pipeline, Prefetch};
 use crate::data::transforms::{Normalize, SeededRng, TestTransform, TrainTransform};
 use crate::data::{Item, PyRandom};
-use crate::methods::learner::{GradientRule, Learner};
+use crate::methods::learner::{BatchLoss, GradientRule, Learner, TermGrads, REST};
 use crate::views::{ViewKey, Views};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -49,13 +49,33 @@ pub(crate) fn reduce_over_group(
         .collect())
 }
 
+/// Sums every term's gradients over the group in one all-reduce.
+fn reduce_terms(comm: &dyn Communicator, grads: TermGrads) -> Result<TermGrads, RunError> {
+    let shape: Vec<(&'static str, usize)> = grads.iter().map(|(n, g)| (*n, g.len())).collect();
+    let mut flat = reduce_over_group(comm, grads.into_iter().flat_map(|(_, g)| g).collect())?;
+    Ok(shape
+        .into_iter()
+        .map(|(name, n)| (name, flat.drain(..n).collect()))
+        .collect())
+}
+
+/// The update's gradients: what the rules left, summed term by term.
+fn sum_terms(grads: TermGrads) -> Vec<Tensor> {
+    let mut terms = grads.into_iter().map(|(_, g)| g);
+    let first = terms.next().unwrap_or_default();
+    terms.fold(first, |acc, g| {
+        acc.iter().zip(&g).map(|(a, b)| a + b).collect()
+    })
+}
+
 /// Trains `learner` for the first `epochs` epochs of the spec's schedule (SubPT's early stage
-/// stops early on the same schedule). Returns the context after each epoch.
+/// stops early on the same schedule), applying `rules` in order to each step's gradients.
+/// Returns the context after each epoch.
 pub fn train(
     s: &TrainSetup,
     model: &mut dyn Learner,
     epochs: usize,
-    rule: Option<&dyn GradientRule>,
+    rules: &[&dyn GradientRule],
     curves: &mut Vec<CurvePoint>,
 ) -> Result<Vec<Tensor>, RunError> {
     let spec = s.spec;
@@ -79,21 +99,27 @@ pub fn train(
         .collect();
     let mut trajectory = Vec::with_capacity(epochs);
     let views = views_of(s)?;
+    let apart: Vec<&'static str> = rules
+        .iter()
+        .flat_map(|r| r.reads_apart())
+        .copied()
+        .collect();
     for epoch in 0..epochs {
         let lr = schedule.lr(epoch);
         let mut order: Vec<usize> = (0..items.len()).collect();
         order_rng.shuffle(&mut order);
         let mut e = Epoch::start(s, &items, &views, &order, epoch)?;
         for b in 0..e.global.len() {
-            let mut grads = e.local_grads(s, model, b)?;
+            let mut grads = e.local_grads(s, model, b, &apart)?;
             if e.size > 1 {
-                grads = reduce_over_group(s.comm, grads)?;
+                grads = reduce_terms(s.comm, grads)?;
             }
-            let mut params = model.params_mut();
-            // After the all-reduce: a group's rule sees the whole batch's gradient.
-            if let Some(r) = rule {
+            // After the all-reduce: a group's rules see the whole batch's gradients.
+            for r in rules {
                 r.apply(&mut grads);
             }
+            let grads = sum_terms(grads);
+            let mut params = model.params_mut();
             if !grads.iter().all(all_finite) {
                 return Err(e.non_finite(b, "gradient"));
             }
@@ -205,45 +231,74 @@ impl Epoch {
         }
     }
 
-    /// This rank's gradients of batch `b`: its shard's share of the batch loss plus its share
-    /// of the terms without images, in one backward.
+    /// This rank's gradients of batch `b`: its shard's share of the batch's terms plus its
+    /// share of the terms without images, in one backward pass, or one per term in `apart`
+    /// (the terms a rule reads apart) and one for the rest. Every rank returns the same
+    /// entries, zeros where it has none of a term, so the group's all-reduce lines up.
     fn local_grads(
         &mut self,
         s: &TrainSetup,
         model: &mut dyn Learner,
         b: usize,
-    ) -> Result<Vec<Tensor>, RunError> {
+        apart: &[&'static str],
+    ) -> Result<TermGrads, RunError> {
         let mut terms = Vec::new();
         let mine = self.shards[b].clone();
         if !mine.is_empty() {
             let (img, labels) = self.images(s, &mine)?;
             let labels = labels.to_device(s.frozen.clip.device);
-            let (ce, logits) = model.loss(s.frozen.clip, &img, &labels);
-            let value = ce.double_value(&[]);
-            if !value.is_finite() {
-                return Err(self.non_finite(b, "loss"));
-            }
+            let BatchLoss {
+                terms: batch,
+                logits,
+            } = model.loss(s.frozen.clip, &img, &labels);
             // Summed over ranks, the shard-weighted means give the global batch mean.
-            terms.push(ce * (mine.len() as f64 / self.global[b].len() as f64));
-            self.loss_sum += value * mine.len() as f64;
+            let share = mine.len() as f64 / self.global[b].len() as f64;
+            for (k, (name, term)) in batch.into_iter().enumerate() {
+                let value = term.double_value(&[]);
+                if !value.is_finite() {
+                    return Err(self.non_finite(b, "loss"));
+                }
+                if k == 0 {
+                    // Cross-entropy: what the curves report as the training loss.
+                    self.loss_sum += value * mine.len() as f64;
+                }
+                terms.push((name, term * share));
+            }
             self.correct += crate::clip::correct(&logits.detach(), &labels);
             self.seen += mine.len() as i64;
         }
         // Terms without images (NFL's) are the whole group's once: each rank adds its share.
-        for (_name, term) in model.extra_terms(s.frozen.clip) {
+        for (name, term) in model.extra_terms(s.frozen.clip) {
             if !term.double_value(&[]).is_finite() {
                 return Err(self.non_finite(b, "loss"));
             }
-            terms.push(term / self.size as f64);
+            terms.push((name, term / self.size as f64));
+        }
+        let mut groups: Vec<(&'static str, Option<Tensor>)> =
+            apart.iter().chain([&REST]).map(|n| (*n, None)).collect();
+        for (name, term) in terms {
+            let slot = apart.iter().position(|a| *a == name).unwrap_or(apart.len());
+            let sum = &mut groups[slot].1;
+            *sum = Some(match sum.take() {
+                None => term,
+                Some(acc) => acc + term,
+            });
         }
         let params = model.params_mut();
-        Ok(match terms.into_iter().reduce(|a, b| a + b) {
-            None => params.iter().map(|p| p.zeros_like()).collect(),
-            Some(total) => {
-                let inputs: Vec<&Tensor> = params.iter().map(|p| &**p).collect();
-                Tensor::run_backward(&[&total], &inputs, false, false)
-            }
-        })
+        let inputs: Vec<&Tensor> = params.iter().map(|p| &**p).collect();
+        let last = groups.iter().rposition(|(_, t)| t.is_some());
+        Ok(groups
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, total))| {
+                let grads = match total {
+                    None => inputs.iter().map(|p| p.zeros_like()).collect(),
+                    // Terms read apart share the prompts' graph: keep it for the next one.
+                    Some(t) => Tensor::run_backward(&[&t], &inputs, Some(i) != last, false),
+                };
+                (name, grads)
+            })
+            .collect())
     }
 
     /// The image features and labels of this rank's shard `mine`: from the shared views, or

@@ -1,7 +1,7 @@
 //! CoCoOp (conditional prompt learning): CoOp's shared context shifted, image by image, by a
 //! small meta-network of that image's normalised feature, so every image reads its own class
 //! prompts. Trainable: the context and the meta-network; CLIP stays frozen.
-use super::learner::Learner;
+use super::learner::{BatchLoss, Learner};
 use super::prompt_learner::{ClassTokenPosition, PromptConfig, PromptLearner};
 use crate::clip::tokenizer::Tokenizer;
 use crate::clip::{normalize, Clip, ClipError};
@@ -35,6 +35,7 @@ impl CoCoOpConfig {
                 .map(|w| w.replace('_', " ")),
             class_specific: false,
             position: ClassTokenPosition::End,
+            init_in_last_slots: false,
         }
     }
 }
@@ -302,8 +303,9 @@ impl CoCoOp {
 }
 
 impl Learner for CoCoOp {
-    fn loss(&self, clip: &Clip, img: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
-        CoCoOp::loss(self, clip, img, labels)
+    fn loss(&self, clip: &Clip, img: &Tensor, labels: &Tensor) -> BatchLoss {
+        let (ce, logits) = CoCoOp::loss(self, clip, img, labels);
+        BatchLoss::ce(ce, logits)
     }
 
     fn params_mut(&mut self) -> Vec<&mut Tensor> {
@@ -330,6 +332,10 @@ impl super::MethodDef for CoCoOpMethod {
         "cocoop"
     }
 
+    fn paper_name(&self) -> &'static str {
+        "CoCoOp"
+    }
+
     fn train(&self, cx: &super::TrainCx) -> Result<super::Trained, crate::engine::error::RunError> {
         use crate::engine::artefacts::save_context;
         use crate::engine::train::{train, TrainSetup};
@@ -349,7 +355,7 @@ impl super::MethodDef for CoCoOpMethod {
             comm: cx.comm,
         };
         let mut out = super::Trained::default();
-        let trajectory = train(&setup, &mut model, spec.epochs, None, &mut out.curves)?;
+        let trajectory = train(&setup, &mut model, spec.epochs, &[], &mut out.curves)?;
         if cx.comm.rank() == 0 {
             // The meta-network travels with the context, so the model can be evaluated on
             // other datasets (domain generalisation).

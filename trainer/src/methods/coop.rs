@@ -1,6 +1,6 @@
 //! CoOp's classifier head: cosine logits between image features and the learned class prompts,
 //! scaled by CLIP's (frozen) logit scale, trained with cross-entropy.
-use super::learner::{GradientRule, Learner};
+use super::learner::{BatchLoss, GradientRule, Learner, PromptStep, PromptTerm};
 use super::nfl::Nfl;
 use super::prompt_learner::PromptLearner;
 use super::prompt_learner::PromptSet;
@@ -31,8 +31,9 @@ pub fn loss(
 }
 
 impl Learner for PromptLearner {
-    fn loss(&self, clip: &Clip, img: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
-        loss(clip, self, img, labels)
+    fn loss(&self, clip: &Clip, img: &Tensor, labels: &Tensor) -> BatchLoss {
+        let (ce, logits) = loss(clip, self, img, labels);
+        BatchLoss::ce(ce, logits)
     }
 
     fn params_mut(&mut self) -> Vec<&mut Tensor> {
@@ -62,15 +63,27 @@ impl Learner for PromptLearner {
     }
 }
 
-/// The CoOp family's learner: the prompts and, in NFL cells, NFL's term on them.
+/// The CoOp family's learner: the prompts, their methods' batch terms and, in NFL cells,
+/// NFL's term on them.
 pub struct CoopLearner {
     pub prompts: PromptLearner,
+    pub terms: Vec<Box<dyn PromptTerm>>,
     pub nfl: Option<Nfl>,
 }
 
 impl Learner for CoopLearner {
-    fn loss(&self, clip: &Clip, img: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
-        self.prompts.loss(clip, img, labels)
+    fn loss(&self, clip: &Clip, img: &Tensor, labels: &Tensor) -> BatchLoss {
+        let class_features = self.prompts.class_features(clip);
+        let logits = logits(clip, img, &class_features);
+        let ce = logits.cross_entropy_for_logits(labels);
+        let step = PromptStep {
+            img,
+            class_features: &class_features,
+            logits: &logits,
+        };
+        let mut terms = vec![("ce", ce)];
+        terms.extend(self.terms.iter().map(|t| (t.name(), t.value(clip, &step))));
+        BatchLoss { terms, logits }
     }
 
     fn extra_terms(&self, clip: &Clip) -> Vec<(&'static str, Tensor)> {
@@ -101,14 +114,19 @@ impl MethodDef for Coop {
         "coop"
     }
 
+    fn paper_name(&self) -> &'static str {
+        "CoOp"
+    }
+
     fn train(&self, cx: &TrainCx) -> Result<Trained, RunError> {
         train_prompts(cx, self)
     }
 }
 
-/// Trains the CoOp family: a shared context, with NFL's loss when `m` uses it, and with every
-/// gradient projected onto the subspace of an early trajectory when `m` uses one (SubPT: the
-/// trajectory of the source cell, or an early stage trained here from the same seed and θ0).
+/// Trains the CoOp family: a shared context with `m`'s batch terms and gradient rule (KgCoOp,
+/// ProGrad), NFL's loss when `m` uses it, and every gradient projected onto the subspace of an
+/// early trajectory when `m` uses one (SubPT: the trajectory of the source cell, or an early
+/// stage trained here from the same seed and θ0, with the source's terms and rule).
 pub fn train_prompts(cx: &TrainCx, m: &dyn MethodDef) -> Result<Trained, RunError> {
     let spec = cx.spec;
     tch::manual_seed(spec.seed as i64);
@@ -122,8 +140,12 @@ pub fn train_prompts(cx: &TrainCx, m: &dyn MethodDef) -> Result<Trained, RunErro
         }
         _ => None,
     };
+    let terms = m.prompt_terms(cx, classnames)?;
+    let own_rule = m.gradient_rule(spec)?;
+    let mut rules: Vec<&dyn GradientRule> = own_rule.as_deref().into_iter().collect();
     let mut learner = CoopLearner {
         prompts: learner,
+        terms,
         nfl,
     };
     let setup = TrainSetup {
@@ -140,7 +162,7 @@ pub fn train_prompts(cx: &TrainCx, m: &dyn MethodDef) -> Result<Trained, RunErro
                 Some(p) => load_trajectory(p, sub.early_epochs)?,
                 None => {
                     // The early stage of the source method, with the same seed and θ0.
-                    let early = train(&setup, &mut learner, sub.early_epochs, None, &mut vec![])?;
+                    let early = train(&setup, &mut learner, sub.early_epochs, &rules, &mut vec![])?;
                     learner.prompts.set_context(&theta0)?;
                     early
                 }
@@ -154,8 +176,9 @@ pub fn train_prompts(cx: &TrainCx, m: &dyn MethodDef) -> Result<Trained, RunErro
         }
         None => None,
     };
-    let rule = projector.as_ref().map(|p| p as &dyn GradientRule);
-    let trajectory = train(&setup, &mut learner, spec.epochs, rule, &mut out.curves)?;
+    // ProGrad's rule reads whole gradients; the projection keeps its result in the subspace.
+    rules.extend(projector.as_ref().map(|p| p as &dyn GradientRule));
+    let trajectory = train(&setup, &mut learner, spec.epochs, &rules, &mut out.curves)?;
     if cx.comm.rank() == 0 {
         out.outputs = save_context(cx.store, &theta0, &trajectory, &[])?;
     }

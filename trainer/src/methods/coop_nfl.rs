@@ -9,6 +9,10 @@ impl MethodDef for CoopNfl {
         "coop_nfl"
     }
 
+    fn paper_name(&self) -> &'static str {
+        "CoOp+NFL"
+    }
+
     fn uses_nfl(&self) -> bool {
         true
     }

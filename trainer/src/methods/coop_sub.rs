@@ -10,6 +10,10 @@ impl MethodDef for CoopSub {
         "coop_sub"
     }
 
+    fn paper_name(&self) -> &'static str {
+        "SubPT"
+    }
+
     fn uses_subspace(&self) -> bool {
         true
     }

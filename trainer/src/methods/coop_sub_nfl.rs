@@ -10,6 +10,10 @@ impl MethodDef for CoopSubNfl {
         "coop_sub_nfl"
     }
 
+    fn paper_name(&self) -> &'static str {
+        "SubPT+NFL"
+    }
+
     fn uses_nfl(&self) -> bool {
         true
     }

@@ -11,8 +11,13 @@ pub mod coop;
 pub mod coop_nfl;
 pub mod coop_sub;
 pub mod coop_sub_nfl;
+pub mod kgcoop;
+pub mod kgcoop_nfl;
+pub mod kgcoop_sub;
 pub mod learner;
 pub mod nfl;
+pub mod prograd;
+pub mod prograd_sub;
 pub mod prompt_learner;
 pub mod subspace;
 pub mod zeroshot;
@@ -41,17 +46,27 @@ pub enum Method {
     CoopSub,
     CoopSubNfl,
     Cocoop,
+    Kgcoop,
+    KgcoopNfl,
+    KgcoopSub,
+    Prograd,
+    ProgradSub,
 }
 
 impl Method {
-    /// Every method, in the order the papers list them.
-    pub const ALL: [Method; 6] = [
+    /// Every method: the paper's, then the other remedies of its period with their combinations.
+    pub const ALL: [Method; 11] = [
         Method::Zsclip,
         Method::Coop,
         Method::CoopNfl,
         Method::CoopSub,
         Method::CoopSubNfl,
         Method::Cocoop,
+        Method::Kgcoop,
+        Method::KgcoopNfl,
+        Method::KgcoopSub,
+        Method::Prograd,
+        Method::ProgradSub,
     ];
 
     /// Its definition in the method table (`methods::def`).
@@ -62,6 +77,11 @@ impl Method {
     /// The name grids, flags and result files use.
     pub fn name(self) -> &'static str {
         self.def().name()
+    }
+
+    /// The name as the papers write it.
+    pub fn paper_name(self) -> &'static str {
+        self.def().paper_name()
     }
 
     /// Whether the method trains anything (zero-shot CLIP does not).
@@ -75,6 +95,14 @@ impl Method {
 
     pub fn uses_subspace(self) -> bool {
         self.def().uses_subspace()
+    }
+
+    pub fn uses_kg(self) -> bool {
+        self.def().uses_kg()
+    }
+
+    pub fn uses_prograd(self) -> bool {
+        self.def().uses_prograd()
     }
 
     /// The method whose trajectory a SubPT method projects onto.
@@ -130,6 +158,8 @@ pub struct Trained {
 pub trait MethodDef: Sync {
     /// The name grids, flags and result files use (`Method`'s serde name).
     fn name(&self) -> &'static str;
+    /// The name as the papers write it (tables meant for a paper: "SubPT+NFL", "KgCoOp").
+    fn paper_name(&self) -> &'static str;
     /// Whether it trains anything (zero-shot CLIP does not).
     fn learns(&self) -> bool {
         true
@@ -142,9 +172,34 @@ pub trait MethodDef: Sync {
     fn uses_subspace(&self) -> bool {
         false
     }
+    /// Whether KgCoOp's knowledge term is part of it.
+    fn uses_kg(&self) -> bool {
+        false
+    }
+    /// Whether ProGrad's KL term and gradient rule are part of it.
+    fn uses_prograd(&self) -> bool {
+        false
+    }
     /// The method whose early trajectory its subspace is fitted on.
     fn trajectory_source(&self) -> Option<Method> {
         None
+    }
+    /// The batch terms it adds to cross-entropy in the CoOp family's training (KgCoOp's,
+    /// ProGrad's KL term), for the cell `cx` and its trained `classnames`.
+    fn prompt_terms(
+        &self,
+        _cx: &TrainCx,
+        _classnames: &[String],
+    ) -> Result<Vec<Box<dyn learner::PromptTerm>>, RunError> {
+        Ok(Vec::new())
+    }
+    /// The rule that turns its terms' gradients into the update's (ProGrad's), applied before
+    /// SubPT's projection.
+    fn gradient_rule(
+        &self,
+        _spec: &RunSpec,
+    ) -> Result<Option<Box<dyn learner::GradientRule>>, RunError> {
+        Ok(None)
     }
     /// Trains on `cx` (every rank of the cell's group calls this).
     fn train(&self, cx: &TrainCx) -> Result<Trained, RunError>;
@@ -159,6 +214,11 @@ pub fn def(m: Method) -> &'static dyn MethodDef {
         Method::CoopSub => &coop_sub::CoopSub,
         Method::CoopSubNfl => &coop_sub_nfl::CoopSubNfl,
         Method::Cocoop => &cocoop::CoCoOpMethod,
+        Method::Kgcoop => &kgcoop::Kgcoop,
+        Method::KgcoopNfl => &kgcoop_nfl::KgcoopNfl,
+        Method::KgcoopSub => &kgcoop_sub::KgcoopSub,
+        Method::Prograd => &prograd::Prograd,
+        Method::ProgradSub => &prograd_sub::ProgradSub,
     }
 }
 
@@ -173,8 +233,13 @@ mod tests {
             assert_eq!(spelled, def(m).name(), "{m:?}");
             assert_eq!(m.to_string(), def(m).name());
             if let Some(src) = def(m).trajectory_source() {
-                assert!(def(m).uses_subspace() && !def(src).uses_subspace());
-                assert_eq!(def(src).uses_nfl(), def(m).uses_nfl());
+                // A SubPT method is its source with the projection: the same terms and rule.
+                let (d, s) = (def(m), def(src));
+                assert!(d.uses_subspace() && !s.uses_subspace());
+                assert_eq!(
+                    (s.uses_nfl(), s.uses_kg(), s.uses_prograd()),
+                    (d.uses_nfl(), d.uses_kg(), d.uses_prograd())
+                );
             }
         }
     }
@@ -182,9 +247,9 @@ mod tests {
     /// A name outside the table never becomes a method, in a spec, a grid or a flag.
     #[test]
     fn an_unknown_method_cannot_reach_training() {
-        let e = "kgcoop".parse::<Method>().unwrap_err();
+        let e = "maple".parse::<Method>().unwrap_err();
         assert!(
-            e.contains("unknown method `kgcoop`") && e.contains("coop_sub_nfl"),
+            e.contains("unknown method `maple`") && e.contains("prograd_sub"),
             "{e}"
         );
         let spec = crate::engine::presets::preset(
@@ -197,10 +262,10 @@ mod tests {
             "w".into(),
         );
         let mut v = serde_json::to_value(&spec).unwrap();
-        v["method"] = "kgcoop".into();
+        v["method"] = "maple".into();
         let e = serde_json::from_value::<RunSpec>(v)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("kgcoop"), "{e}");
+        assert!(e.contains("maple"), "{e}");
     }
 }

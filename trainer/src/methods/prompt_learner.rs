@@ -24,6 +24,12 @@ pub struct PromptConfig {
     /// One context per class (CSC) instead of one shared context.
     pub class_specific: bool,
     pub position: ClassTokenPosition,
+    /// ProGrad's initialisation: `n_ctx` slots are kept, the initial words fill the last of
+    /// them (as many slots as the text has words, each taking the embedding of the token at
+    /// its position: the official code counts words and copies tokens) and the leading slots
+    /// start at zero. Off: CoOp's, the context is the words' tokens and `n_ctx` their count.
+    #[serde(default)]
+    pub init_in_last_slots: bool,
 }
 
 impl Default for PromptConfig {
@@ -33,6 +39,7 @@ impl Default for PromptConfig {
             ctx_init: None,
             class_specific: false,
             position: ClassTokenPosition::End,
+            init_in_last_slots: false,
         }
     }
 }
@@ -42,8 +49,24 @@ impl PromptConfig {
     /// does (`len(ctx_init.split(" "))`).
     pub fn effective_n_ctx(&self) -> usize {
         match &self.ctx_init {
+            Some(_) if self.init_in_last_slots => self.n_ctx,
             Some(words) => words.split(' ').count(),
             None => self.n_ctx,
+        }
+    }
+
+    /// The text the context slots stand for in a prompt: the initial words, after one "X" per
+    /// leading slot with ProGrad's initialisation, or one "X" per slot without words.
+    pub fn ctx_words(&self) -> String {
+        let n_ctx = self.effective_n_ctx();
+        match &self.ctx_init {
+            Some(words) => {
+                let lead = n_ctx.saturating_sub(words.split(' ').count());
+                let mut w = vec!["X"; lead];
+                w.push(words);
+                w.join(" ")
+            }
+            None => vec!["X"; n_ctx].join(" "),
         }
     }
 }
@@ -277,17 +300,25 @@ impl PromptLearner {
         let n_ctx = config.effective_n_ctx();
         let width = clip.text.width();
         let n_cls = classnames.len() as i64;
-        let (ctx, ctx_words) = match &config.ctx_init {
+        let ctx_words = config.ctx_words();
+        let ctx = match &config.ctx_init {
             Some(words) => {
                 let ids = clip.tokenize(tok, &[words.as_str()], false)?;
                 let emb = clip.text.embed_tokens(&ids.to_device(clip.device));
-                let v = emb.get(0).narrow(0, 1, n_ctx as i64).to_kind(Kind::Float);
-                let v = if config.class_specific {
+                let n_words = words.split(' ').count().min(n_ctx) as i64;
+                let v = emb.get(0).narrow(0, 1, n_words).to_kind(Kind::Float);
+                let v = match n_ctx as i64 - n_words {
+                    0 => v,
+                    lead => Tensor::cat(
+                        &[Tensor::zeros([lead, width], (Kind::Float, clip.device)), v],
+                        0,
+                    ),
+                };
+                if config.class_specific {
                     v.unsqueeze(0).repeat([n_cls, 1, 1])
                 } else {
                     v
-                };
-                (v, words.clone())
+                }
             }
             None => {
                 let shape: Vec<i64> = if config.class_specific {
@@ -295,8 +326,7 @@ impl PromptLearner {
                 } else {
                     vec![n_ctx as i64, width]
                 };
-                let v = Tensor::randn(&shape, (Kind::Float, clip.device)) * 0.02;
-                (v, vec!["X"; n_ctx].join(" "))
+                Tensor::randn(&shape, (Kind::Float, clip.device)) * 0.02
             }
         };
         let classes = PromptSet::new(clip, tok, classnames, &ctx_words, n_ctx)?;

@@ -105,6 +105,10 @@ impl super::MethodDef for ZeroShot {
         "zsclip"
     }
 
+    fn paper_name(&self) -> &'static str {
+        "Zero-shot CLIP"
+    }
+
     fn learns(&self) -> bool {
         false
     }

@@ -124,7 +124,7 @@ impl GridConfig {
         needs("seeds", raw.seeds.is_empty(), "every cell has a seed")?;
         needs("methods", raw.methods.is_empty(), "every cell has a method")?;
         let few_shot = raw.protocols.contains(&Protocol::FewShot);
-        let per_dataset = few_shot || raw.protocols.contains(&Protocol::BaseToNovel);
+        let per_dataset = few_shot || raw.protocols.iter().any(|p| p.is_base_to_novel());
         needs(
             "datasets",
             per_dataset && raw.datasets.is_empty(),
@@ -140,15 +140,24 @@ impl GridConfig {
         }
         // Base-to-novel and DG train with the protocol's own shot count: other counts listed
         // without a few_shot protocol would be silently ignored.
-        let fixed = subpt_trainer::engine::presets::PROTOCOL_SHOTS;
-        if !few_shot && raw.shots.iter().any(|&k| k != fixed) {
+        let fixed: Vec<String> = raw
+            .protocols
+            .iter()
+            .filter_map(|&p| {
+                let k = subpt_trainer::engine::presets::protocol_shots(p)?;
+                Some((k, format!("{p} trains on {k} shots")))
+            })
+            .filter(|(k, _)| !few_shot && raw.shots.iter().any(|s| s != k))
+            .map(|(_, why)| why)
+            .collect();
+        if !fixed.is_empty() {
             return Err(invalid(
                 "shots",
                 format!(
-                    "{:?} would be ignored: base_to_novel and domain_generalization train on \
-                     {fixed} shots (their papers' protocol); `shots` sets the few_shot protocol's \
-                     counts",
-                    raw.shots
+                    "{:?} would be ignored: {} (their papers' protocol); `shots` sets the \
+                     few_shot protocol's counts",
+                    raw.shots,
+                    fixed.join(", ")
                 ),
             ));
         }

@@ -50,7 +50,10 @@ pub fn estimate_cost(spec: &RunSpec, kind: &CellKind) -> f64 {
             epochs += sub.early_epochs;
         }
     }
-    3.0 * (epochs * steps * trained) as f64 + eval
+    // A step is a forward and a backward pass through the text tower (about three passes);
+    // ProGrad's runs a second backward pass for its KL term.
+    let passes = if spec.method.uses_prograd() { 5.0 } else { 3.0 };
+    passes * (epochs * steps * trained) as f64 + eval
 }
 
 /// Bytes a cell writes to its output directory: the trajectory (θ0 and the context after

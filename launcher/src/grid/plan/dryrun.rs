@@ -118,15 +118,7 @@ pub fn dry_run(grid: &Grid) -> String {
 /// launch's, else this machine's cores; the division assumes the ranks stay busy (long
 /// dependency chains make it optimistic). Cells marked in `done` are left out.
 pub fn time_estimate(grid: &Grid, done: &[bool]) -> Option<String> {
-    use crate::grid::cost::{rates_from_probe, rates_from_results};
-    let rates = rates_from_results(&grid.output_dir).or_else(|| {
-        let w = grid
-            .cells
-            .iter()
-            .map(|c| &c.spec.weights)
-            .find(|w| w.is_file())?;
-        rates_from_probe(w)
-    })?;
+    let rates = rates(grid)?;
     let secs: f64 = grid
         .cells
         .iter()
@@ -147,6 +139,20 @@ pub fn time_estimate(grid: &Grid, done: &[bool]) -> Option<String> {
         hours(secs / ranks as f64),
         rates.source
     ))
+}
+
+/// Seconds per cost unit: measured on earlier results in the output directory, else on a
+/// probe of the grid's first weights file that exists.
+fn rates(grid: &Grid) -> Option<crate::grid::cost::Rates> {
+    use crate::grid::cost::{rates_from_probe, rates_from_results};
+    rates_from_results(&grid.output_dir).or_else(|| {
+        let w = grid
+            .cells
+            .iter()
+            .map(|c| &c.spec.weights)
+            .find(|w| w.is_file())?;
+        rates_from_probe(w)
+    })
 }
 
 fn hours(secs: f64) -> String {
@@ -209,6 +215,12 @@ fn details(c: &crate::grid::Cell, variant: &str) -> String {
     if let Some(n) = &c.spec.nfl {
         parts.push(format!("nfl={}:{}", n.names, n.lambda));
     }
+    if let Some(k) = &c.spec.kg {
+        parts.push(format!("kg_w={}", k.weight));
+    }
+    if let Some(p) = &c.spec.prograd {
+        parts.push(format!("prograd_λ={} T={}", p.lambda, p.temperature));
+    }
     if !variant.is_empty() {
         parts.push(variant.to_string());
     }
@@ -217,4 +229,34 @@ fn details(c: &crate::grid::Cell, variant: &str) -> String {
     } else {
         format!("  [{}]", parts.join(" "))
     }
+}
+
+/// Every shard of `count`: its cells and cost, and its time on one rank where rates are
+/// known (from earlier results or a probe, as [`time_estimate`]). Feature cells count in each
+/// shard that reads them; the one that claims them first encodes them.
+pub fn shards(grid: &Grid, count: usize) -> String {
+    let rates = rates(grid);
+    let mut s =
+        format!("\nshards of {count} (`--shard I/{count}`; a cell stays with its dependencies):\n");
+    for index in 0..count {
+        let part = crate::grid::shard::select(grid, crate::grid::Shard { index, count });
+        let cost: f64 = part.cells.iter().map(|c| c.cost).sum();
+        let secs = rates.as_ref().map(|r| {
+            part.cells
+                .iter()
+                .map(|c| match c.kind {
+                    CellKind::Features => c.cost * r.features,
+                    _ => c.cost * r.train,
+                })
+                .sum::<f64>()
+        });
+        let _ = writeln!(
+            s,
+            "  shard {index}/{count}: {} cells, cost {cost:.0}{}",
+            part.cells.len(),
+            secs.map(|t| format!(", about {} on 1 rank", hours(t)))
+                .unwrap_or_default()
+        );
+    }
+    s
 }

@@ -196,12 +196,11 @@ pub fn expand(cfg: &GridConfig) -> Result<Grid, GridError> {
     let mut pending: Vec<(Protocol, RunSpec)> = Vec::new();
     let mut refusals = Vec::new();
     for &protocol in &cfg.protocols {
+        let fixed: Vec<usize> = presets::protocol_shots(protocol).into_iter().collect();
         let (datasets, shots): (&[DatasetName], &[usize]) = match protocol {
             Protocol::FewShot => (&cfg.datasets, &cfg.shots),
-            Protocol::BaseToNovel => (&cfg.datasets, &[PROTOCOL_SHOTS]),
-            Protocol::DomainGeneralization => {
-                (std::slice::from_ref(&cfg.dg_source), &[PROTOCOL_SHOTS])
-            }
+            Protocol::BaseToNovel | Protocol::BaseToNovelCocoop => (&cfg.datasets, &fixed),
+            Protocol::DomainGeneralization => (std::slice::from_ref(&cfg.dg_source), &fixed),
         };
         for &d in datasets {
             for &k in shots {

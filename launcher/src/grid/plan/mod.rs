@@ -5,4 +5,5 @@ pub(crate) mod cost;
 pub(crate) mod dryrun;
 pub(crate) mod expand;
 pub(crate) mod overrides;
+pub mod shard;
 pub(crate) mod yaml_lines;

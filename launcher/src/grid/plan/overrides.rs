@@ -31,15 +31,20 @@ pub(crate) fn parse(
     text: &str,
     path: &Path,
 ) -> Result<Vec<Override>, GridError> {
-    let probe = preset(
-        Protocol::FewShot,
-        subpt_trainer::data::DatasetName::ImageNet,
-        PathBuf::from("/data"),
-        Method::CoopSubNfl,
-        4,
-        1,
-        PathBuf::from("/weights"),
-    );
+    let probe_of = |m: Method| {
+        preset(
+            Protocol::FewShot,
+            subpt_trainer::data::DatasetName::ImageNet,
+            PathBuf::from("/data"),
+            m,
+            4,
+            1,
+            PathBuf::from("/weights"),
+        )
+    };
+    let mut probe = probe_of(Method::CoopSubNfl);
+    probe.kg = probe_of(Method::Kgcoop).kg;
+    probe.prograd = probe_of(Method::Prograd).prograd;
     let mut out = Vec::with_capacity(map.len());
     for (k, v) in map {
         let Some(key) = k.as_str() else {

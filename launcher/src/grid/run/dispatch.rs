@@ -6,9 +6,28 @@
 //! as its last cell if there is one (they are in that process's memory), else one whose views no
 //! other worker holds, the largest cost estimate first. A failed or skipped cell skips its
 //! dependants; the rest go on.
+//!
+//! Other processes may work in the same output directory (array tasks, a second mpirun): a
+//! cell is claimed (`claim`) before it is handed out and given back when it ends; one held
+//! elsewhere waits, and is looked at again every [`POLL`]: done there, it counts as done here;
+//! given back without a result (its process failed or died), it is claimed here.
+use crate::grid::claim::{self, Claim, Taken};
 use crate::grid::progress::Progress;
 use crate::grid::Grid;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+use subpt_trainer::engine::inputs::DataMemo;
+
+/// When this process began its pass over the grid (set before its done-check by
+/// [`mark_pass_start`]): a result written since then was written by another process.
+static PASS_START: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
+
+pub(crate) fn mark_pass_start() -> std::time::SystemTime {
+    *PASS_START.get_or_init(std::time::SystemTime::now)
+}
+
+/// How often cells held by other processes are looked at again.
+pub const POLL: Duration = Duration::from_millis(500);
 
 /// What happened to each cell of a pass over the grid.
 #[derive(Debug, Default)]
@@ -18,6 +37,8 @@ pub struct Summary {
     pub failed: BTreeMap<String, String>,
     /// Cell id -> why it did not run (a failed dependency, or not runnable yet).
     pub skipped: BTreeMap<String, String>,
+    /// Cells another process in the same output directory ran while this one ran.
+    pub elsewhere: Vec<String>,
 }
 
 impl Summary {
@@ -34,6 +55,10 @@ pub(crate) enum State {
     AlreadyDone,
     Failed(String),
     Skipped(String),
+    /// Claimed by another process (its holder): waiting for it.
+    Elsewhere(String),
+    /// Done by another process while this one ran.
+    DoneElsewhere,
 }
 
 pub(crate) struct Dispatcher<'a> {
@@ -46,6 +71,12 @@ pub(crate) struct Dispatcher<'a> {
     /// Set by the first cell that failed for want of disk space: no cell starts after it,
     /// since every one would train to the end and then fail to save.
     full: Option<String>,
+    /// The claims this process holds, by cell.
+    held: HashMap<usize, Claim>,
+    memo: DataMemo,
+    last_poll: Option<Instant>,
+    /// When this pass began: a result written since then was written by another process.
+    started: std::time::SystemTime,
 }
 
 /// Whether a cell's error is the file system running out of space.
@@ -71,11 +102,95 @@ impl<'a> Dispatcher<'a> {
             views: grid.cells.iter().map(|c| c.views_group()).collect(),
             last_views: HashMap::new(),
             full: None,
+            held: HashMap::new(),
+            memo: DataMemo::default(),
+            last_poll: None,
+            started: mark_pass_start(),
+        }
+    }
+
+    /// Whether another process finished cell `i` during this pass: its record was written
+    /// since the pass began and holds what the cell computes now. (A result from before the
+    /// pass that the done-check did not count, because a dependency is being redone, is not.)
+    fn finished_elsewhere(&mut self, i: usize) -> bool {
+        let c = &self.grid.cells[i];
+        let record = match c.kind {
+            crate::grid::CellKind::Features => subpt_trainer::store::FEATURES,
+            _ => subpt_trainer::store::RESULT,
+        };
+        let fresh = std::fs::metadata(c.out_dir.join(record))
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= self.started);
+        fresh && crate::grid::execute::holds_current(c, &mut self.memo)
+    }
+
+    /// Whether a cell's dependencies are all done, here or elsewhere.
+    fn ready(&self, i: usize) -> bool {
+        self.state[i] == State::Pending
+            && self.grid.cells[i].after.iter().all(|&j| {
+                matches!(
+                    self.state[j],
+                    State::Done | State::AlreadyDone | State::DoneElsewhere
+                )
+            })
+    }
+
+    /// Looks again at the cells other processes hold (at most every [`POLL`]): done there,
+    /// they are done; otherwise they are pending again, to be claimed if given back.
+    fn poll_elsewhere(&mut self) {
+        if self.last_poll.is_some_and(|t| t.elapsed() < POLL) {
+            return;
+        }
+        self.last_poll = Some(Instant::now());
+        for i in 0..self.state.len() {
+            if !matches!(self.state[i], State::Elsewhere(_)) {
+                continue;
+            }
+            if self.finished_elsewhere(i) {
+                let c = &self.grid.cells[i];
+                tracing::info!(cell = %c.id, "{}: done by another process", crate::grid::progress::describe(c));
+                self.state[i] = State::DoneElsewhere;
+                self.progress.skip(c);
+                crate::grid::interrupt::cell_done();
+            } else {
+                self.state[i] = State::Pending;
+            }
+        }
+    }
+
+    /// Claims cell `i` for this process. `None` when it is not to run here: held elsewhere,
+    /// found done after all, or its claim could not be taken (then it failed).
+    fn claim(&mut self, i: usize) -> Option<Claim> {
+        let c = &self.grid.cells[i];
+        match claim::take(&self.grid.output_dir, &c.id) {
+            Ok(Taken::Mine(held)) => {
+                // Another process may have finished it between this pass's done-check and now.
+                if self.finished_elsewhere(i) {
+                    let c = &self.grid.cells[i];
+                    self.state[i] = State::DoneElsewhere;
+                    self.progress.skip(c);
+                    crate::grid::interrupt::cell_done();
+                    return None;
+                }
+                Some(held)
+            }
+            Ok(Taken::Elsewhere(holder)) => {
+                self.state[i] = State::Elsewhere(holder);
+                None
+            }
+            Err(e) => {
+                let why = format!("its claim could not be taken: {e}");
+                self.progress.skip(c);
+                self.state[i] = State::Failed(why);
+                None
+            }
         }
     }
 
     /// Records how `cell` ended on `worker`: `None` for success, else why it failed.
     pub(crate) fn record(&mut self, worker: usize, cell: usize, error: Option<String>) {
+        // The result (or the failure record) is written: the cell is given back.
+        self.held.remove(&cell);
         let c = &self.grid.cells[cell];
         self.state[cell] = match error {
             None => {
@@ -157,25 +272,33 @@ impl<'a> Dispatcher<'a> {
             let warm = last.is_some() && g == last;
             (warm, !g.is_some_and(|g| held.contains(g)))
         };
-        let ready = (0..self.state.len())
-            .filter(|&i| self.state[i] == State::Pending)
-            .filter(|&i| {
-                self.grid.cells[i]
-                    .after
-                    .iter()
-                    .all(|&j| matches!(self.state[j], State::Done | State::AlreadyDone))
-            })
-            .max_by(|&a, &b| {
-                (rank(a), self.grid.cells[a].cost)
-                    .partial_cmp(&(rank(b), self.grid.cells[b].cost))
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })?;
-        if let Some(g) = &self.views[ready] {
-            self.last_views.insert(worker, g.clone());
+        let mut ready: Vec<usize> = (0..self.state.len()).filter(|&i| self.ready(i)).collect();
+        // Ascending and stable, then from the end: among equals the last, as `max_by` takes.
+        ready.sort_by(|&a, &b| {
+            (rank(a), self.grid.cells[a].cost)
+                .partial_cmp(&(rank(b), self.grid.cells[b].cost))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        ready.reverse();
+        self.poll_elsewhere();
+        for i in ready {
+            // A poll may have settled it, or a claim attempt below a dependency of it.
+            if !self.ready(i) {
+                continue;
+            }
+            let Some(held) = self.claim(i) else {
+                continue;
+            };
+            self.held.insert(i, held);
+            if let Some(g) = &self.views[i] {
+                self.last_views.insert(worker, g.clone());
+            }
+            self.state[i] = State::Running;
+            self.progress.start(worker, &self.grid.cells[i]);
+            return Some(i);
         }
-        self.state[ready] = State::Running;
-        self.progress.start(worker, &self.grid.cells[ready]);
-        Some(ready)
+        self.propagate();
+        None
     }
 
     /// Every cell settled (none pending or running).
@@ -183,7 +306,7 @@ impl<'a> Dispatcher<'a> {
         !self
             .state
             .iter()
-            .any(|s| matches!(s, State::Pending | State::Running))
+            .any(|s| matches!(s, State::Pending | State::Running | State::Elsewhere(_)))
     }
 
     pub(crate) fn summary(&self) -> Summary {
@@ -192,6 +315,7 @@ impl<'a> Dispatcher<'a> {
             match st {
                 State::Done => s.ran.push(c.id.clone()),
                 State::AlreadyDone => s.already_done.push(c.id.clone()),
+                State::DoneElsewhere => s.elsewhere.push(c.id.clone()),
                 State::Failed(e) => {
                     s.failed.insert(c.id.clone(), e.clone());
                 }
@@ -200,6 +324,10 @@ impl<'a> Dispatcher<'a> {
                 }
                 State::Pending | State::Running => {
                     s.skipped.insert(c.id.clone(), "never scheduled".into());
+                }
+                State::Elsewhere(holder) => {
+                    s.skipped
+                        .insert(c.id.clone(), format!("held by another process ({holder})"));
                 }
             }
         }
@@ -212,9 +340,13 @@ mod tests {
     use super::*;
     use crate::grid::{config::GridConfig, expand, CellKind};
 
-    fn grid(text: &str) -> Grid {
+    /// The grid, its output (where claims go) in a directory of its own.
+    fn grid(text: &str) -> (Grid, tempfile::TempDir) {
         let cfg = GridConfig::parse(text, std::path::Path::new("/g/grid.yaml")).unwrap();
-        expand(&cfg).unwrap()
+        let mut g = expand(&cfg).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        g.output_dir = out.path().to_path_buf();
+        (g, out)
     }
 
     fn dispatcher(g: &Grid, workers: usize) -> Dispatcher<'_> {
@@ -236,7 +368,7 @@ mod tests {
 
     #[test]
     fn a_worker_keeps_to_the_training_views_it_has_in_memory() {
-        let g = grid(TWO_SEEDS);
+        let (g, _out) = grid(TWO_SEEDS);
         let mut d = dispatcher(&g, 2);
         let features = d.next(0).unwrap();
         assert_eq!(g.cells[features].kind, CellKind::Features);
@@ -258,7 +390,7 @@ mod tests {
 
     #[test]
     fn a_failure_skips_every_cell_downstream_and_names_it() {
-        let g = grid(TWO_SEEDS);
+        let (g, _out) = grid(TWO_SEEDS);
         let mut d = dispatcher(&g, 1);
         let features = d.next(0).unwrap();
         d.record(0, features, Some("no weights".into()));
@@ -282,7 +414,7 @@ mod tests {
 
     #[test]
     fn a_full_disk_starts_no_further_cell() {
-        let g = grid(TWO_SEEDS);
+        let (g, _out) = grid(TWO_SEEDS);
         let mut d = dispatcher(&g, 2);
         let features = d.next(0).unwrap();
         d.record(0, features, None);

@@ -17,7 +17,7 @@ use tch::Device;
 /// identity it recorded (spec, numerics version, digests of weights, item lists and trained
 /// files) equals the current one. A feature cell is done only while its features are still in
 /// the cache its dependants will read.
-fn holds_current(cell: &Cell, memo: &mut DataMemo) -> bool {
+pub(crate) fn holds_current(cell: &Cell, memo: &mut DataMemo) -> bool {
     let dir = CellDir::new(&cell.out_dir);
     let record = match cell.kind {
         CellKind::Features => store::FEATURES,
@@ -107,12 +107,20 @@ pub fn run_cell(cell: &Cell, device: Device, comm: &dyn Communicator) -> Result<
 pub fn execute(grid: &Grid, device: Device, mode: ProgressMode) -> Summary {
     crate::grid::interrupt::install();
     grid.use_digest_index();
+    crate::grid::dispatch::mark_pass_start();
     let done = done_cells(grid);
     let progress = Progress::new(grid, vec!["this process".into()], &done, mode, false);
     let mut d = crate::grid::dispatch::Dispatcher::new(grid, &done, progress);
-    while let Some(i) = d.next(0) {
-        let outcome = run_cell(&grid.cells[i], device, &Single);
-        d.record(0, i, outcome.err());
+    loop {
+        match d.next(0) {
+            Some(i) => {
+                let outcome = run_cell(&grid.cells[i], device, &Single);
+                d.record(0, i, outcome.err());
+            }
+            None if d.finished() => break,
+            // Cells other processes hold: wait for them.
+            None => std::thread::sleep(crate::grid::dispatch::POLL),
+        }
     }
     d.progress.close();
     d.summary()

@@ -154,7 +154,10 @@ pub fn execute_mpi(
         crate::grid::interrupt::install();
     }
     grid.use_digest_index();
-    let done = (rank == 0).then(|| done_cells(grid));
+    let done = (rank == 0).then(|| {
+        crate::grid::dispatch::mark_pass_start();
+        done_cells(grid)
+    });
     let mut memo = match rank {
         0 => subpt_trainer::digest::export_memo().into_bytes(),
         _ => Vec::new(),
