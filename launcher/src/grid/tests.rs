@@ -454,9 +454,9 @@ fn demo_grid_tests_the_faded_model_on_every_other_look() {
         .iter()
         .filter(|c| matches!(c.kind, CellKind::Evaluate { .. }))
         .collect();
-    // (Six learning methods (the paper's four, KgCoOp, ProGrad) x three seeds, and zero-shot
+    // (Four learning methods (CoOp, SubPT+NFL, KgCoOp, ProGrad) x three seeds, and zero-shot
     // CLIP) x four targets (the plain drawing and three looks).
-    assert_eq!(evals.len(), (6 * 3 + 1) * 4);
+    assert_eq!(evals.len(), (4 * 3 + 1) * 4);
     for c in &evals {
         let CellKind::Evaluate { model } = &c.kind else {
             unreachable!()
