@@ -3,7 +3,7 @@
 # run configs/claims.yaml on it, and tabulate every seed's claims.json (what `report` read off
 # the grid). Two seeds run at once, one libtorch thread each.
 #   benchmarks/claims_robustness.sh BIN OUT [SEED...]      (default seeds 0 1 2 3 4)
-# Set ATEN_CPU_CAPABILITY=default|avx2|avx512 to rerun it on another CPU kernel set.
+# Under scripts/kernels.sh default|avx2|avx512 it runs on another CPU kernel set.
 set -euo pipefail
 bin=$(realpath "$1")
 out=$2
