@@ -4,12 +4,17 @@
 # the grid). Two seeds run at once, one libtorch thread each.
 #   benchmarks/claims_robustness.sh BIN OUT [SEED...]      (default seeds 0 1 2 3 4)
 # Under scripts/kernels.sh default|avx2|avx512 it runs on another CPU kernel set.
+# GRID=FILE runs another grid instead of configs/claims.yaml (the variants in
+# benchmarks/levers/), into OUT/seedN/<its file stem>; a pretraining already in OUT with the
+# same inputs is not remade, so variants compare on the very same models.
 set -euo pipefail
 bin=$(realpath "$1")
 out=$2
 shift 2
 if [ $# -gt 0 ]; then seeds=("$@"); else seeds=(0 1 2 3 4); fi
 here=$(cd "$(dirname "$0")/.." && pwd)
+grid=$(realpath "${GRID:-$here/configs/claims.yaml}")
+name=$(basename "$grid" .yaml)
 mkdir -p "$out"
 export OMP_NUM_THREADS=1
 "$bin" prepare shapes --out "$out/data"
@@ -17,9 +22,9 @@ one() {
   local s=$1 dir=$out/seed$1
   mkdir -p "$dir"
   "$bin" pretrain --seed "$s" --threads 1 --out "$dir/clip.safetensors.gz" >"$dir/pretrain.log" 2>&1
-  "$bin" --grid "$here/configs/claims.yaml" --device cpu --threads 1 --progress plain \
+  "$bin" --grid "$grid" --device cpu --threads 1 --progress plain \
     --weights "$dir/clip.safetensors.gz" --data-root "$out/data" --cache "$dir/cache" \
-    --out "$dir/claims" >"$dir/grid.log" 2>&1
+    --out "$dir/$name" >"$dir/$name.log" 2>&1
   echo "seed $s: done"
 }
 jobs=${JOBS:-2}
@@ -28,4 +33,4 @@ for s in "${seeds[@]}"; do
   one "$s" &
 done
 wait
-python3 "$here/benchmarks/claims_table.py" "$out" "${seeds[@]}"
+python3 "$here/benchmarks/claims_table.py" --grid "$name" "$out" "${seeds[@]}"

@@ -1,13 +1,14 @@
 """Tabulates the claims of several pretraining seeds (benchmarks/claims_robustness.sh's OUT):
-one row per seed and claim, then each claim's spread over seeds."""
+one row per seed and claim, then each claim's spread over seeds.
+    claims_table.py [--grid NAME] OUT SEED...   (NAME: the grid's file stem, default claims)"""
 import json
 import statistics
 import sys
 from pathlib import Path
 
 
-def load(out: Path, seed: str):
-    p = out / f"seed{seed}" / "claims" / "report" / "claims.json"
+def load(out: Path, seed: str, grid: str):
+    p = out / f"seed{seed}" / grid / "report" / "claims.json"
     return json.loads(p.read_text()) if p.exists() else None
 
 
@@ -19,8 +20,12 @@ def spread(xs):
 
 
 def main():
-    out, seeds = Path(sys.argv[1]), sys.argv[2:]
-    claims = {s: load(out, s) for s in seeds}
+    args = sys.argv[1:]
+    grid = "claims"
+    if args[:1] == ["--grid"]:
+        grid, args = args[1], args[2:]
+    out, seeds = Path(args[0]), args[1:]
+    claims = {s: load(out, s, grid) for s in seeds}
     print("## Claim (ii): CoOp's novel accuracy below zero-shot (base-to-novel)\n")
     print("| pretraining seed | dataset | zero-shot novel | CoOp novel per seed | drop mean / min "
           "| NFL recovered | SubPT recovered | SubPT+NFL recovered | holds |")
