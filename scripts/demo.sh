@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo, with nothing downloaded: the shipped shapes-world CLIP (assets/, its digest checked
 # against its card), datasets drawn by `prepare shapes` in CoOp's layout, then
-# configs/claims.yaml (base-to-novel on shapes_styled, long training: CoOp overfitting, SubPT
+# configs/claims.yaml (base-to-novel on shapes_ruled, long training: CoOp overfitting, SubPT
 # and NFL mitigating it, with the claims read off the results) and configs/demo.yaml (the
 # paper's few-shot and domain-generalisation protocols on a shifted look), and their tables.
 set -euo pipefail
@@ -23,7 +23,7 @@ if [ "$want" != "$got" ]; then
   exit 1
 fi
 "$bin" inspect --weights "$weights"
-echo "== Datasets: the shapes world's seven (skipped when up to date)"
+echo "== Datasets: the shapes world's eight (skipped when up to date)"
 "$bin" prepare shapes --out "$out/data"
 ranks=$(getconf _NPROCESSORS_ONLN)
 run_grid() {

@@ -21,6 +21,25 @@ pub struct WorldDataset {
     /// drawn once per class from the dataset's stream: all its "red circles" are, say, small
     /// and striped, as a real dataset's classes have looks their names do not say.
     pub styles: &'static [Axis],
+    /// A fill pattern every class carries that its name does not say, set by a rule on the
+    /// base side: see [`PatternRule`].
+    pub rule: Option<PatternRule>,
+}
+
+/// A cue a few shots teach that does not carry over. Each class of the first half of the labels
+/// (base-to-novel's base classes) is drawn in the pattern its shape gives by a rule (pattern =
+/// shape mod 5: every square striped, every triangle dotted); each class of the second half in a
+/// pattern drawn once for it. Training and validation images always show their class's pattern,
+/// test images in `test_keep` percent of cases, a pattern drawn at random in the rest.
+///
+/// One context shared by every class can learn the rule, since the text tower reads the shape
+/// in each class name; a context that expects "squares are striped" then costs accuracy on the
+/// test images that break the rule and on the novel classes, whose patterns follow none. Base
+/// test accuracy rises while the context learns the classes and falls as it learns the rule;
+/// novel accuracy falls below zero-shot CLIP's, whose class names say nothing of patterns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatternRule {
+    pub test_keep: u8,
 }
 
 impl WorldDataset {
@@ -81,10 +100,23 @@ impl WorldDataset {
             .collect()
     }
 
-    /// The attributes of one image of class `label`: the class's values, the rest drawn.
-    pub fn attributes(&self, label: usize, rng: &mut SeededRng) -> Attributes {
+    /// The attributes of one image of class `label` in `split` (0 train, 1 val, 2 test): the
+    /// class's values, the rest drawn.
+    pub fn attributes(&self, label: usize, split: u64, rng: &mut SeededRng) -> Attributes {
         let mut a = random_attributes(rng);
-        let fixed = self.style(label).into_iter().chain(self.values(label));
+        let keeps_pattern = match self.rule {
+            // Drawn in every split, so that a change of `test_keep` moves no other draw.
+            Some(rule) => {
+                let draw = rng.randint(0, 99);
+                split != 2 || draw < i64::from(rule.test_keep)
+            }
+            None => true,
+        };
+        let fixed = self
+            .style(label)
+            .into_iter()
+            .filter(|&(axis, _)| keeps_pattern || axis != Axis::Pattern)
+            .chain(self.values(label));
         for (axis, v) in fixed {
             match axis {
                 Axis::Shape => a.shape = Shape::ALL[v],
@@ -97,21 +129,31 @@ impl WorldDataset {
         a
     }
 
-    /// The values class `label` fixes for its `styles`: one draw per class from the dataset's
-    /// own stream, the same for every image and every data seed.
+    /// The values class `label` fixes for its `styles` (one draw per class from the dataset's
+    /// own stream, the same for every image and every data seed) and its rule's pattern.
     pub fn style(&self, label: usize) -> Vec<(Axis, usize)> {
         let mut rng = SeededRng::for_item(self.stream ^ 0x5354_594C_4553, label as u64);
-        self.styles
+        let mut out: Vec<(Axis, usize)> = self
+            .styles
             .iter()
             .map(|&axis| (axis, rng.randint(0, axis.len() as i64 - 1) as usize))
-            .collect()
+            .collect();
+        if self.rule.is_some() {
+            let patterns = Pattern::ALL.len();
+            let pattern = match 2 * label < self.num_classes() {
+                true => self.fixed(label, Axis::Shape).unwrap_or(0) % patterns,
+                false => rng.randint(0, patterns as i64 - 1) as usize,
+            };
+            out.push((Axis::Pattern, pattern));
+        }
+        out
     }
 
     /// Image `index` of class `label` in split `split` (0 train, 1 val, 2 test) for `seed`.
     pub fn image(&self, seed: u64, split: u64, label: usize, index: usize) -> RgbImage {
         let key = (label as u64) << 32 | index as u64;
         let mut rng = SeededRng::for_item(stream_seed(seed, self.stream, split), key);
-        let a = self.attributes(label, &mut rng);
+        let a = self.attributes(label, split, &mut rng);
         render::draw_with(&a, self.look, &mut rng)
     }
 }
@@ -140,8 +182,8 @@ pub const PRETRAIN_STREAM: u64 = 1;
 
 /// The world's datasets: the colour x shape classes as the pretraining corpus draws them, in four
 /// other looks (a camera's conditions: the analog of ImageNet's shifted copies) and with
-/// class-specific styles; and the pattern x shape classes.
-pub const DATASETS: [WorldDataset; 7] = [
+/// class-specific styles or a pattern rule (`shapes_ruled`); and the pattern x shape classes.
+pub const DATASETS: [WorldDataset; 8] = [
     world("shapes", &[Axis::Colour, Axis::Shape], 11, Look::Plain, &[]),
     world(
         "shapes_faded",
@@ -178,6 +220,16 @@ pub const DATASETS: [WorldDataset; 7] = [
         Look::Plain,
         &[Axis::Pattern, Axis::Size],
     ),
+    WorldDataset {
+        rule: Some(PatternRule { test_keep: 70 }),
+        ..world(
+            "shapes_ruled",
+            &[Axis::Colour, Axis::Shape],
+            18,
+            Look::Plain,
+            &[Axis::Size],
+        )
+    },
     world(
         "patterns",
         &[Axis::Pattern, Axis::Shape],
@@ -200,6 +252,7 @@ const fn world(
         stream,
         look,
         styles,
+        rule: None,
     }
 }
 
@@ -241,9 +294,62 @@ mod tests {
         assert_eq!(sorted.len(), names.len());
         let mut rng = SeededRng::new(0);
         for _ in 0..20 {
-            let a = d.attributes(26, &mut rng);
+            let a = d.attributes(26, 2, &mut rng);
             assert_eq!((a.colour, a.shape), (Colour::Yellow, Shape::Star));
         }
+    }
+
+    #[test]
+    fn the_pattern_rule_holds_on_base_training_images_and_breaks_on_test_and_novel() {
+        let d = dataset("shapes_ruled").unwrap();
+        let keep = d.rule.unwrap().test_keep as f64 / 100.0;
+        let pattern_of = |label: usize, split: u64, index: u64| {
+            let key = (label as u64) << 32 | index;
+            let mut rng = SeededRng::for_item(stream_seed(0, d.stream, split), key);
+            (
+                d.attributes(label, split, &mut rng).pattern,
+                Shape::ALL[label % 10],
+            )
+        };
+        let rule = |shape: Shape| {
+            let i = Shape::ALL.iter().position(|s| *s == shape).unwrap();
+            Pattern::ALL[i % 5]
+        };
+        let base = 0..d.num_classes() / 2;
+        for label in base.clone() {
+            for index in 0..20 {
+                let (p, s) = pattern_of(label, 0, index);
+                assert_eq!(p, rule(s), "class {label} training image {index}");
+            }
+        }
+        // Test images keep the rule in about `test_keep` of cases, and in about a fifth of the
+        // rest by chance.
+        let (mut kept, mut n) = (0, 0);
+        for label in base {
+            for index in 0..40 {
+                let (p, s) = pattern_of(label, 2, index);
+                kept += usize::from(p == rule(s));
+                n += 1;
+            }
+        }
+        let expected = keep + (1.0 - keep) / 5.0;
+        assert!(
+            (kept as f64 / n as f64 - expected).abs() < 0.05,
+            "{kept} of {n}"
+        );
+        // Every novel class has one pattern of its own on its training images, and the rule
+        // holds for no more of them than chance would give.
+        let novel = d.num_classes() / 2..d.num_classes();
+        let mut ruled = 0;
+        for label in novel.clone() {
+            let (p, s) = pattern_of(label, 0, 0);
+            assert!((1..10).all(|i| pattern_of(label, 0, i).0 == p));
+            ruled += usize::from(p == rule(s));
+        }
+        assert!(
+            ruled <= novel.len() / 2,
+            "{ruled} novel classes follow the rule"
+        );
     }
 
     #[test]

@@ -89,7 +89,7 @@ def test_model_card_describes_the_run(bench, made):
     assert card["data"].startswith(f"{STEPS * 128} objects drawn from the shapes world")
     q = {x["dataset"]: x for x in card["quality"]}
     assert set(q) == {"shapes", "shapes_faded", "shapes_tinted", "shapes_blocky",
-                      "shapes_rotated", "shapes_styled", "patterns"}
+                      "shapes_rotated", "shapes_styled", "shapes_ruled", "patterns"}
     assert q["shapes"]["classes"] == 100 and q["patterns"]["test_images"] == 50 * 40
     for x in q.values():
         for k in ("zero_shot", "zero_shot_base", "zero_shot_novel", "linear_probe_16"):

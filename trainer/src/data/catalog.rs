@@ -47,6 +47,7 @@ pub enum DatasetName {
     ShapesBlocky,
     ShapesRotated,
     ShapesStyled,
+    ShapesRuled,
     Patterns,
 }
 
@@ -99,7 +100,7 @@ use SplitSource::*;
 /// The split file every shapes dataset has (written by `shapes::write`).
 pub const SHAPES_SPLIT_FILE: &str = "split_shapes.json";
 
-pub const DATASETS: [DatasetInfo; 28] = [
+pub const DATASETS: [DatasetInfo; 29] = [
     row!(
         ImageNet,
         "imagenet",
@@ -421,6 +422,18 @@ pub const DATASETS: [DatasetInfo; 28] = [
         "shapes_styled",
         "ShapesStyled",
         "shapes_styled",
+        "images",
+        SplitJson(SHAPES_SPLIT_FILE),
+        100,
+        4_000,
+        PHOTO,
+        false
+    ),
+    row!(
+        ShapesRuled,
+        "shapes_ruled",
+        "ShapesRuled",
+        "shapes_ruled",
         "images",
         SplitJson(SHAPES_SPLIT_FILE),
         100,

@@ -135,7 +135,7 @@ fn real_names(dataset: DatasetName) -> &'static [&'static str] {
         FashionMnist | FashionMnistDark | FashionMnistContrast | FashionMnistInvert
         | FashionMnistBlur | FashionMnistNoise => &super::fashion_mnist::CLASSNAMES,
         Shapes | ShapesFaded | ShapesTinted | ShapesBlocky | ShapesRotated | ShapesStyled
-        | Patterns => &["red circle", "red square", "red triangle"],
+        | ShapesRuled | Patterns => &["red circle", "red square", "red triangle"],
         ImageNet | ImageNetV2 | ImageNetSketch | ImageNetA | ImageNetR => &[],
     }
 }
