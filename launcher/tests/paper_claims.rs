@@ -6,10 +6,10 @@
 //! Claim (ii): every CoOp seed ends below zero-shot on the novel classes, and NFL and SubPT each
 //! win back at least half of the drop. Claim (i) on the base classes: CoOp's accuracy rises
 //! above zero-shot's, then falls by more than twice its seed std; SubPT's does not. Both hold on
-//! the shipped model under libtorch's AVX2, AVX-512 and default kernel sets
-//! (`scripts/kernels.sh`) and on four of four other pretrainings
-//! (`benchmarks/claims_robustness.sh`); the margins below sit under the smallest values seen
-//! there (README, "What holds").
+//! the shipped model under libtorch's AVX2 and default kernel sets (`scripts/kernels.sh`; the
+//! README's tables), which moved single seeds by at most 0.10 points. Across other pretrainings
+//! (`benchmarks/claims_robustness.sh`) the drop holds on every model, NFL's half of it does not:
+//! this test is about the shipped bytes.
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,7 +21,7 @@ use common::BIN;
 const DATASET: &str = "shapes_ruled";
 
 /// The least any CoOp seed's novel accuracy ends below zero-shot's, and the least mean drop:
-/// half the smallest seen over kernel sets and pretrainings (README, "What holds").
+/// half the smallest seen on the shipped model (14.40 and 18.38, under the default kernels).
 const MIN_DROP_EACH: f64 = 7.0;
 const MIN_DROP_MEAN: f64 = 9.0;
 
