@@ -108,7 +108,7 @@ impl WorldDataset {
             // Drawn in every split, so that a change of `test_keep` moves no other draw.
             Some(rule) => {
                 let draw = rng.randint(0, 99);
-                split != 2 || draw < i64::from(rule.test_keep)
+                split != TEST_SPLIT || draw < i64::from(rule.test_keep)
             }
             None => true,
         };
@@ -141,7 +141,10 @@ impl WorldDataset {
         if self.rule.is_some() {
             let patterns = Pattern::ALL.len();
             let pattern = match 2 * label < self.num_classes() {
-                true => self.fixed(label, Axis::Shape).unwrap_or(0) % patterns,
+                true => {
+                    let shape = self.fixed(label, Axis::Shape);
+                    shape.expect("a ruled dataset names its classes' shapes") % patterns
+                }
                 false => rng.randint(0, patterns as i64 - 1) as usize,
             };
             out.push((Axis::Pattern, pattern));
@@ -157,6 +160,9 @@ impl WorldDataset {
         render::draw_with(&a, self.look, &mut rng)
     }
 }
+
+/// The split number of test images (0 train, 1 val): the one a [`PatternRule`] thins.
+pub const TEST_SPLIT: u64 = 2;
 
 /// The seed of one (data seed, stream, split) stream.
 pub fn stream_seed(seed: u64, stream: u64, split: u64) -> u64 {
@@ -327,7 +333,7 @@ mod tests {
         let (mut kept, mut n) = (0, 0);
         for label in base {
             for index in 0..40 {
-                let (p, s) = pattern_of(label, 2, index);
+                let (p, s) = pattern_of(label, TEST_SPLIT, index);
                 kept += usize::from(p == rule(s));
                 n += 1;
             }
