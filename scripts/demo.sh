@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # The demo, with nothing downloaded: the shipped shapes-world CLIP (assets/, its digest checked
-# against its card), datasets drawn by `prepare shapes` in CoOp's layout, then
-# configs/claims.yaml (base-to-novel on shapes_ruled, long training: CoOp overfitting, SubPT
-# and NFL mitigating it, with the claims read off the results) and configs/demo.yaml (the
-# paper's few-shot and domain-generalisation protocols on a shifted look), and their tables.
+# against its card), datasets drawn by `prepare shapes` in CoOp's layout, then the named grids
+# and their tables:
+#   claims  configs/claims.yaml: base-to-novel on shapes_ruled, long training: CoOp
+#           overfitting, SubPT and NFL mitigating it, the claims read off the results
+#           (`make demo`)
+#   demo    configs/demo.yaml: the paper's few-shot and domain-generalisation protocols on a
+#           shifted look (`make demo-protocols`)
+#   scripts/demo.sh BIN OUT GRID...
 set -euo pipefail
 bin=$1
 out=$2
+shift 2
+grids=("$@")
+[ ${#grids[@]} -gt 0 ] || grids=(claims demo)
 here=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"
 # One libtorch thread per process: faster for this model size, and the grids use one process
@@ -33,7 +40,7 @@ run_grid() {
     "$bin" --grid "$1" --device cpu
   fi
 }
-for grid in claims demo; do
+for grid in "${grids[@]}"; do
   echo "== configs/$grid.yaml"
   "$bin" --grid "$here/configs/$grid.yaml" --dry-run | tail -n 2
   run_grid "$here/configs/$grid.yaml"
@@ -43,11 +50,21 @@ show() {
   echo "== $2 ($1.md)"
   sed -n '/^|/p' "$1.md"
 }
-show "$out/claims/report/claims" "The paper's claims, 200 epochs (configs/claims.yaml)"
-show "$out/claims/report/base_to_novel" "Base-to-novel, 200 epochs (configs/claims.yaml)"
-show "$out/runs/report/fewshot" "Few-shot on faded shapes (configs/demo.yaml)"
-show "$out/runs/report/domain_generalisation" "Domain generalisation (configs/demo.yaml)"
+plots=()
+for grid in "${grids[@]}"; do
+  case $grid in
+    claims)
+      show "$out/claims/report/claims" "The paper's claims, 200 epochs (configs/claims.yaml)"
+      show "$out/claims/report/base_to_novel" "Base-to-novel, 200 epochs (configs/claims.yaml)"
+      plots+=("$out/claims/report/plots/ (curves_*: base and novel test accuracy over epochs)")
+      ;;
+    demo)
+      show "$out/runs/report/fewshot" "Few-shot on faded shapes (configs/demo.yaml)"
+      show "$out/runs/report/domain_generalisation" "Domain generalisation (configs/demo.yaml)"
+      plots+=("$out/runs/report/plots/ (fewshot_*: accuracy against shots)")
+      ;;
+  esac
+done
 echo
 echo "model card: $card"
-echo "plots:      $out/claims/report/plots/ and $out/runs/report/plots/"
-echo "            (curves_*: base and novel test accuracy over epochs; fewshot_*: accuracy vs shots)"
+for p in "${plots[@]}"; do echo "plots:      $p"; done
