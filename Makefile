@@ -7,6 +7,7 @@ VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 STAMP_SYS := $(CURDIR)/target/.system-ready
 STAMP_VENV := $(VENV)/.ready
+STAMP_TORCH := $(VENV)/.torch-ready
 # Evaluated per recipe (not with $(wildcard), whose directory cache misses a venv created by this run).
 export LIBTORCH = $(shell ls -d $(VENV)/lib/python3*/site-packages/torch 2>/dev/null | head -1)
 export SUBPT_PYTHON := $(PY)
@@ -26,12 +27,16 @@ $(STAMP_SYS): scripts/setup-system.sh
 	bash scripts/setup-system.sh
 	@mkdir -p $(dir $@) && touch $@
 
+# The venv: torch alone for building and the demo, the test peers on top for the tests.
 venv: $(STAMP_VENV)
-$(STAMP_VENV): scripts/requirements-oracle.txt scripts/setup-venv.sh | $(STAMP_SYS)
+$(STAMP_TORCH): scripts/requirements-torch.txt scripts/setup-venv.sh | $(STAMP_SYS)
+	PYTHON=$(PYTHON) bash scripts/setup-venv.sh $(VENV) scripts/requirements-torch.txt
+	@touch $@
+$(STAMP_VENV): scripts/requirements-oracle.txt $(STAMP_TORCH)
 	PYTHON=$(PYTHON) bash scripts/setup-venv.sh $(VENV) scripts/requirements-oracle.txt
 	@touch $@
 
-build: $(STAMP_VENV)
+build: $(STAMP_TORCH)
 	cargo build --release -p subpt-bench
 
 test: $(STAMP_VENV)

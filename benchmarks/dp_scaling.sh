@@ -3,7 +3,7 @@
 # (one libtorch thread per rank), on a mid-size random-init CLIP (64 M parameters; written with
 # clip-anytorch's model class) and 16-shot Fashion-MNIST. Prints each run's training seconds
 # and the largest difference between the two context trajectories.
-# Usage: benchmarks/dp_scaling.sh [RANKS] (default 2); run after `make build`.
+# Usage: benchmarks/dp_scaling.sh [RANKS] (default 2); run after `make venv build` (it reads results with the test peers' numpy).
 set -euo pipefail
 ranks=${1:-2}
 bin=${SUBPT_BIN:-target/debug/subpt-bench}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks on a CUDA machine (needs `make build` with a CUDA-enabled libtorch and >= 1 GPU):
+# Checks on a CUDA machine (needs `make venv build` with a CUDA-enabled libtorch and >= 1 GPU):
 #  1. a cell trains on the GPU and matches the CPU result;
 #  2. `train --dp` over 2 ranks (NCCL with 2+ GPUs, else MPI) matches 1 rank;
 #  3. a grid with `--dp 2` runs under mpirun with one GPU per local rank;

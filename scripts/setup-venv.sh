@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates/updates the project venv: torch (the libtorch tch links against) and the python peers
-# the parity tests compare with. Idempotent: pip skips what is already satisfied.
+# Creates/updates the project venv from a requirements file: requirements-torch.txt (the
+# libtorch tch links against) or requirements-oracle.txt (that and the python peers the parity
+# tests compare with). Idempotent: pip skips what is already satisfied.
 set -euo pipefail
 venv=$1
 req=$2
@@ -13,4 +14,5 @@ nccl=$(ls -d "$venv"/lib/python3*/site-packages/nvidia/nccl/lib 2>/dev/null | he
 if [ -n "$nccl" ] && [ -e "$nccl/libnccl.so.2" ] && [ ! -e "$nccl/libnccl.so" ]; then
   ln -s libnccl.so.2 "$nccl/libnccl.so"
 fi
-"$venv/bin/python" -c "import torch, clip; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+"$venv/bin/python" -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+if grep -q '^clip-anytorch' "$req"; then "$venv/bin/python" -c "import clip"; fi
