@@ -15,15 +15,50 @@ use crate::grid::claim::{self, Claim, Taken};
 use crate::grid::progress::Progress;
 use crate::grid::Grid;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use subpt_trainer::engine::inputs::DataMemo;
 
-/// When this process began its pass over the grid (set before its done-check by
-/// [`mark_pass_start`]): a result written since then was written by another process.
-static PASS_START: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
+/// The record file each cell had when this process began its pass over the grid (taken before
+/// its done-check by [`mark_pass_start`]). A record is written by renaming a new file over the
+/// path, so one written since is another file (device and inode) than the one seen then: the
+/// test needs no clock. Comparing times would: file times come from a coarser clock than
+/// `SystemTime::now` (whole seconds on some network file systems), so a record another process
+/// wrote just after this pass began can look older than the pass, and the cell ran twice.
+pub(crate) struct PassStart {
+    records: HashMap<PathBuf, (u64, u64)>,
+}
 
-pub(crate) fn mark_pass_start() -> std::time::SystemTime {
-    *PASS_START.get_or_init(std::time::SystemTime::now)
+impl PassStart {
+    pub(crate) fn take(grid: &Grid) -> Self {
+        let records = grid
+            .cells
+            .iter()
+            .filter_map(|c| {
+                let path = c.out_dir.join(crate::grid::execute::record_of(c));
+                file_id(&path).map(|id| (path, id))
+            })
+            .collect();
+        PassStart { records }
+    }
+
+    /// Whether the record at `path` was written since the pass began (it exists, and is not the
+    /// file that was there then).
+    pub(crate) fn written_since(&self, path: &Path) -> bool {
+        file_id(path).is_some_and(|id| self.records.get(path) != Some(&id))
+    }
+}
+
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+static PASS_START: std::sync::OnceLock<PassStart> = std::sync::OnceLock::new();
+
+/// Marks the start of this process's pass over `grid` (once; later calls keep the first).
+pub(crate) fn mark_pass_start(grid: &Grid) -> &'static PassStart {
+    PASS_START.get_or_init(|| PassStart::take(grid))
 }
 
 /// How often cells held by other processes are looked at again.
@@ -75,8 +110,8 @@ pub(crate) struct Dispatcher<'a> {
     held: HashMap<usize, Claim>,
     memo: DataMemo,
     last_poll: Option<Instant>,
-    /// When this pass began: a result written since then was written by another process.
-    started: std::time::SystemTime,
+    /// The records as this pass found them: one written since was written by another process.
+    started: &'static PassStart,
 }
 
 /// Whether a cell's error is the file system running out of space.
@@ -105,7 +140,7 @@ impl<'a> Dispatcher<'a> {
             held: HashMap::new(),
             memo: DataMemo::default(),
             last_poll: None,
-            started: mark_pass_start(),
+            started: mark_pass_start(grid),
         }
     }
 
@@ -114,14 +149,9 @@ impl<'a> Dispatcher<'a> {
     /// pass that the done-check did not count, because a dependency is being redone, is not.)
     fn finished_elsewhere(&mut self, i: usize) -> bool {
         let c = &self.grid.cells[i];
-        let record = match c.kind {
-            crate::grid::CellKind::Features => subpt_trainer::store::FEATURES,
-            _ => subpt_trainer::store::RESULT,
-        };
-        let fresh = std::fs::metadata(c.out_dir.join(record))
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t >= self.started);
-        fresh && crate::grid::execute::holds_current(c, &mut self.memo)
+        let record = c.out_dir.join(crate::grid::execute::record_of(c));
+        self.started.written_since(&record)
+            && crate::grid::execute::holds_current(c, &mut self.memo)
     }
 
     /// Whether a cell's dependencies are all done, here or elsewhere.
@@ -365,6 +395,33 @@ mod tests {
     const TWO_SEEDS: &str = "name: t\nprotocols: [few_shot]\ndatasets: [eurosat]\nshots: [1]\n\
         seeds: [1, 2]\nmethods: [coop, coop_nfl, coop_sub]\nweights: w.pt\n\
         data_root: data\noutput_dir: out\n";
+
+    #[test]
+    fn a_record_written_during_the_pass_counts_however_old_its_time_looks() {
+        let (g, _out) = grid(TWO_SEEDS);
+        let (a, b) = (&g.cells[0], &g.cells[1]);
+        let path = |c: &crate::grid::Cell| c.out_dir.join(crate::grid::execute::record_of(c));
+        for c in [a, b] {
+            std::fs::create_dir_all(&c.out_dir).unwrap();
+        }
+        // `a` has a record from before the pass; `b` has none.
+        subpt_trainer::io::write_atomic(&path(a), b"{}").unwrap();
+        let pass = PassStart::take(&g);
+        assert!(
+            !pass.written_since(&path(a)),
+            "the record the pass began with"
+        );
+        assert!(!pass.written_since(&path(b)), "no record at all");
+        // Both written by another process, stamped an hour before the pass (a coarse or
+        // skewed file clock): still written since.
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        for c in [a, b] {
+            subpt_trainer::io::write_atomic(&path(c), b"{}").unwrap();
+            let f = std::fs::File::options().write(true).open(path(c)).unwrap();
+            f.set_modified(hour_ago).unwrap();
+            assert!(pass.written_since(&path(c)), "{}", c.id);
+        }
+    }
 
     #[test]
     fn a_worker_keeps_to_the_training_views_it_has_in_memory() {

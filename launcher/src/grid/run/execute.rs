@@ -13,16 +13,21 @@ use subpt_trainer::engine::warm::{encode_test_features, FeaturesResult};
 use subpt_trainer::store::{self, CellDir};
 use tch::Device;
 
+/// The file in a cell's directory that says it is done: its features record or its result.
+pub(crate) fn record_of(cell: &Cell) -> &'static str {
+    match cell.kind {
+        CellKind::Features => store::FEATURES,
+        _ => store::RESULT,
+    }
+}
+
 /// Whether `cell`'s directory holds a result of what the cell would compute now: the
 /// identity it recorded (spec, numerics version, digests of weights, item lists and trained
 /// files) equals the current one. A feature cell is done only while its features are still in
 /// the cache its dependants will read.
 pub(crate) fn holds_current(cell: &Cell, memo: &mut DataMemo) -> bool {
     let dir = CellDir::new(&cell.out_dir);
-    let record = match cell.kind {
-        CellKind::Features => store::FEATURES,
-        _ => store::RESULT,
-    };
+    let record = record_of(cell);
     // Without a record there is nothing to compare: a fresh grid's cells hash their inputs
     // when they run, not all of them up front.
     if !dir.file(record).exists() {
@@ -107,7 +112,7 @@ pub fn run_cell(cell: &Cell, device: Device, comm: &dyn Communicator) -> Result<
 pub fn execute(grid: &Grid, device: Device, mode: ProgressMode) -> Summary {
     crate::grid::interrupt::install();
     grid.use_digest_index();
-    crate::grid::dispatch::mark_pass_start();
+    crate::grid::dispatch::mark_pass_start(grid);
     let done = done_cells(grid);
     let progress = Progress::new(grid, vec!["this process".into()], &done, mode, false);
     let mut d = crate::grid::dispatch::Dispatcher::new(grid, &done, progress);

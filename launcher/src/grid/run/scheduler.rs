@@ -155,7 +155,7 @@ pub fn execute_mpi(
     }
     grid.use_digest_index();
     let done = (rank == 0).then(|| {
-        crate::grid::dispatch::mark_pass_start();
+        crate::grid::dispatch::mark_pass_start(grid);
         done_cells(grid)
     });
     let mut memo = match rank {
