@@ -124,10 +124,14 @@ fn by_flock(path: &Path) -> std::io::Result<Taken> {
 
 fn same_file(file: &File, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
-        _ => false,
-    }
+    let open = file.metadata().ok().map(|m| (m.dev(), m.ino()));
+    open.is_some() && open == file_id(path)
+}
+
+/// The file now at `path` (device, inode), if any: a file renamed over the path is another one.
+pub(crate) fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn read_holder(path: &Path) -> String {

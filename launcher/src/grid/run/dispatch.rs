@@ -11,7 +11,7 @@
 //! cell is claimed (`claim`) before it is handed out and given back when it ends; one held
 //! elsewhere waits, and is looked at again every [`POLL`]: done there, it counts as done here;
 //! given back without a result (its process failed or died), it is claimed here.
-use crate::grid::claim::{self, Claim, Taken};
+use crate::grid::claim::{self, file_id, Claim, Taken};
 use crate::grid::progress::Progress;
 use crate::grid::Grid;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -47,11 +47,6 @@ impl PassStart {
     pub(crate) fn written_since(&self, path: &Path) -> bool {
         file_id(path).is_some_and(|id| self.records.get(path) != Some(&id))
     }
-}
-
-fn file_id(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 static PASS_START: std::sync::OnceLock<PassStart> = std::sync::OnceLock::new();
@@ -111,7 +106,7 @@ pub(crate) struct Dispatcher<'a> {
     memo: DataMemo,
     last_poll: Option<Instant>,
     /// The records as this pass found them: one written since was written by another process.
-    started: &'static PassStart,
+    pass_start: &'static PassStart,
 }
 
 /// Whether a cell's error is the file system running out of space.
@@ -140,7 +135,7 @@ impl<'a> Dispatcher<'a> {
             held: HashMap::new(),
             memo: DataMemo::default(),
             last_poll: None,
-            started: mark_pass_start(grid),
+            pass_start: mark_pass_start(grid),
         }
     }
 
@@ -150,7 +145,7 @@ impl<'a> Dispatcher<'a> {
     fn finished_elsewhere(&mut self, i: usize) -> bool {
         let c = &self.grid.cells[i];
         let record = c.out_dir.join(crate::grid::execute::record_of(c));
-        self.started.written_since(&record)
+        self.pass_start.written_since(&record)
             && crate::grid::execute::holds_current(c, &mut self.memo)
     }
 
