@@ -6,8 +6,8 @@
 //! Claim (ii): every CoOp seed ends below zero-shot on the novel classes, and NFL and SubPT each
 //! win back at least half of the drop. Claim (i) on the base classes: CoOp's accuracy rises
 //! above zero-shot's, then falls by more than twice its seed std; SubPT's does not. Both hold on
-//! the shipped model under libtorch's AVX2 and default kernel sets (`scripts/kernels.sh`; the
-//! README's tables), which moved single seeds by at most 0.10 points. Across other pretrainings
+//! the shipped model under libtorch's AVX2, AVX-512 and default kernel sets (`scripts/kernels.sh`;
+//! the README's tables), which moved single seeds by at most 0.10 points. Across other pretrainings
 //! (`benchmarks/claims_robustness.sh`) the drop holds on every model, NFL's half of it does not:
 //! this test is about the shipped bytes.
 use serde_json::Value;
