@@ -4,7 +4,8 @@
 # matrix products (MKL_ENABLE_INSTRUCTIONS) and oneDNN's convolutions (ONEDNN_MAX_CPU_ISA).
 # ATen's switch alone leaves the matrix products on this CPU's best MKL path: a mixture that no
 # machine runs (on an AVX-512 machine, `ATEN_CPU_CAPABILITY=avx2` alone gives other numbers than
-# an AVX2 machine; with all three capped it gives the AVX2 machine's, to the last digit).
+# an AVX2 machine; with all three capped it gives the AVX2 machine's, to the last digit on one
+# grid and within 0.05 points on another, perhaps as MKL also picks code by CPU vendor).
 #   scripts/kernels.sh avx2|avx512|default COMMAND [ARGS...]
 # avx512 needs a CPU with AVX-512 and leaves MKL and oneDNN on their best path for it; avx2
 # caps all three at AVX2; default is ATen's scalar code, MKL at SSE4.2 and oneDNN at SSE4.1 (the
