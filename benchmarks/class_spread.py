@@ -3,7 +3,8 @@
 base-to-novel: the angle from each class to its nearest neighbour on the same side, and the mean
 cosine between the side's classes. NFL's penalty, 1 - cos, grows with the square of the angle a
 class's features move, so the closer the novel classes sit, the less it costs a context to
-reorder them (README, "What holds, and by how much").
+reorder them (README, "What sets NFL's share": it tracks NFL's share within one pretraining
+recipe, not across recipes).
 
     python3 benchmarks/class_spread.py BIN DATA_DIR DATASET MODEL [MODEL ...]
 
