@@ -13,13 +13,13 @@ DATA_DIR is a `prepare shapes` output; each MODEL a weights file. Features come 
 """
 import json
 import math
-import struct
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import load_file
 
 
 def class_names(data: Path, dataset: str) -> list[str]:
@@ -39,11 +39,7 @@ def text_features(bin_: str, weights: str, texts: list[str]) -> np.ndarray:
         for t in texts:
             cmd += ["--text", t]
         subprocess.run(cmd, check=True, capture_output=True)
-        raw = out.read_bytes()
-    n = struct.unpack("<Q", raw[:8])[0]
-    meta = json.loads(raw[8 : 8 + n])["text_features"]
-    start, end = meta["data_offsets"]
-    return np.frombuffer(raw[8 + n + start : 8 + n + end], dtype="<f4").reshape(meta["shape"])
+        return load_file(str(out))["text_features"]
 
 
 def side(feats: np.ndarray) -> tuple[float, float]:
