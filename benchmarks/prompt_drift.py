@@ -73,7 +73,10 @@ def main() -> None:
         for result in sorted(Path(grid).glob("*/result.json")):
             r = json.loads(result.read_text())
             spec, ctx_file = r["spec"], result.parent / "context.safetensors"
-            if spec.get("protocol") != "base_to_novel" or not ctx_file.exists():
+            # CoCoOp's prompts also depend on the image, and ProGrad's frozen text keeps a
+            # template word after the context: neither is CoOp's layout.
+            other_layout = spec["method"].startswith(("cocoop", "prograd"))
+            if spec.get("protocol") != "base_to_novel" or not ctx_file.exists() or other_layout:
                 continue
             key = (spec["root"], spec["dataset"])
             if key not in targets:
@@ -84,8 +87,8 @@ def main() -> None:
             ctx = load_file(str(ctx_file))["ctx"].float()
             d_base, _ = drift(model, ctx, base, z[: len(base)])
             d_novel, move = drift(model, ctx, novel, z[len(base):])
-            cell = (grid, spec["dataset"], spec["method"])
-            rows[cell[1:]].append((d_base, d_novel, r["accuracy"]["new"]))
+            cell = (Path(grid).name, spec["dataset"], spec["method"])
+            rows[cell].append((d_base, d_novel, r["accuracy"]["new"]))
             moves[cell + (spec["seed"],)] = move.flatten()
     # Whether a remedy's leftover drift points the way CoOp's does: the cosine between the two
     # displacements of all novel features, CoOp's of the same grid and seed.
@@ -93,14 +96,16 @@ def main() -> None:
     for (grid, dataset, method, seed), move in moves.items():
         coop = moves.get((grid, dataset, "coop", seed))
         if coop is not None and method != "coop":
-            along[(dataset, method)].append((seed, F.cosine_similarity(move, coop, dim=0).item()))
-    print("| dataset | method | seeds | 1 - cos, base | 1 - cos, novel | novel accuracy "
+            cos = F.cosine_similarity(move, coop, dim=0).item()
+            along[(grid, dataset, method)].append((seed, cos))
+    print("| grid | dataset | method | seeds | 1 - cos, base | 1 - cos, novel | novel accuracy "
           "| novel drift's cosine with CoOp's, seed by seed |")
-    print("|---|---|---|---|---|---|---|")
-    for (dataset, method), v in sorted(rows.items()):
+    print("|---|---|---|---|---|---|---|---|")
+    for (grid, dataset, method), v in sorted(rows.items()):
         mean = [statistics.mean(x) for x in zip(*v)]
-        cos = " / ".join(f"{c:.2f}" for _, c in sorted(along.get((dataset, method), []))) or "–"
-        print(f"| {dataset} | {method} | {len(v)} | {mean[0]:.3f} | {mean[1]:.3f} | {mean[2]:.2f} | {cos} |")
+        cos = " / ".join(f"{c:.2f}" for _, c in sorted(along.get((grid, dataset, method), [])))
+        print(f"| {grid} | {dataset} | {method} | {len(v)} | {mean[0]:.3f} | {mean[1]:.3f} "
+              f"| {mean[2]:.2f} | {cos or '–'} |")
 
 
 if __name__ == "__main__":
