@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file
 
+# The shapes datasets' template (trainer/src/data/catalog.rs, PHOTO).
+SHAPES_TEMPLATE = "a photo of a {}."
+
 
 def class_names(data: Path, dataset: str) -> list[str]:
     (path,) = (data / dataset).glob("split_*.json")
@@ -60,7 +63,7 @@ def main() -> None:
     print("| model | base: nearest-neighbour angle / mean cos | novel: nearest-neighbour angle / mean cos |")
     print("|---|---|---|")
     for m in models:
-        f = text_features(bin_, m, [f"a photo of a {n}." for n in names])
+        f = text_features(bin_, m, [SHAPES_TEMPLATE.format(n) for n in names])
         b, n = side(f[:half]), side(f[half:])
         print(f"| {m} | {b[0]:.1f}° / {b[1]:.3f} | {n[0]:.1f}° / {n[1]:.3f} |")
 

@@ -25,20 +25,10 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "oracle"))
+from class_spread import SHAPES_TEMPLATE, class_names  # noqa: E402
 from clip_models import clip, reference_model  # noqa: E402
 from coop_step_oracle import assemble, encode_prompts, prompt_parts  # noqa: E402
 from safetensors.torch import load, load_file  # noqa: E402
-
-SHAPES_TEMPLATE = "a photo of a {}."
-
-
-def class_names(root: Path, dataset: str) -> list[str]:
-    (path,) = (root / dataset).glob("split_*.json")
-    names = {}
-    for items in json.loads(path.read_text()).values():
-        for _path, label, name in items:
-            names[label] = name
-    return [names[k] for k in sorted(names)]
 
 
 @torch.no_grad()
