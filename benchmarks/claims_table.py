@@ -1,7 +1,11 @@
 """Tabulates the claims of several pretraining seeds (benchmarks/claims_robustness.sh's OUT):
-one row per seed and claim, then each claim's spread over seeds.
+one row per seed and claim, then each claim's spread over seeds. A remedy's share carries its
+standard error over training seeds (paired by seed, as claims.json has it); the spread row sets
+the shares' spread over pretraining seeds beside the root-mean-square of those errors, so a
+spread no wider than them is training-seed noise, not a difference between models.
     claims_table.py [--grid NAME] OUT SEED...   (NAME: the grid's file stem, default claims)"""
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -19,6 +23,17 @@ def spread(xs):
     return f"{statistics.mean(xs):.2f} ± {sd:.2f} (min {min(xs):.2f})"
 
 
+def share(r, se, m):
+    if m not in r:
+        return "–"
+    return f"{100 * r[m]:.0f} ± {100 * se[m]:.0f} %" if m in se else f"{100 * r[m]:.0f} %"
+
+
+def noise(es):
+    """The root-mean-square standard error of the per-model shares."""
+    return f"; s.e. {math.sqrt(statistics.mean(e * e for e in es)):.2f}" if es else ""
+
+
 def main():
     args = sys.argv[1:]
     grid = "claims"
@@ -30,25 +45,29 @@ def main():
     print("| pretraining seed | dataset | zero-shot novel | CoOp novel per seed | drop mean / min "
           "| NFL recovered | SubPT recovered | SubPT+NFL recovered | holds |")
     print("|---|---|---|---|---|---|---|---|---|")
-    drops, recov = {}, {}
+    drops, recov, errs = {}, {}, {}
     for s, c in claims.items():
         if c is None:
             print(f"| {s} | (no claims.json) | | | | | | | |")
             continue
         for d in c["novel_drop"]:
             r = {m: v[1] for m, v in d["remedies"].items()}
+            se = d.get("recovery_se", {})
             drops.setdefault(d["dataset"], []).append(d["drop_mean"])
             for m, v in r.items():
                 recov.setdefault((d["dataset"], m), []).append(100 * v)
+                if m in se:
+                    errs.setdefault((d["dataset"], m), []).append(100 * se[m])
             coop = " / ".join(f"{v:.2f}" for v in d["coop"].values())
-            rec = [f"{100 * r[m]:.0f} %" if m in r else "–" for m in ("coop_nfl", "coop_sub", "coop_sub_nfl")]
+            rec = [share(r, se, m) for m in ("coop_nfl", "coop_sub", "coop_sub_nfl")]
             print(f"| {s} | {d['dataset']} | {d['zero_shot']:.2f} | {coop} | "
                   f"{d['drop_mean']:.2f} / {d['drop_min']:.2f} | {' | '.join(rec)} | "
                   f"{'yes' if d['holds'] else 'no'} |")
     print("\n| dataset | drop over pretraining seeds | NFL recovered % | SubPT recovered % | SubPT+NFL recovered % |")
     print("|---|---|---|---|---|")
     for ds, xs in drops.items():
-        rs = [spread(recov.get((ds, m), [])) for m in ("coop_nfl", "coop_sub", "coop_sub_nfl")]
+        rs = [spread(recov.get((ds, m), [])) + noise(errs.get((ds, m), []))
+              for m in ("coop_nfl", "coop_sub", "coop_sub_nfl")]
         print(f"| {ds} | {spread(xs)} | {' | '.join(rs)} |")
     print("\n## Claim (i): CoOp's accuracy rises then falls; SubPT's does not\n")
     print("| pretraining seed | dataset | trained on | tested on | zero-shot | CoOp first / peak (epoch) / end ± std "

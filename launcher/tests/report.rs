@@ -566,3 +566,28 @@ fn claim_one_counts_the_rise_from_zero_shot_clip() {
     }
     assert_eq!(claim(&old)["holds"], true);
 }
+
+#[test]
+fn claim_two_gives_each_share_its_standard_error_paired_by_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    write(&res, &b2n("dtd", Method::Zsclip, 1, 70.0, 80.0));
+    // CoOp 60 / 62 / 64: a mean drop of 18. NFL gains 10, 9 and 11 on the same seeds: a share
+    // of 10 / 18, and differences of std 1, so a standard error of 1 / sqrt(3) / 18. Unpaired,
+    // NFL's spread (std 2.65) and CoOp's (2) would make it nearly four times as wide.
+    for (seed, coop, nfl) in [(1, 60.0, 70.0), (2, 62.0, 71.0), (3, 64.0, 75.0)] {
+        write(&res, &b2n("dtd", Method::Coop, seed, 70.0, coop));
+        write(&res, &b2n("dtd", Method::CoopNfl, seed, 70.0, nfl));
+    }
+    let out = tmp.path().join("r");
+    generate(&res, &tmp.path().join("none"), &out, &Scope::All).unwrap();
+    let c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("claims.json")).unwrap()).unwrap();
+    let d = &c["novel_drop"][0];
+    let share = d["remedies"]["coop_nfl"][1].as_f64().unwrap();
+    let se = d["recovery_se"]["coop_nfl"].as_f64().unwrap();
+    assert!((share - 10.0 / 18.0).abs() < 1e-12, "{d:#}");
+    assert!((se - 1.0 / 3f64.sqrt() / 18.0).abs() < 1e-12, "{d:#}");
+    let md = std::fs::read_to_string(out.join("claims.md")).unwrap();
+    assert!(md.contains("72.00 (56 ± 3 %)"), "{md}");
+}
