@@ -10,6 +10,9 @@ import statistics
 import sys
 from pathlib import Path
 
+# The remedies the tables show, in their column order.
+REMEDIES = ("coop_nfl", "coop_sub", "coop_sub_nfl")
+
 
 def load(out: Path, seed: str, grid: str):
     p = out / f"seed{seed}" / grid / "report" / "claims.json"
@@ -59,7 +62,7 @@ def main():
                 if m in se:
                     errs.setdefault((d["dataset"], m), []).append(100 * se[m])
             coop = " / ".join(f"{v:.2f}" for v in d["coop"].values())
-            rec = [share(r, se, m) for m in ("coop_nfl", "coop_sub", "coop_sub_nfl")]
+            rec = [share(r, se, m) for m in REMEDIES]
             print(f"| {s} | {d['dataset']} | {d['zero_shot']:.2f} | {coop} | "
                   f"{d['drop_mean']:.2f} / {d['drop_min']:.2f} | {' | '.join(rec)} | "
                   f"{'yes' if d['holds'] else 'no'} |")
@@ -67,7 +70,7 @@ def main():
     print("|---|---|---|---|---|")
     for ds, xs in drops.items():
         rs = [spread(recov.get((ds, m), [])) + noise(errs.get((ds, m), []))
-              for m in ("coop_nfl", "coop_sub", "coop_sub_nfl")]
+              for m in REMEDIES]
         print(f"| {ds} | {spread(xs)} | {' | '.join(rs)} |")
     print("\n## Claim (i): CoOp's accuracy rises then falls; SubPT's does not\n")
     print("| pretraining seed | dataset | trained on | tested on | zero-shot | CoOp first / peak (epoch) / end ± std "

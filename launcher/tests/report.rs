@@ -574,7 +574,7 @@ fn claim_two_gives_each_share_its_standard_error_paired_by_seed() {
     write(&res, &b2n("dtd", Method::Zsclip, 1, 70.0, 80.0));
     // CoOp 60 / 62 / 64: a mean drop of 18. NFL gains 10, 9 and 11 on the same seeds: a share
     // of 10 / 18, and differences of std 1, so a standard error of 1 / sqrt(3) / 18. Unpaired,
-    // NFL's spread (std 2.65) and CoOp's (2) would make it nearly four times as wide.
+    // NFL's spread (std 2.65) and CoOp's (2) would make it 3.3 times as wide.
     for (seed, coop, nfl) in [(1, 60.0, 70.0), (2, 62.0, 71.0), (3, 64.0, 75.0)] {
         write(&res, &b2n("dtd", Method::Coop, seed, 70.0, coop));
         write(&res, &b2n("dtd", Method::CoopNfl, seed, 70.0, nfl));

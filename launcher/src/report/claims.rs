@@ -203,13 +203,17 @@ fn novel_drop<'a>(
     let mut recovery_se = BTreeMap::new();
     for m in remedy_methods() {
         let Some(runs) = find(m) else { continue };
-        let v: Vec<f64> = runs.iter().filter_map(|r| final_accuracy(r, new)).collect();
+        let by_seed: Vec<(u64, f64)> = runs
+            .iter()
+            .filter_map(|r| Some((r.result.spec.seed, final_accuracy(r, new)?)))
+            .collect();
+        let v: Vec<f64> = by_seed.iter().map(|&(_, a)| a).collect();
         if let Some(acc) = mean(&v) {
             remedies.insert(m.name().to_string(), (acc, (acc - coop_mean) / drop_mean));
         }
-        let paired: Vec<f64> = runs
+        let paired: Vec<f64> = by_seed
             .iter()
-            .filter_map(|r| Some(final_accuracy(r, new)? - coop.get(&r.result.spec.seed)?))
+            .filter_map(|(seed, a)| Some(a - coop.get(seed)?))
             .collect();
         if let Some(sd) = sample_std(&paired) {
             let se = sd / (paired.len() as f64).sqrt() / drop_mean;
