@@ -29,6 +29,8 @@ def spread(xs):
 def share(r, se, m):
     if m not in r:
         return "–"
+    if r[m] is None:
+        return "no drop"
     return f"{100 * r[m]:.0f} ± {100 * se[m]:.0f} %" if m in se else f"{100 * r[m]:.0f} %"
 
 
@@ -58,6 +60,8 @@ def main():
             se = d.get("recovery_se", {})
             drops.setdefault(d["dataset"], []).append(d["drop_mean"])
             for m, v in r.items():
+                if v is None:  # no drop: nothing to win back, no share to pool
+                    continue
                 recov.setdefault((d["dataset"], m), []).append(100 * v)
                 if m in se:
                     errs.setdefault((d["dataset"], m), []).append(100 * se[m])

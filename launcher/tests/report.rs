@@ -591,3 +591,27 @@ fn claim_two_gives_each_share_its_standard_error_paired_by_seed() {
     let md = std::fs::read_to_string(out.join("claims.md")).unwrap();
     assert!(md.contains("72.00 (56 ± 3 %)"), "{md}");
 }
+
+#[test]
+fn claim_two_reads_no_share_of_a_drop_that_is_not_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    write(&res, &b2n("dtd", Method::Zsclip, 1, 70.0, 88.45));
+    // CoOp's mean equals zero-shot's but for float rounding (one seed above, two below): a
+    // share of it would be a ratio of rounding errors, in the quadrillions of percent.
+    for (seed, coop, nfl) in [(1, 88.95, 88.5), (2, 88.3, 88.0), (3, 88.1, 87.95)] {
+        write(&res, &b2n("dtd", Method::Coop, seed, 70.0, coop));
+        write(&res, &b2n("dtd", Method::CoopNfl, seed, 70.0, nfl));
+    }
+    let out = tmp.path().join("r");
+    generate(&res, &tmp.path().join("none"), &out, &Scope::All).unwrap();
+    let c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("claims.json")).unwrap()).unwrap();
+    let d = &c["novel_drop"][0];
+    assert!(d["drop_mean"].as_f64().unwrap().abs() < 1e-9, "{d:#}");
+    assert!(d["remedies"]["coop_nfl"][1].is_null(), "{d:#}");
+    assert!(d["recovery_se"].get("coop_nfl").is_none(), "{d:#}");
+    assert_eq!(d["holds"], false);
+    let md = std::fs::read_to_string(out.join("claims.md")).unwrap();
+    assert!(md.contains("88.15 (no drop)"), "{md}");
+}

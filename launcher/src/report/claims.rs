@@ -22,6 +22,9 @@ use subpt_trainer::engine::spec::Method;
 pub const MIN_DROP: f64 = 3.0;
 /// Claim (ii): the share of that drop NFL and SubPT must each win back.
 pub const MIN_RECOVERY: f64 = 0.5;
+/// A mean drop no larger than this is none (CoOp's and zero-shot's mean accuracies equal but
+/// for float rounding), and no share of it is read.
+const NO_DROP: f64 = 1e-6;
 /// The methods whose recovery claim (ii) asks for (NFL and SubPT), beside every other
 /// remedy a grid ran (SubPT+NFL, CoCoOp, KgCoOp, ProGrad and their combinations): the
 /// methods that learn, less CoOp itself.
@@ -43,8 +46,9 @@ pub struct NovelDrop {
     /// Zero-shot minus CoOp: mean and smallest over seeds.
     pub drop_mean: f64,
     pub drop_min: f64,
-    /// Per remedy: its mean novel accuracy and the share of CoOp's mean drop it wins back.
-    pub remedies: BTreeMap<String, (f64, f64)>,
+    /// Per remedy: its mean novel accuracy and the share of CoOp's mean drop it wins back
+    /// (none where CoOp's mean accuracy is not below zero-shot's: there is nothing to win back).
+    pub remedies: BTreeMap<String, (f64, Option<f64>)>,
     /// Per remedy: the standard error of that share over seeds, paired by seed (a seed fixes
     /// the few-shot subset and the initial context for CoOp and the remedy alike): the sample
     /// std of remedy minus CoOp per seed, over the square root of the seeds, over the mean
@@ -201,6 +205,7 @@ fn novel_drop<'a>(
     let coop_mean = mean(&coop.values().copied().collect::<Vec<_>>())?;
     let mut remedies = BTreeMap::new();
     let mut recovery_se = BTreeMap::new();
+    let of_drop = |points: f64| (drop_mean > NO_DROP).then(|| points / drop_mean);
     for m in remedy_methods() {
         let Some(runs) = find(m) else { continue };
         let by_seed: Vec<(u64, f64)> = runs
@@ -209,21 +214,22 @@ fn novel_drop<'a>(
             .collect();
         let v: Vec<f64> = by_seed.iter().map(|&(_, a)| a).collect();
         if let Some(acc) = mean(&v) {
-            remedies.insert(m.name().to_string(), (acc, (acc - coop_mean) / drop_mean));
+            remedies.insert(m.name().to_string(), (acc, of_drop(acc - coop_mean)));
         }
         let paired: Vec<f64> = by_seed
             .iter()
             .filter_map(|(seed, a)| Some(a - coop.get(seed)?))
             .collect();
-        if let Some(sd) = sample_std(&paired) {
-            let se = sd / (paired.len() as f64).sqrt() / drop_mean;
+        if let Some(se) =
+            sample_std(&paired).and_then(|sd| of_drop(sd / (paired.len() as f64).sqrt()))
+        {
             recovery_se.insert(m.name().to_string(), se);
         }
     }
     let recovers = |m: Method| {
         remedies
             .get(m.name())
-            .is_some_and(|&(_, r)| r >= MIN_RECOVERY)
+            .is_some_and(|&(_, r)| r.is_some_and(|r| r >= MIN_RECOVERY))
     };
     let holds = drop_min > 0.0
         && drop_mean >= MIN_DROP
@@ -319,10 +325,13 @@ pub fn tables(c: &Claims) -> Vec<Table> {
     );
     for d in &c.novel_drop {
         let remedy = |m: Method| {
-            d.remedies.get(m.name()).map_or("–".to_string(), |(a, r)| {
-                match d.recovery_se.get(m.name()) {
-                    Some(se) => format!("{a:.2} ({:.0} ± {:.0} %)", 100.0 * r, 100.0 * se),
-                    None => format!("{a:.2} ({:.0} %)", 100.0 * r),
+            d.remedies.get(m.name()).map_or("–".to_string(), |&(a, r)| {
+                match (r, d.recovery_se.get(m.name())) {
+                    (None, _) => format!("{a:.2} (no drop)"),
+                    (Some(r), Some(se)) => {
+                        format!("{a:.2} ({:.0} ± {:.0} %)", 100.0 * r, 100.0 * se)
+                    }
+                    (Some(r), None) => format!("{a:.2} ({:.0} %)", 100.0 * r),
                 }
             })
         };
