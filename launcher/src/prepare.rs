@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use subpt_trainer::data::fashion_mnist::{self, Corruption, FashionMnistOptions};
 use subpt_trainer::data::fewshot_cache::{self, CacheMode, FewshotSource};
 use subpt_trainer::data::fewshot_pickle::DasslPickle;
-use subpt_trainer::data::shapes::{self, ShapesOptions};
+use subpt_trainer::data::shapes::{self, RuleKey, ShapesOptions};
 use subpt_trainer::data::verify::{verify_with, VerifyOptions};
 use subpt_trainer::data::{read_dataset, DatasetName};
 use tch::Tensor;
@@ -91,6 +91,11 @@ pub enum PrepareCommand {
         test_per_class: usize,
         #[arg(long, default_value_t = ShapesOptions::default().seed)]
         seed: u64,
+        /// Key a ruled dataset's base-side patterns on another attribute: shape (its own),
+        /// colour, colour-plus-shape or shape-colour-parity. Draw it under its own --out: the
+        /// class names are the same, the pixels are not.
+        #[arg(long, value_parser = parse_rule_key)]
+        rule_key: Option<RuleKey>,
         #[arg(long)]
         force: bool,
     },
@@ -247,6 +252,7 @@ pub fn run(cmd: PrepareCommand) -> Result<()> {
             val_per_class,
             test_per_class,
             seed,
+            rule_key,
             force,
         } => {
             let opts = ShapesOptions {
@@ -254,10 +260,15 @@ pub fn run(cmd: PrepareCommand) -> Result<()> {
                 val_per_class,
                 test_per_class,
                 seed,
+                rule_key,
             };
+            // With a rule key, every dataset means every ruled one.
             let all: Vec<DatasetName> = DatasetName::ALL
                 .into_iter()
                 .filter(|d| d.is_shapes())
+                .filter(|&d| {
+                    rule_key.is_none() || shapes::world_dataset(d).is_some_and(|w| w.rule.is_some())
+                })
                 .collect();
             let chosen = if datasets.is_empty() { all } else { datasets };
             for d in chosen {
@@ -310,4 +321,14 @@ pub fn run(cmd: PrepareCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn parse_rule_key(s: &str) -> Result<RuleKey, String> {
+    RuleKey::ALL
+        .into_iter()
+        .find(|k| k.id() == s)
+        .ok_or_else(|| {
+            let ids: Vec<&str> = RuleKey::ALL.iter().map(|k| k.id()).collect();
+            format!("unknown rule key {s:?} (known: {})", ids.join(", "))
+        })
 }

@@ -28,7 +28,8 @@ pub struct WorldDataset {
 
 /// A cue a few shots teach that does not carry over. Each class of the first half of the labels
 /// (base-to-novel's base classes) is drawn in the pattern its shape gives by a rule (pattern =
-/// shape mod 5: every square striped, every triangle dotted); each class of the second half in a
+/// shape mod 5: every square striped, every triangle dotted; [`RuleKey`] names the others
+/// measured); each class of the second half in a
 /// pattern drawn once for it. Training and validation images always show their class's pattern,
 /// test images in `test_keep` percent of cases, a pattern drawn at random in the rest.
 ///
@@ -40,6 +41,52 @@ pub struct WorldDataset {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PatternRule {
     pub test_keep: u8,
+    pub key: RuleKey,
+}
+
+/// What a base class's pattern follows. `shapes_ruled` keys it on the shape, a word every novel
+/// name shares with some base name; the others are the levers that ask what that sharing does
+/// (the split is by colour, so no novel name carries a base colour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuleKey {
+    /// shape mod 5: every square striped.
+    #[default]
+    Shape,
+    /// colour mod 5: every red class striped; no novel name carries the key.
+    Colour,
+    /// (colour + shape) mod 5: a pairing the context must work out from both words.
+    ColourPlusShape,
+    /// (shape + colour mod 2) mod 5: the shape's rule, shifted by one for every other colour.
+    ShapeColourParity,
+}
+
+impl RuleKey {
+    pub const ALL: [RuleKey; 4] = [
+        RuleKey::Shape,
+        RuleKey::Colour,
+        RuleKey::ColourPlusShape,
+        RuleKey::ShapeColourParity,
+    ];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            RuleKey::Shape => "shape",
+            RuleKey::Colour => "colour",
+            RuleKey::ColourPlusShape => "colour-plus-shape",
+            RuleKey::ShapeColourParity => "shape-colour-parity",
+        }
+    }
+
+    /// The pattern a base class of this colour and shape is drawn in.
+    pub fn pattern(self, colour: usize, shape: usize) -> usize {
+        let patterns = Pattern::ALL.len();
+        match self {
+            RuleKey::Shape => shape % patterns,
+            RuleKey::Colour => colour % patterns,
+            RuleKey::ColourPlusShape => (colour + shape) % patterns,
+            RuleKey::ShapeColourParity => (shape + colour % 2) % patterns,
+        }
+    }
 }
 
 impl WorldDataset {
@@ -138,18 +185,29 @@ impl WorldDataset {
             .iter()
             .map(|&axis| (axis, rng.randint(0, axis.len() as i64 - 1) as usize))
             .collect();
-        if self.rule.is_some() {
-            let patterns = Pattern::ALL.len();
+        if let Some(rule) = self.rule {
             let pattern = match 2 * label < self.num_classes() {
                 true => {
-                    let shape = self.fixed(label, Axis::Shape);
-                    shape.expect("a ruled dataset names its classes' shapes") % patterns
+                    let named = |axis| {
+                        self.fixed(label, axis)
+                            .expect("a ruled dataset names its classes' colours and shapes")
+                    };
+                    rule.key.pattern(named(Axis::Colour), named(Axis::Shape))
                 }
-                false => rng.randint(0, patterns as i64 - 1) as usize,
+                false => rng.randint(0, Pattern::ALL.len() as i64 - 1) as usize,
             };
             out.push((Axis::Pattern, pattern));
         }
         out
+    }
+
+    /// The same dataset with its base side's pattern keyed on `key` (a ruled dataset only).
+    pub fn with_rule_key(self, key: RuleKey) -> Option<WorldDataset> {
+        let rule = self.rule?;
+        Some(WorldDataset {
+            rule: Some(PatternRule { key, ..rule }),
+            ..self
+        })
     }
 
     /// Image `index` of class `label` in split `split` (0 train, 1 val, 2 test) for `seed`.
@@ -227,7 +285,10 @@ pub const DATASETS: [WorldDataset; 8] = [
         &[Axis::Pattern, Axis::Size],
     ),
     WorldDataset {
-        rule: Some(PatternRule { test_keep: 70 }),
+        rule: Some(PatternRule {
+            test_keep: 70,
+            key: RuleKey::Shape,
+        }),
         ..world(
             "shapes_ruled",
             &[Axis::Colour, Axis::Shape],
@@ -307,25 +368,46 @@ mod tests {
 
     #[test]
     fn the_pattern_rule_holds_on_base_training_images_and_breaks_on_test_and_novel() {
-        let d = dataset("shapes_ruled").unwrap();
+        let ruled = dataset("shapes_ruled").unwrap();
+        assert_eq!(ruled.rule.unwrap().key, RuleKey::Shape);
+        assert_eq!(
+            dataset("shapes").unwrap().with_rule_key(RuleKey::Colour),
+            None
+        );
+        for key in RuleKey::ALL {
+            let d = ruled.with_rule_key(key).unwrap();
+            the_rule_holds(&d, key);
+        }
+    }
+
+    /// Base training images all carry their keyed pattern, base test images about
+    /// `test_keep` of the time, novel classes one pattern each that follows no key.
+    fn the_rule_holds(d: &WorldDataset, key: RuleKey) {
         let keep = d.rule.unwrap().test_keep as f64 / 100.0;
         let pattern_of = |label: usize, split: u64, index: u64| {
             let key = (label as u64) << 32 | index;
             let mut rng = SeededRng::for_item(stream_seed(0, d.stream, split), key);
-            (
-                d.attributes(label, split, &mut rng).pattern,
-                Shape::ALL[label % 10],
-            )
+            d.attributes(label, split, &mut rng).pattern
         };
-        let rule = |shape: Shape| {
-            let i = Shape::ALL.iter().position(|s| *s == shape).unwrap();
-            Pattern::ALL[i % 5]
+        // Hand-written per key, not `RuleKey::pattern`, so that a slip there fails here.
+        let rule = |label: usize| {
+            let (colour, shape) = (label / 10, label % 10);
+            Pattern::ALL[match key {
+                RuleKey::Shape => shape % 5,
+                RuleKey::Colour => colour % 5,
+                RuleKey::ColourPlusShape => (colour + shape) % 5,
+                RuleKey::ShapeColourParity => (shape + colour % 2) % 5,
+            }]
         };
         let base = 0..d.num_classes() / 2;
         for label in base.clone() {
             for index in 0..20 {
-                let (p, s) = pattern_of(label, 0, index);
-                assert_eq!(p, rule(s), "class {label} training image {index}");
+                let p = pattern_of(label, 0, index);
+                assert_eq!(
+                    p,
+                    rule(label),
+                    "{key:?}: class {label} training image {index}"
+                );
             }
         }
         // Test images keep the rule in about `test_keep` of cases, and in about a fifth of the
@@ -333,28 +415,27 @@ mod tests {
         let (mut kept, mut n) = (0, 0);
         for label in base {
             for index in 0..40 {
-                let (p, s) = pattern_of(label, TEST_SPLIT, index);
-                kept += usize::from(p == rule(s));
+                kept += usize::from(pattern_of(label, TEST_SPLIT, index) == rule(label));
                 n += 1;
             }
         }
         let expected = keep + (1.0 - keep) / 5.0;
         assert!(
             (kept as f64 / n as f64 - expected).abs() < 0.05,
-            "{kept} of {n}"
+            "{key:?}: {kept} of {n}"
         );
         // Every novel class has one pattern of its own on its training images, and the rule
         // holds for no more of them than chance would give.
         let novel = d.num_classes() / 2..d.num_classes();
         let mut ruled = 0;
         for label in novel.clone() {
-            let (p, s) = pattern_of(label, 0, 0);
-            assert!((1..10).all(|i| pattern_of(label, 0, i).0 == p));
-            ruled += usize::from(p == rule(s));
+            let p = pattern_of(label, 0, 0);
+            assert!((1..10).all(|i| pattern_of(label, 0, i) == p));
+            ruled += usize::from(p == rule(label));
         }
         assert!(
             ruled <= novel.len() / 2,
-            "{ruled} novel classes follow the rule"
+            "{key:?}: {ruled} novel classes follow the rule"
         );
     }
 

@@ -8,4 +8,4 @@ pub mod datasets;
 pub mod render;
 
 pub use attributes::{Attributes, Background, Colour, Pattern, Shape, Size};
-pub use datasets::{WorldDataset, DATASETS};
+pub use datasets::{RuleKey, WorldDataset, DATASETS};

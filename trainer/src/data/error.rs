@@ -85,6 +85,8 @@ pub enum DataError {
     },
     #[error("{path}: cannot write JSON: {detail}")]
     WriteJson { path: PathBuf, detail: String },
+    #[error("dataset {dataset} has no pattern rule for a rule key to set (shapes_ruled has)")]
+    NoPatternRule { dataset: String },
 }
 
 impl DataError {

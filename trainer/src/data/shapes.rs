@@ -3,11 +3,12 @@
 //! Every image is a pure function of (data seed, dataset, split, class, index), so two machines
 //! write the same bytes, and the pretraining corpus (a stream of its own) never repeats them.
 use super::catalog::DatasetName;
-use super::error::Result;
+use super::error::{DataError, Result};
 use super::splits::{folder_of, save_png, write_split_file, DatasetSplits, Item, Split};
 use crate::io::write_atomic;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
+pub use subpt_shapes::RuleKey;
 use subpt_shapes::WorldDataset;
 
 pub use super::catalog::SHAPES_SPLIT_FILE as SPLIT_FILE;
@@ -19,6 +20,9 @@ pub struct ShapesOptions {
     pub test_per_class: usize,
     /// Seed of the drawings (the world's data seed, not a training seed).
     pub seed: u64,
+    /// Another key for a ruled dataset's base-side patterns than its own (a lever: the README's
+    /// "What sets NFL's share").
+    pub rule_key: Option<RuleKey>,
 }
 
 impl Default for ShapesOptions {
@@ -28,6 +32,7 @@ impl Default for ShapesOptions {
             val_per_class: 4,
             test_per_class: 40,
             seed: 0,
+            rule_key: None,
         }
     }
 }
@@ -40,7 +45,15 @@ pub fn world_dataset(name: DatasetName) -> Option<&'static WorldDataset> {
 /// Draws and writes dataset `name` under `root`; returns its splits as `read_dataset` reads
 /// them back.
 pub fn write(name: DatasetName, root: &Path, opts: &ShapesOptions) -> Result<DatasetSplits> {
-    let world = world_dataset(name).expect("a shapes dataset");
+    let world = *world_dataset(name).expect("a shapes dataset");
+    let world = match opts.rule_key {
+        None => world,
+        Some(key) => world
+            .with_rule_key(key)
+            .ok_or_else(|| DataError::NoPatternRule {
+                dataset: name.id().to_string(),
+            })?,
+    };
     let info = name.info();
     let image_root = info.image_root(root);
     let names = world.class_names();
@@ -82,8 +95,19 @@ pub fn write(name: DatasetName, root: &Path, opts: &ShapesOptions) -> Result<Dat
 }
 
 fn stamp_text(opts: &ShapesOptions) -> String {
+    // Spelled as the stamps of drawings made before the rule key existed, so those stay up to
+    // date; a key other than the dataset's own is named after it.
+    let ShapesOptions {
+        train_per_class,
+        val_per_class,
+        test_per_class,
+        seed,
+        rule_key,
+    } = opts;
+    let key = rule_key.map_or(String::new(), |k| format!(" rule key {}", k.id()));
     format!(
-        "{opts:?} drawn by subpt-shapes {}\n",
+        "ShapesOptions {{ train_per_class: {train_per_class}, val_per_class: {val_per_class}, \
+         test_per_class: {test_per_class}, seed: {seed} }}{key} drawn by subpt-shapes {}\n",
         env!("CARGO_PKG_VERSION")
     )
 }
@@ -101,4 +125,42 @@ pub fn ensure(name: DatasetName, root: &Path, opts: &ShapesOptions) -> Result<bo
     }
     write(name, root, opts)?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drawing_stamped_before_rule_keys_is_up_to_date_and_a_keyed_one_is_not() {
+        let plain = ShapesOptions::default();
+        assert_eq!(
+            stamp_text(&plain),
+            format!(
+                "ShapesOptions {{ train_per_class: 16, val_per_class: 4, test_per_class: 40, \
+                 seed: 0 }} drawn by subpt-shapes {}\n",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+        let keyed = ShapesOptions {
+            rule_key: Some(RuleKey::Colour),
+            ..plain
+        };
+        assert_ne!(stamp_text(&keyed), stamp_text(&plain));
+        assert!(stamp_text(&keyed).contains("rule key colour"));
+    }
+
+    #[test]
+    fn a_rule_key_on_a_dataset_without_a_rule_is_an_error_naming_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = ShapesOptions {
+            rule_key: Some(RuleKey::Colour),
+            ..ShapesOptions::default()
+        };
+        let err = write(DatasetName::Shapes, tmp.path(), &opts).unwrap_err();
+        assert!(
+            err.to_string().contains("shapes has no pattern rule"),
+            "{err}"
+        );
+    }
 }
