@@ -94,7 +94,7 @@ pub enum PrepareCommand {
         /// Key a ruled dataset's base-side patterns on another attribute: shape (its own),
         /// colour, colour-plus-shape or shape-colour-parity. Draw it under its own --out: the
         /// class names are the same, the pixels are not.
-        #[arg(long, value_parser = parse_rule_key)]
+        #[arg(long)]
         rule_key: Option<RuleKey>,
         #[arg(long)]
         force: bool,
@@ -321,14 +321,4 @@ pub fn run(cmd: PrepareCommand) -> Result<()> {
             Ok(())
         }
     }
-}
-
-fn parse_rule_key(s: &str) -> Result<RuleKey, String> {
-    RuleKey::ALL
-        .into_iter()
-        .find(|k| k.id() == s)
-        .ok_or_else(|| {
-            let ids: Vec<&str> = RuleKey::ALL.iter().map(|k| k.id()).collect();
-            format!("unknown rule key {s:?} (known: {})", ids.join(", "))
-        })
 }

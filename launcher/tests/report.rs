@@ -567,15 +567,13 @@ fn claim_one_counts_the_rise_from_zero_shot_clip() {
     assert_eq!(claim(&old)["holds"], true);
 }
 
-#[test]
-fn claim_two_gives_each_share_its_standard_error_paired_by_seed() {
+/// The claims (claims.json, claims.md) of a dtd grid: zero-shot at `zero_shot` on the novel
+/// classes, CoOp and NFL at the given novel accuracies per seed.
+fn novel_claims(zero_shot: f64, runs: &[(u64, f64, f64)]) -> (serde_json::Value, String) {
     let tmp = tempfile::tempdir().unwrap();
     let res = tmp.path().join("results");
-    write(&res, &b2n("dtd", Method::Zsclip, 1, 70.0, 80.0));
-    // CoOp 60 / 62 / 64: a mean drop of 18. NFL gains 10, 9 and 11 on the same seeds: a share
-    // of 10 / 18, and differences of std 1, so a standard error of 1 / sqrt(3) / 18. Unpaired,
-    // NFL's spread (std 2.65) and CoOp's (2) would make it 3.3 times as wide.
-    for (seed, coop, nfl) in [(1, 60.0, 70.0), (2, 62.0, 71.0), (3, 64.0, 75.0)] {
+    write(&res, &b2n("dtd", Method::Zsclip, 1, 70.0, zero_shot));
+    for &(seed, coop, nfl) in runs {
         write(&res, &b2n("dtd", Method::Coop, seed, 70.0, coop));
         write(&res, &b2n("dtd", Method::CoopNfl, seed, 70.0, nfl));
     }
@@ -583,35 +581,34 @@ fn claim_two_gives_each_share_its_standard_error_paired_by_seed() {
     generate(&res, &tmp.path().join("none"), &out, &Scope::All).unwrap();
     let c: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("claims.json")).unwrap()).unwrap();
-    let d = &c["novel_drop"][0];
+    let md = std::fs::read_to_string(out.join("claims.md")).unwrap();
+    (c["novel_drop"][0].clone(), md)
+}
+
+#[test]
+fn claim_two_gives_each_share_its_standard_error_paired_by_seed() {
+    // CoOp 60 / 62 / 64: a mean drop of 18. NFL gains 10, 9 and 11 on the same seeds: a share
+    // of 10 / 18, and differences of std 1, so a standard error of 1 / sqrt(3) / 18. Unpaired,
+    // NFL's spread (std 2.65) and CoOp's (2) would make it 3.3 times as wide.
+    let (d, md) = novel_claims(80.0, &[(1, 60.0, 70.0), (2, 62.0, 71.0), (3, 64.0, 75.0)]);
     let share = d["remedies"]["coop_nfl"][1].as_f64().unwrap();
     let se = d["recovery_se"]["coop_nfl"].as_f64().unwrap();
     assert!((share - 10.0 / 18.0).abs() < 1e-12, "{d:#}");
     assert!((se - 1.0 / 3f64.sqrt() / 18.0).abs() < 1e-12, "{d:#}");
-    let md = std::fs::read_to_string(out.join("claims.md")).unwrap();
     assert!(md.contains("72.00 (56 ± 3 %)"), "{md}");
 }
 
 #[test]
 fn claim_two_reads_no_share_of_a_drop_that_is_not_there() {
-    let tmp = tempfile::tempdir().unwrap();
-    let res = tmp.path().join("results");
-    write(&res, &b2n("dtd", Method::Zsclip, 1, 70.0, 88.45));
     // CoOp's mean equals zero-shot's but for float rounding (one seed above, two below): a
     // share of it would be a ratio of rounding errors, in the quadrillions of percent.
-    for (seed, coop, nfl) in [(1, 88.95, 88.5), (2, 88.3, 88.0), (3, 88.1, 87.95)] {
-        write(&res, &b2n("dtd", Method::Coop, seed, 70.0, coop));
-        write(&res, &b2n("dtd", Method::CoopNfl, seed, 70.0, nfl));
-    }
-    let out = tmp.path().join("r");
-    generate(&res, &tmp.path().join("none"), &out, &Scope::All).unwrap();
-    let c: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("claims.json")).unwrap()).unwrap();
-    let d = &c["novel_drop"][0];
+    let (d, md) = novel_claims(
+        88.45,
+        &[(1, 88.95, 88.5), (2, 88.3, 88.0), (3, 88.1, 87.95)],
+    );
     assert!(d["drop_mean"].as_f64().unwrap().abs() < 1e-9, "{d:#}");
     assert!(d["remedies"]["coop_nfl"][1].is_null(), "{d:#}");
     assert!(d["recovery_se"].get("coop_nfl").is_none(), "{d:#}");
     assert_eq!(d["holds"], false);
-    let md = std::fs::read_to_string(out.join("claims.md")).unwrap();
     assert!(md.contains("88.15 (no drop)"), "{md}");
 }

@@ -89,6 +89,19 @@ impl RuleKey {
     }
 }
 
+impl std::str::FromStr for RuleKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        RuleKey::ALL
+            .into_iter()
+            .find(|k| k.id() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = RuleKey::ALL.iter().map(|k| k.id()).collect();
+                format!("unknown rule key `{s}` ({})", known.join(", "))
+            })
+    }
+}
+
 impl WorldDataset {
     pub fn num_classes(&self) -> usize {
         self.axes.iter().map(|a| a.len()).product()
