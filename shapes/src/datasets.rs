@@ -29,9 +29,9 @@ pub struct WorldDataset {
 /// A cue a few shots teach that does not carry over. Each class of the first half of the labels
 /// (base-to-novel's base classes) is drawn in the pattern its shape gives by a rule (pattern =
 /// shape mod 5: every square striped, every triangle dotted; [`RuleKey`] names the others
-/// measured); each class of the second half in a
-/// pattern drawn once for it. Training and validation images always show their class's pattern,
-/// test images in `test_keep` percent of cases, a pattern drawn at random in the rest.
+/// measured); each class of the second half in a pattern drawn once for it. Training and
+/// validation images always show their class's pattern, test images in `test_keep` percent of
+/// cases, a pattern drawn at random in the rest.
 ///
 /// One context shared by every class can learn the rule, since the text tower reads the shape
 /// in each class name; a context that expects "squares are striped" then costs accuracy on the
@@ -47,10 +47,9 @@ pub struct PatternRule {
 /// What a base class's pattern follows. `shapes_ruled` keys it on the shape, a word every novel
 /// name shares with some base name; the others are the levers that ask what that sharing does
 /// (the split is by colour, so no novel name carries a base colour).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleKey {
     /// shape mod 5: every square striped.
-    #[default]
     Shape,
     /// colour mod 5: every red class striped; no novel name carries the key.
     Colour,
