@@ -9,6 +9,7 @@ mod grid_mpi;
 mod paper_claims;
 mod remedies;
 mod report;
+mod report_claims;
 mod report_protocols;
 mod report_variants;
 mod result_identity;
